@@ -69,12 +69,24 @@ impl<T: Connector> Guest for Exported<T> {
 
 /// Exports a [`Connector`] implementation as the component's `handler`. Use it
 /// once, at the root of the connector crate.
+///
+/// Only wasm32 builds export anything: the export names
+/// (`recoco:connector/handler@0.1.0#handle-event`) are not valid symbols for
+/// native linkers, and a native build is only for unit tests. There, the macro
+/// just checks that the type is a [`Connector`].
 #[macro_export]
 macro_rules! export_connector {
     ($connector:ty) => {
         // The generated export macro takes an identifier, hence the alias.
+        #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         type __RecocoConnectorExport = $crate::Exported<$connector>;
+        #[cfg(target_arch = "wasm32")]
         $crate::bindings::export!(__RecocoConnectorExport with_types_in $crate::bindings);
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: () = {
+            fn is_connector<T: $crate::Connector>() {}
+            let _ = is_connector::<$connector>;
+        };
     };
 }
