@@ -54,7 +54,7 @@ pub trait Connector {
 pub struct Exported<T>(PhantomData<T>);
 
 impl<T: Connector> Guest for Exported<T> {
-    fn manifest() -> wit::Manifest {
+    fn manifest() -> wit::PluginManifest {
         T::manifest().into()
     }
 

@@ -107,7 +107,7 @@ impl Manifest {
     }
 }
 
-impl From<Manifest> for wit::Manifest {
+impl From<Manifest> for wit::PluginManifest {
     fn from(manifest: Manifest) -> Self {
         Self {
             name: manifest.name,
