@@ -1,0 +1,554 @@
+//! Service configuration: one TOML file, overlaid by `RECOCO_SYNC_*` environment
+//! variables, then by command-line flags. Validated once at start; unknown keys are
+//! errors so a typo cannot pass silently. `${VAR}` in any string reads the
+//! environment (secrets stay out of the file).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use serde::Deserialize;
+
+/// Prefix of the environment variables that override settings. Nested keys are
+/// separated by a double underscore: `RECOCO_SYNC_QUEUE__WORKERS=8`.
+pub const ENV_PREFIX: &str = "RECOCO_SYNC_";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Database URL; `sqlite://path` (created with its directory when missing).
+    pub database_url: String,
+    /// Directory watched for connector components (`*.wasm`).
+    pub plugins_dir: PathBuf,
+    /// Bearer token for the admin API and page. Without it, they answer only to
+    /// requests from the loopback interface.
+    pub admin_token: Option<String>,
+    /// Key that encrypts secrets at rest (64 hex characters). When absent, a key is
+    /// generated once in `secret_key_file`.
+    pub secret_key: Option<String>,
+    /// Where the generated secret key lives (mode 0600).
+    pub secret_key_file: PathBuf,
+    pub intake: IntakeConfig,
+    pub queue: QueueConfig,
+    pub runtime: RuntimeConfig,
+    pub outbound: OutboundConfig,
+    pub log: LogConfig,
+    /// Recoco portals that send webhooks.
+    pub sources: Vec<SourceDecl>,
+    /// Connector instances fed by a source.
+    pub connections: Vec<ConnectionDecl>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8000".parse().expect("valid default address"),
+            database_url: "sqlite://data/recoco-sync.db".into(),
+            plugins_dir: "connectors".into(),
+            admin_token: None,
+            secret_key: None,
+            secret_key_file: "data/secret.key".into(),
+            intake: IntakeConfig::default(),
+            queue: QueueConfig::default(),
+            runtime: RuntimeConfig::default(),
+            outbound: OutboundConfig::default(),
+            log: LogConfig::default(),
+            sources: Vec::new(),
+            connections: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntakeConfig {
+    /// Largest accepted webhook body; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// How far the `Django-Webhook-Request-Timestamp` may be from our clock.
+    /// Recoco re-signs every retry, so a few minutes is safe.
+    #[serde(with = "humantime_serde")]
+    pub timestamp_tolerance: Duration,
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+    /// Most events committed in one transaction by the intake writer.
+    pub max_batch: usize,
+}
+
+impl Default for IntakeConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            timestamp_tolerance: Duration::from_secs(300),
+            trust_forwarded_for: false,
+            max_batch: 256,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Jobs run at the same time by this process. 0 disables the workers
+    /// (intake only).
+    pub workers: usize,
+    /// Attempts before a job that keeps failing with retryable errors is dead.
+    pub max_attempts: u32,
+    /// First retry delay; doubled at each attempt, with ±20 % jitter.
+    #[serde(with = "humantime_serde")]
+    pub backoff_base: Duration,
+    /// Longest retry delay (also caps a connector's `retry-after`).
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+    /// How often idle workers look for due jobs (they are also woken on intake).
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// How long a claimed job is reserved; renewed while it runs, so a crashed
+    /// worker's job is taken again after this delay.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            max_attempts: 8,
+            backoff_base: Duration::from_secs(10),
+            backoff_max: Duration::from_secs(3600),
+            poll_interval: Duration::from_millis(500),
+            lease: Duration::from_secs(120),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// CPU time a connector may spend in one invocation, not counting the time it
+    /// waits for the host (HTTP calls and the like). Enforced with epochs.
+    #[serde(with = "humantime_serde")]
+    pub deadline: Duration,
+    /// Wall-clock limit of one event invocation, host calls included.
+    #[serde(with = "humantime_serde")]
+    pub event_timeout: Duration,
+    /// Wall-clock limit of one task invocation (a full sync can be long).
+    #[serde(with = "humantime_serde")]
+    pub task_timeout: Duration,
+    /// Linear memory cap of one invocation, in bytes.
+    pub memory_limit: usize,
+    /// Instances that may exist at once (pooling allocator slots).
+    pub max_instances: u32,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            deadline: Duration::from_secs(30),
+            event_timeout: Duration::from_secs(600),
+            task_timeout: Duration::from_secs(4 * 3600),
+            memory_limit: 64 * 1024 * 1024,
+            max_instances: 128,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundConfig {
+    /// Default timeout of a connector's HTTP request.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Largest timeout a connector may ask for.
+    #[serde(with = "humantime_serde")]
+    pub max_timeout: Duration,
+    /// Largest response body handed to a connector.
+    pub max_response_bytes: usize,
+    /// Let allowed host *names* resolve to private or loopback addresses. IP
+    /// literals in `allowed_hosts` are always an explicit grant.
+    pub allow_private_networks: bool,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            max_timeout: Duration::from_secs(300),
+            max_response_bytes: 16 * 1024 * 1024,
+            allow_private_networks: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// tracing filter; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+/// A Recoco portal, as declared in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceDecl {
+    /// Last path segment of the webhook URL: `POST /api/webhook/{code}`.
+    pub code: String,
+    /// The portal's API base, e.g. `https://portal.example/api` (no trailing slash).
+    #[serde(default)]
+    pub api_url: Option<String>,
+    /// Webhook signing secrets; any of them validates a request (rotation).
+    pub secrets: Vec<String>,
+    /// Technical account used for the source API.
+    #[serde(default)]
+    pub api_username: Option<String>,
+    #[serde(default)]
+    pub api_password: Option<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+/// A connection: one plugin fed by one source, with its own config and grants.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionDecl {
+    pub name: String,
+    /// Code of the source whose events it receives.
+    pub source: String,
+    /// Plugin name (from its manifest).
+    pub plugin: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Hosts the plugin may call; when absent, the plugin's defaults.
+    #[serde(default)]
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Plugin configuration, validated against the plugin's schema.
+    #[serde(default = "empty_table")]
+    pub config: serde_json::Value,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn empty_table() -> serde_json::Value {
+    serde_json::Value::Object(Default::default())
+}
+
+/// Flags given on the command line; they win over the file and the environment.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub database_url: Option<String>,
+    pub plugins_dir: Option<PathBuf>,
+    pub workers: Option<usize>,
+}
+
+impl Config {
+    /// Reads `path` (if any), applies the environment and `overrides`, validates.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let text = match path {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?,
+            None => String::new(),
+        };
+        Self::from_parts(&text, &env, overrides)
+    }
+
+    /// The pure part of [`Config::load`], for tests.
+    pub fn from_parts(
+        text: &str,
+        env: &[(String, String)],
+        overrides: &Overrides,
+    ) -> anyhow::Result<Self> {
+        let mut doc: toml::Table = toml::from_str(text).context("config file is not valid TOML")?;
+        let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        for (key, value) in env {
+            let Some(rest) = key.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+            set_path(&mut doc, &path, parse_env_value(value))
+                .with_context(|| format!("cannot apply environment variable {key}"))?;
+        }
+        let mut value = toml::Value::Table(doc);
+        expand_env(&mut value, "", &lookup)?;
+        let mut config: Config = value.try_into().map_err(|e: toml::de::Error| {
+            anyhow::anyhow!("invalid configuration: {}", e.message())
+        })?;
+        if let Some(listen) = overrides.listen {
+            config.listen = listen;
+        }
+        if let Some(url) = &overrides.database_url {
+            config.database_url = url.clone();
+        }
+        if let Some(dir) = &overrides.plugins_dir {
+            config.plugins_dir = dir.clone();
+        }
+        if let Some(workers) = overrides.workers {
+            config.queue.workers = workers;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if !self.database_url.starts_with("sqlite:") {
+            bail!("database_url must start with sqlite: (got a different scheme)");
+        }
+        if self.queue.max_attempts == 0 {
+            bail!("queue.max_attempts must be at least 1");
+        }
+        if self.runtime.memory_limit < 1024 * 1024 {
+            bail!("runtime.memory_limit must be at least 1 MiB");
+        }
+        let mut codes = std::collections::HashSet::new();
+        for source in &self.sources {
+            if source.code.is_empty()
+                || !source
+                    .code
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                bail!(
+                    "source code {:?} must be non-empty and use only letters, digits, - and _",
+                    source.code
+                );
+            }
+            if !codes.insert(source.code.as_str()) {
+                bail!("source {:?} is declared twice", source.code);
+            }
+            if source.secrets.iter().any(|s| s.is_empty()) {
+                bail!("source {:?} has an empty secret", source.code);
+            }
+            if let Some(api_url) = &source.api_url {
+                url::Url::parse(api_url)
+                    .with_context(|| format!("source {:?}: api_url is not a URL", source.code))?;
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for connection in &self.connections {
+            if !names.insert(connection.name.as_str()) {
+                bail!("connection {:?} is declared twice", connection.name);
+            }
+            if !connection.config.is_object() {
+                bail!("connection {:?}: config must be a table", connection.name);
+            }
+        }
+        Ok(())
+    }
+
+    /// Path of the SQLite file named by `database_url`.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        let rest = self
+            .database_url
+            .strip_prefix("sqlite://")
+            .or_else(|| self.database_url.strip_prefix("sqlite:"))?;
+        let rest = rest.split('?').next().unwrap_or(rest);
+        (rest != ":memory:" && !rest.is_empty()).then(|| PathBuf::from(rest))
+    }
+}
+
+/// Environment values are TOML scalars when they parse as such (`8`, `true`,
+/// `"30s"`), lists when they look like one, else plain strings.
+fn parse_env_value(raw: &str) -> toml::Value {
+    if let Ok(table) = toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        if let Some(value) = table.get("v") {
+            return value.clone();
+        }
+    }
+    toml::Value::String(raw.to_string())
+}
+
+fn set_path(doc: &mut toml::Table, path: &[String], value: toml::Value) -> anyhow::Result<()> {
+    let (last, parents) = path.split_last().context("empty key")?;
+    let mut table = doc;
+    for part in parents {
+        let entry = table
+            .entry(part.clone())
+            .or_insert_with(|| toml::Value::Table(Default::default()));
+        table = entry
+            .as_table_mut()
+            .with_context(|| format!("{part} is not a table"))?;
+    }
+    table.insert(last.clone(), value);
+    Ok(())
+}
+
+/// Replaces `${VAR}` in every string by the variable's value; `$$` is a literal `$`.
+fn expand_env(
+    value: &mut toml::Value,
+    at: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<()> {
+    match value {
+        toml::Value::String(s) if s.contains('$') => *s = expand_str(s, at, lookup)?,
+        toml::Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                expand_env(item, &format!("{at}[{i}]"), lookup)?;
+            }
+        }
+        toml::Value::Table(table) => {
+            for (key, item) in table.iter_mut() {
+                let here = if at.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{at}.{key}")
+                };
+                expand_env(item, &here, lookup)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn expand_str(
+    s: &str,
+    at: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let tail = &rest[pos..];
+        if let Some(after) = tail.strip_prefix("$$") {
+            out.push('$');
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("${") {
+            let end = after
+                .find('}')
+                .with_context(|| format!("{at}: unclosed ${{ in value"))?;
+            let name = &after[..end];
+            let value = lookup(name)
+                .with_context(|| format!("{at}: environment variable {name} is not set"))?;
+            out.push_str(&value);
+            rest = &after[end + 1..];
+        } else {
+            out.push('$');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_without_file() {
+        let c = Config::from_parts("", &[], &Overrides::default()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8000");
+        assert_eq!(c.database_url, "sqlite://data/recoco-sync.db");
+        assert_eq!(c.plugins_dir, PathBuf::from("connectors"));
+        assert_eq!(c.intake.max_body_bytes, 1024 * 1024);
+        assert_eq!(c.intake.timestamp_tolerance, Duration::from_secs(300));
+        assert_eq!(c.sqlite_path(), Some(PathBuf::from("data/recoco-sync.db")));
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let text = r#"
+            listen = "127.0.0.1:9000"
+            [queue]
+            workers = 2
+            backoff_base = "2s"
+        "#;
+        let e = env(&[
+            ("RECOCO_SYNC_QUEUE__WORKERS", "7"),
+            ("RECOCO_SYNC_LISTEN", "127.0.0.1:9100"),
+        ]);
+        let c = Config::from_parts(text, &e, &Overrides::default()).unwrap();
+        assert_eq!(c.queue.workers, 7);
+        assert_eq!(c.queue.backoff_base, Duration::from_secs(2));
+        assert_eq!(c.listen.port(), 9100);
+        let flags = Overrides {
+            workers: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(
+            Config::from_parts(text, &e, &flags).unwrap().queue.workers,
+            1
+        );
+    }
+
+    #[test]
+    fn sources_and_connections_expand_variables() {
+        let text = r#"
+            [[sources]]
+            code = "recoco-prod"
+            api_url = "https://portal.example/api"
+            secrets = ["${HOOK_SECRET}", "literal$$dollar"]
+            [[connections]]
+            name = "fwd"
+            source = "recoco-prod"
+            plugin = "http-forward"
+            allowed_hosts = ["crm.example.org"]
+            [connections.config]
+            url = "https://crm.example.org/hooks"
+            secret = "${FWD}"
+        "#;
+        let e = env(&[("HOOK_SECRET", "s3cr3t-value-1"), ("FWD", "whsec_abc")]);
+        let c = Config::from_parts(text, &e, &Overrides::default()).unwrap();
+        assert_eq!(
+            c.sources[0].secrets,
+            vec!["s3cr3t-value-1", "literal$dollar"]
+        );
+        assert!(c.sources[0].enabled);
+        assert_eq!(c.connections[0].config["secret"], "whsec_abc");
+    }
+
+    #[test]
+    fn missing_variable_names_the_place_not_a_value() {
+        let text = "[[sources]]\ncode = \"a\"\nsecrets = [\"${NOPE}\"]\n";
+        let err = Config::from_parts(text, &[], &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("NOPE") && err.contains("sources[0].secrets[0]"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = Config::from_parts("listne = \"x\"", &[], &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("listne"), "{err}");
+        let err = Config::from_parts(
+            "",
+            &env(&[("RECOCO_SYNC_QUEUE__WORKRS", "1")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("workrs"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_source_is_refused() {
+        let text = "[[sources]]\ncode = \"a\"\nsecrets = [\"x\"]\n[[sources]]\ncode = \"a\"\nsecrets = [\"y\"]\n";
+        assert!(Config::from_parts(text, &[], &Overrides::default()).is_err());
+    }
+}

@@ -1,0 +1,240 @@
+//! recoco-sync: receives Recoco webhooks, stores every one, queues the work, and
+//! runs sandboxed WebAssembly connectors that synchronise the data elsewhere.
+//!
+//! [`Service::start`] assembles the parts; the data path is
+//! [`intake`] → [`store`] + [`queue`] → [`queue::worker`] → [`runtime`] →
+//! [`outbound`] / [`source_api`]. Dependencies point down only.
+
+pub mod admin;
+pub mod catalog;
+pub mod config;
+pub mod ids;
+pub mod intake;
+pub mod outbound;
+pub mod queue;
+pub mod registry;
+pub mod routing;
+pub mod runtime;
+pub mod secrets;
+pub mod shipped;
+pub mod source_api;
+pub mod store;
+pub mod telemetry;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::routing::get;
+use axum::Router;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use catalog::CatalogHandle;
+use config::Config;
+use intake::{EventSink, EventWriter, IntakeState};
+use outbound::OutboundClient;
+use registry::Registry;
+use runtime::{HostServices, Runtime};
+use secrets::Sealer;
+use source_api::SourceApi;
+
+/// How often the catalog checks for changes made by other processes.
+const CATALOG_REFRESH: Duration = Duration::from_secs(2);
+
+/// Installs the process-wide TLS provider (reqwest is built without one).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Everything a running service holds.
+pub struct Service {
+    pub config: Config,
+    pub pool: store::Pool,
+    pub catalog: Arc<CatalogHandle>,
+    pub registry: Arc<Registry>,
+    pub runtime: Arc<Runtime>,
+    /// Wakes idle workers when jobs are queued.
+    pub wake: Arc<Notify>,
+    pub shutdown: CancellationToken,
+}
+
+impl Service {
+    /// Opens the database (migrating it), applies the configured sources and
+    /// connections, loads the shipped and directory plugins.
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        install_crypto_provider();
+        let pool = store::open(&config.database_url).await?;
+        let sealer = Sealer::load(config.secret_key.as_deref(), &config.secret_key_file)?;
+        let catalog = Arc::new(CatalogHandle::load(pool.clone(), sealer).await?);
+        catalog
+            .apply_config(&config)
+            .await
+            .context("cannot apply the sources and connections of the configuration")?;
+        let wake = Arc::new(Notify::new());
+        let outbound = OutboundClient::new(&config.outbound)?;
+        let services = Arc::new(HostServices {
+            pool: pool.clone(),
+            outbound: outbound.clone(),
+            source_api: SourceApi::new(outbound),
+            max_attempts: config.queue.max_attempts,
+            wake: wake.clone(),
+        });
+        let runtime = Arc::new(Runtime::new(&config.runtime, services)?);
+        let registry = Arc::new(Registry::new(runtime.clone(), pool.clone(), wake.clone()).await?);
+        registry.load_shipped().await?;
+        registry
+            .load_dir(&config.plugins_dir)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot read the plugins directory {}",
+                    config.plugins_dir.display()
+                )
+            })?;
+        let service = Self {
+            config,
+            pool,
+            catalog,
+            registry,
+            runtime,
+            wake,
+            shutdown: CancellationToken::new(),
+        };
+        service.check_connections();
+        Ok(service)
+    }
+
+    /// Warns about connections that cannot run as configured.
+    fn check_connections(&self) {
+        for c in self.catalog.get().connections() {
+            match self.registry.get(&c.plugin) {
+                None => {
+                    tracing::warn!(connection = %c.name, plugin = %c.plugin, "plugin not loaded: the connection's jobs will wait for it")
+                }
+                Some(p) => {
+                    if let Err(problem) = p.validate_config(&c.config) {
+                        tracing::error!(connection = %c.name, "{problem}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Intake, admin API and page, health check.
+    pub fn router(&self, sink: EventSink) -> Router {
+        let intake = intake::router(IntakeState {
+            catalog: self.catalog.clone(),
+            registry: self.registry.clone(),
+            sink,
+            config: self.config.intake.clone(),
+            max_attempts: self.config.queue.max_attempts,
+        });
+        let admin = admin::router(admin::AdminState {
+            pool: self.pool.clone(),
+            catalog: self.catalog.clone(),
+            registry: self.registry.clone(),
+            wake: self.wake.clone(),
+            token: self.config.admin_token.clone(),
+            max_attempts: self.config.queue.max_attempts,
+        });
+        Router::new()
+            .route(
+                "/healthz",
+                get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+            )
+            .merge(intake)
+            .merge(admin)
+            .layer(tower_http::trace::TraceLayer::new_for_http())
+    }
+
+    /// The durable event sink (group-commit writer).
+    pub fn event_writer(&self) -> EventSink {
+        EventSink::Store(EventWriter::start(
+            self.pool.clone(),
+            self.config.intake.max_batch,
+            self.wake.clone(),
+        ))
+    }
+
+    /// Starts the workers and background loops.
+    pub fn spawn_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let workers = Arc::new(queue::worker::Workers {
+            pool: self.pool.clone(),
+            catalog: self.catalog.clone(),
+            registry: self.registry.clone(),
+            runtime: self.runtime.clone(),
+            queue: self.config.queue.clone(),
+            limits: self.config.runtime.clone(),
+            wake: self.wake.clone(),
+            shutdown: self.shutdown.clone(),
+        });
+        let mut handles = workers.spawn();
+        let (catalog, shutdown) = (self.catalog.clone(), self.shutdown.clone());
+        handles.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(CATALOG_REFRESH) => {}
+                    _ = shutdown.cancelled() => return,
+                }
+                if let Err(err) = catalog.refresh_if_changed().await {
+                    tracing::warn!(error = %err, "cannot refresh sources and connections");
+                }
+            }
+        }));
+        handles
+    }
+
+    /// Serves on `listener` until the shutdown token fires, then waits for
+    /// running jobs (up to their lease) to finish.
+    pub async fn serve(self, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+        let addr = listener.local_addr()?;
+        let router = self.router(self.event_writer());
+        let background = self.spawn_background();
+        tracing::info!(%addr, "recoco-sync listening");
+        let shutdown = self.shutdown.clone();
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .context("HTTP server failed")?;
+        for handle in background {
+            let _ = handle.await;
+        }
+        self.pool.close().await;
+        Ok(())
+    }
+}
+
+/// Runs the service on its configured address until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let service = Service::start(config).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let shutdown = service.shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: finishing running jobs");
+        shutdown.cancel();
+    });
+    service.serve(listener).await
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,356 @@
+//! The `recoco-sync` command: `serve` (the default) runs the service; the other
+//! sub-commands are operator tools that work on the database directly, so they
+//! need no running service (and work while one runs).
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use recoco_sync::admin::ops;
+use recoco_sync::catalog::CatalogHandle;
+use recoco_sync::config::{Config, Overrides};
+use recoco_sync::ids::{now_ms, rfc3339};
+use recoco_sync::intake::signature;
+use recoco_sync::queue::jobs::{self, JobFilter};
+use recoco_sync::secrets::{redact_config, Sealer};
+use recoco_sync::store::{self, attempts, events, events::EventFilter};
+
+#[derive(Parser)]
+#[command(
+    name = "recoco-sync",
+    version,
+    about = "Recoco webhooks in, sandboxed connectors out"
+)]
+struct Cli {
+    /// Configuration file (TOML). Settings may also come from RECOCO_SYNC_* variables.
+    #[arg(long, short, global = true, env = "RECOCO_SYNC_CONFIG")]
+    config: Option<PathBuf>,
+    /// Database URL (overrides the file and the environment).
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service (the default).
+    Serve {
+        /// Address to listen on.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Directory of connector components.
+        #[arg(long)]
+        plugins_dir: Option<PathBuf>,
+        /// Number of workers (0: intake only).
+        #[arg(long)]
+        workers: Option<usize>,
+    },
+    /// Create or upgrade the database, apply the configured sources and connections, and exit.
+    Migrate,
+    /// Stored webhook events.
+    #[command(subcommand)]
+    Events(EventsCmd),
+    /// Queued, running and finished jobs.
+    #[command(subcommand)]
+    Jobs(JobsCmd),
+    /// Run a connector task (queued; a running service picks it up).
+    Task {
+        /// Connection name.
+        connection: String,
+        /// Task name, e.g. `setup` or `sync-all`.
+        task: String,
+        /// JSON payload.
+        #[arg(long, default_value = "{}")]
+        payload: String,
+    },
+    /// Sources and connections as stored (secrets redacted).
+    Status,
+    /// Sign and send a webhook body to a running service (for trying things out).
+    Send {
+        /// Webhook URL, e.g. http://127.0.0.1:8000/api/webhook/recoco-prod
+        #[arg(long)]
+        url: String,
+        /// Signing secret of the source.
+        #[arg(long, env = "RECOCO_WEBHOOK_SECRET", hide_env_values = true)]
+        secret: String,
+        /// File holding the JSON body (`-` for stdin).
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum EventsCmd {
+    /// Newest first.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long)]
+        object_type: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// One event, its body, its jobs and their attempts.
+    Show { id: String },
+    /// Route an event again (new jobs).
+    Replay { id: String },
+}
+
+#[derive(Subcommand)]
+enum JobsCmd {
+    List {
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        connection: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    Show {
+        id: String,
+    },
+    /// Retry one failed or dead job.
+    Retry {
+        id: String,
+    },
+    /// Retry every failed or dead job (of one connection).
+    RetryFailed {
+        #[arg(long)]
+        connection: Option<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut overrides = Overrides {
+        database_url: cli.database_url.clone(),
+        ..Default::default()
+    };
+    if let Some(Command::Serve {
+        listen,
+        plugins_dir,
+        workers,
+    }) = &cli.command
+    {
+        overrides.listen = *listen;
+        overrides.plugins_dir = plugins_dir.clone();
+        overrides.workers = *workers;
+    }
+    let config = Config::load(cli.config.as_deref(), &overrides)?;
+    let _telemetry = recoco_sync::telemetry::init(&config.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve {
+            listen: None,
+            plugins_dir: None,
+            workers: None,
+        }) {
+            Command::Serve { .. } => recoco_sync::run(config).await,
+            Command::Send { url, secret, file } => send(&url, &secret, &file).await,
+            command => operate(config, command).await,
+        }
+    })
+}
+
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Sub-commands that work on the database.
+async fn operate(config: Config, command: Command) -> anyhow::Result<()> {
+    let pool = store::open(&config.database_url).await?;
+    let sealer = Sealer::load(config.secret_key.as_deref(), &config.secret_key_file)?;
+    let catalog = CatalogHandle::load(pool.clone(), sealer).await?;
+    let max_attempts = config.queue.max_attempts;
+    match command {
+        Command::Migrate => {
+            catalog.apply_config(&config).await?;
+            println!("database {} is up to date", config.database_url);
+        }
+        Command::Status => {
+            let snapshot = catalog.get();
+            let sources: Vec<_> = snapshot
+                .sources()
+                .map(|s| serde_json::json!({"code": s.code, "api_url": s.api_url, "enabled": s.enabled, "secrets": s.secrets.len()}))
+                .collect();
+            let connections: Vec<_> = snapshot
+                .connections()
+                .map(|c| {
+                    serde_json::json!({"name": c.name, "plugin": c.plugin, "enabled": c.enabled,
+                        "allowed_hosts": c.allowed_hosts, "config": redact_config(&c.config, None)})
+                })
+                .collect();
+            print_json(
+                &serde_json::json!({"sources": sources, "connections": connections,
+                "events": events::count_by_status(&pool).await?, "jobs": jobs::count_by_state(&pool).await?}),
+            )?;
+        }
+        Command::Events(EventsCmd::List {
+            status,
+            source,
+            object_type,
+            limit,
+        }) => {
+            let filter = EventFilter {
+                status,
+                source,
+                object_type,
+                limit: Some(limit),
+                ..Default::default()
+            };
+            for e in events::list(&pool, &filter).await? {
+                println!(
+                    "{}  {}  {:<9}  {:<28}  object {:<8}  {}",
+                    e.id,
+                    rfc3339(e.received_at),
+                    e.status,
+                    e.topic.as_deref().unwrap_or("-"),
+                    e.object_id.as_deref().unwrap_or("-"),
+                    e.error.as_deref().unwrap_or("")
+                );
+            }
+        }
+        Command::Events(EventsCmd::Show { id }) => {
+            let e = events::get(&pool, &id)
+                .await?
+                .with_context(|| format!("no event {id}"))?;
+            let body: serde_json::Value = serde_json::from_slice(&e.body).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(&e.body).into())
+            });
+            let job_list = jobs::list(
+                &pool,
+                &JobFilter {
+                    event_id: Some(id),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            let mut out = serde_json::to_value(&e)?;
+            out["body"] = body;
+            out["jobs"] = serde_json::to_value(&job_list)?;
+            print_json(&out)?;
+        }
+        Command::Events(EventsCmd::Replay { id }) => {
+            let known = ops::KnownPlugins::load(&pool).await?;
+            let replayed = ops::replay_event(
+                &pool,
+                &catalog.get(),
+                &|p| known.subscriptions.get(p).cloned(),
+                &id,
+                max_attempts,
+            )
+            .await?;
+            print_json(&replayed)?;
+        }
+        Command::Jobs(JobsCmd::List {
+            state,
+            connection,
+            limit,
+        }) => {
+            for j in jobs::list(
+                &pool,
+                &JobFilter {
+                    state,
+                    connection,
+                    limit: Some(limit),
+                    ..Default::default()
+                },
+            )
+            .await?
+            {
+                println!(
+                    "{}  {:<9}  {:<20}  {:<6} {:<24}  attempts {}/{}  {}",
+                    j.id,
+                    j.state,
+                    j.connection,
+                    j.kind,
+                    j.task_name.or(j.event_id).unwrap_or_default(),
+                    j.attempts,
+                    j.max_attempts,
+                    j.last_error.or(j.summary).unwrap_or_default()
+                );
+            }
+        }
+        Command::Jobs(JobsCmd::Show { id }) => {
+            let job = jobs::get(&pool, &id)
+                .await?
+                .with_context(|| format!("no job {id}"))?;
+            let mut out = serde_json::to_value(&job)?;
+            out["attempts_log"] = serde_json::to_value(attempts::for_job(&pool, &id).await?)?;
+            print_json(&out)?;
+        }
+        Command::Jobs(JobsCmd::Retry { id }) => {
+            anyhow::ensure!(
+                jobs::retry(&pool, &id).await?,
+                "job {id} is not failed or dead (or does not exist)"
+            );
+            println!("job {id} queued again");
+        }
+        Command::Jobs(JobsCmd::RetryFailed { connection }) => {
+            let retried = ops::retry_failed(&pool, connection.as_deref()).await?;
+            println!("{} job(s) queued again", retried.len());
+        }
+        Command::Task {
+            connection,
+            task,
+            payload,
+        } => {
+            let payload: serde_json::Value =
+                serde_json::from_str(&payload).context("--payload must be JSON")?;
+            let known = ops::KnownPlugins::load(&pool).await?;
+            let id = ops::run_task(
+                &pool,
+                &catalog.get(),
+                &|p| known.tasks.get(p).cloned(),
+                &connection,
+                &task,
+                &payload,
+                max_attempts,
+            )
+            .await?;
+            println!("{id}");
+            eprintln!("task {task} of {connection} queued as {id}; follow it with `recoco-sync jobs show {id}`");
+        }
+        Command::Serve { .. } | Command::Send { .. } => unreachable!("handled by main"),
+    }
+    pool.close().await;
+    Ok(())
+}
+
+/// Signs `file` like Recoco does and posts it.
+async fn send(url: &str, secret: &str, file: &std::path::Path) -> anyhow::Result<()> {
+    recoco_sync::install_crypto_provider();
+    let body = if file.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)?;
+        buf
+    } else {
+        std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?
+    };
+    let timestamp = (now_ms() / 1000).to_string();
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header(signature::TIMESTAMP_HEADER, &timestamp)
+        .header(
+            signature::SIGNATURE_HEADER,
+            signature::sign(secret, &timestamp, &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = response.status();
+    println!("{status} {}", response.text().await.unwrap_or_default());
+    anyhow::ensure!(status.is_success(), "the webhook was refused");
+    Ok(())
+}

@@ -1,0 +1,359 @@
+//! Workers: claim a due job, gather what the connector needs (connection,
+//! plugin, grants, event), invoke it, and record the outcome. One attempt per
+//! claim; the decision to retry, fail or give up is taken here and logged here.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use super::backoff;
+use super::jobs::{self, Claimed, Finish, JobKind};
+use crate::catalog::CatalogHandle;
+use crate::config::{QueueConfig, RuntimeConfig};
+use crate::ids::{now_ms, rfc3339};
+use crate::outbound::{allow, AllowList};
+use crate::registry::{Plugin, Registry};
+use crate::runtime::{types, Call, InvokeError, Runtime, Scope};
+use crate::secrets::{secret_values, Scrubber};
+use crate::store::attempts::Attempt;
+use crate::store::{events, Pool};
+
+/// Everything a worker needs, shared by all of them.
+pub struct Workers {
+    pub pool: Pool,
+    pub catalog: Arc<CatalogHandle>,
+    pub registry: Arc<Registry>,
+    pub runtime: Arc<Runtime>,
+    pub queue: QueueConfig,
+    pub limits: RuntimeConfig,
+    pub wake: Arc<Notify>,
+    pub shutdown: CancellationToken,
+}
+
+impl Workers {
+    /// Starts `queue.workers` loops plus the lease reaper.
+    pub fn spawn(self: Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut handles: Vec<_> = (0..self.queue.workers)
+            .map(|n| {
+                let me = self.clone();
+                tokio::spawn(async move { me.run(format!("{}-w{n}", std::process::id())).await })
+            })
+            .collect();
+        if self.queue.workers > 0 {
+            let me = self.clone();
+            handles.push(tokio::spawn(async move { me.reap_expired_leases().await }));
+        }
+        handles
+    }
+
+    async fn run(&self, owner: String) {
+        let lease_ms = self.queue.lease.as_millis() as i64;
+        loop {
+            if self.shutdown.is_cancelled() {
+                return;
+            }
+            // Registered before claiming, so a wake-up between the claim and the
+            // wait is not lost.
+            let notified = self.wake.notified();
+            match jobs::claim(&self.pool, &owner, lease_ms).await {
+                Ok(Some(job)) => self.process(&owner, job).await,
+                Ok(None) => {
+                    tokio::select! {
+                        _ = notified => {}
+                        _ = tokio::time::sleep(self.queue.poll_interval) => {}
+                        _ = self.shutdown.cancelled() => return,
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot claim a job; retrying");
+                    tokio::time::sleep(self.queue.poll_interval).await;
+                }
+            }
+        }
+    }
+
+    async fn reap_expired_leases(&self) {
+        let every = (self.queue.lease / 2).max(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = self.shutdown.cancelled() => return,
+            }
+            match jobs::reclaim_expired(&self.pool).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::warn!(jobs = n, "requeued jobs whose worker stopped");
+                    self.wake.notify_waiters();
+                }
+                Err(err) => tracing::warn!(error = %err, "cannot requeue expired jobs"),
+            }
+        }
+    }
+
+    async fn process(&self, owner: &str, job: Claimed) {
+        let span = tracing::info_span!(
+            "queue.job",
+            job_id = %job.id,
+            connection = tracing::field::Empty,
+            plugin = %job.plugin,
+            attempt = job.attempt,
+        );
+        self.process_inner(owner, job).instrument(span).await
+    }
+
+    async fn process_inner(&self, owner: &str, job: Claimed) {
+        let started_at = now_ms();
+        let clock = Instant::now();
+        let prepared = match self.prepare(&job).await {
+            Ok(Some(p)) => p,
+            Ok(None) => return, // parked: waiting for its plugin
+            Err(error) => {
+                let attempt =
+                    self.attempt(&job, None, started_at, clock, "failed", Some(&error), None);
+                tracing::error!(error = %error, "job failed before running");
+                return self.record(&job, Finish::Failed { error }, attempt).await;
+            }
+        };
+        tracing::Span::current().record("connection", prepared.scope.connection.as_str());
+        let heartbeat = self.keep_lease(owner, &job);
+        let wall = match job.kind {
+            JobKind::Event { .. } => self.limits.event_timeout,
+            JobKind::Task { .. } => self.limits.task_timeout,
+        };
+        let result = self
+            .runtime
+            .invoke(
+                &prepared.plugin.pre,
+                prepared.scope.clone(),
+                prepared.ctx,
+                prepared.call,
+                wall,
+            )
+            .await;
+        heartbeat.cancel();
+        let plugin = Some(&*prepared.plugin);
+        let (finish, attempt) = match result {
+            Ok(summary) => {
+                tracing::info!(summary = %summary, elapsed_ms = clock.elapsed().as_millis() as u64, "job succeeded");
+                let attempt = self.attempt(
+                    &job,
+                    plugin,
+                    started_at,
+                    clock,
+                    "succeeded",
+                    None,
+                    Some(&summary),
+                );
+                (Finish::Succeeded { summary }, attempt)
+            }
+            Err(err) => self.decide(&job, plugin, started_at, clock, &err),
+        };
+        self.record(&job, finish, attempt).await;
+    }
+
+    /// Retry, fail or give up, and say so once in the log.
+    fn decide(
+        &self,
+        job: &Claimed,
+        plugin: Option<&Plugin>,
+        started_at: i64,
+        clock: Instant,
+        err: &InvokeError,
+    ) -> (Finish, Attempt) {
+        let error = err.to_string();
+        if err.retryable() && job.attempt < job.max_attempts {
+            let delay = backoff::delay(
+                job.attempt,
+                self.queue.backoff_base,
+                self.queue.backoff_max,
+                err.retry_after(),
+            );
+            tracing::warn!(error = %error, retry_in_ms = delay.as_millis() as u64, "job will be retried");
+            let attempt = self.attempt(job, plugin, started_at, clock, "retry", Some(&error), None);
+            return (
+                Finish::Retry {
+                    error,
+                    run_at: now_ms() + delay.as_millis() as i64,
+                },
+                attempt,
+            );
+        }
+        if err.retryable() {
+            let error = format!("gave up after {} attempts: {error}", job.attempt);
+            tracing::error!(error = %error, "job is dead");
+            let attempt = self.attempt(job, plugin, started_at, clock, "dead", Some(&error), None);
+            return (Finish::Dead { error }, attempt);
+        }
+        tracing::error!(error = %error, "job failed");
+        let attempt = self.attempt(job, plugin, started_at, clock, "failed", Some(&error), None);
+        (Finish::Failed { error }, attempt)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn attempt(
+        &self,
+        job: &Claimed,
+        plugin: Option<&Plugin>,
+        started_at: i64,
+        clock: Instant,
+        outcome: &str,
+        error: Option<&str>,
+        summary: Option<&str>,
+    ) -> Attempt {
+        Attempt {
+            job_id: job.id.to_string(),
+            number: job.attempt as i64,
+            plugin: plugin.map_or_else(|| job.plugin.clone(), |p| p.name().to_string()),
+            plugin_version: plugin.map(|p| p.manifest.version.clone()),
+            plugin_hash: plugin.map(|p| p.hash.clone()),
+            started_at,
+            duration_ms: clock.elapsed().as_millis() as i64,
+            outcome: outcome.to_string(),
+            error: error.map(str::to_string),
+            summary: summary.map(str::to_string),
+        }
+    }
+
+    async fn record(&self, job: &Claimed, finish: Finish, attempt: Attempt) {
+        // The outcome must not be lost to a busy database: retry a few times.
+        for wait in [0u64, 100, 500, 2000, 5000] {
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            match jobs::finish(&self.pool, job, &finish, attempt.clone()).await {
+                Ok(()) => return,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot record the job's outcome; retrying")
+                }
+            }
+        }
+        tracing::error!(
+            "giving up recording the job's outcome; its lease will expire and it will run again"
+        );
+    }
+
+    /// Renews the lease while the invocation runs.
+    fn keep_lease(&self, owner: &str, job: &Claimed) -> CancellationToken {
+        let stop = CancellationToken::new();
+        let (pool, id, owner, lease) = (
+            self.pool.clone(),
+            job.id.clone(),
+            owner.to_string(),
+            self.queue.lease,
+        );
+        let token = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(lease / 3) => {}
+                    _ = token.cancelled() => return,
+                }
+                if let Err(err) =
+                    jobs::heartbeat(&pool, &id, &owner, lease.as_millis() as i64).await
+                {
+                    tracing::warn!(job_id = %id, error = %err, "cannot renew the job's lease");
+                }
+            }
+        });
+        stop
+    }
+
+    /// Gathers the invocation's inputs. `Ok(None)`: the plugin is absent and the
+    /// job now waits for it. `Err`: a permanent problem to record.
+    async fn prepare(&self, job: &Claimed) -> Result<Option<Prepared>, String> {
+        let mut catalog = self.catalog.get();
+        if catalog.connection(job.connection_id).is_none() {
+            // Created by another process since our last refresh.
+            let _ = self.catalog.refresh_if_changed().await;
+            catalog = self.catalog.get();
+        }
+        let connection = catalog
+            .connection(job.connection_id)
+            .cloned()
+            .ok_or("its connection no longer exists")?;
+        if !connection.enabled {
+            return Err(format!(
+                "connection {:?} is disabled; enable it, then retry the job",
+                connection.name
+            ));
+        }
+        let source = catalog
+            .source(connection.source_id)
+            .cloned()
+            .ok_or("its source no longer exists")?;
+        let Some(plugin) = self.registry.get(&connection.plugin) else {
+            tracing::info!(plugin = %connection.plugin, "plugin not loaded; the job waits for it");
+            if let Err(err) = jobs::park_waiting(&self.pool, job).await {
+                tracing::warn!(error = %err, "cannot park the job");
+            }
+            return Ok(None);
+        };
+        plugin.validate_config(&connection.config)?;
+        let hosts = match &connection.allowed_hosts {
+            Some(hosts) => hosts.clone(),
+            None => {
+                allow::resolve_defaults(&plugin.manifest.default_allowed_hosts, &connection.config)
+            }
+        };
+        let allow = AllowList::parse(&hosts)
+            .map_err(|e| format!("connection {:?}: {e}", connection.name))?;
+        let mut secrets = source.secrets.clone();
+        secrets.extend(source.api_password.clone());
+        secrets.extend(secret_values(
+            &connection.config,
+            &plugin.manifest.config_schema,
+        ));
+        let scope = Arc::new(Scope {
+            connection_id: connection.id,
+            connection: connection.name.clone(),
+            plugin: plugin.name().to_string(),
+            source: source.clone(),
+            allow,
+            job_id: job.id.clone(),
+            scrubber: Scrubber::new(secrets),
+        });
+        let call = match &job.kind {
+            JobKind::Task { name, payload } => Call::Task {
+                name: name.clone(),
+                payload: payload.clone(),
+            },
+            JobKind::Event { event_id } => {
+                let event = events::get(&self.pool, event_id)
+                    .await
+                    .map_err(|e| format!("cannot load event {event_id}: {e}"))?
+                    .ok_or_else(|| format!("event {event_id} no longer exists"))?;
+                Call::Event(types::Event {
+                    id: event.id,
+                    source: event.source,
+                    topic: event.topic.unwrap_or_default(),
+                    object_type: event.object_type.unwrap_or_default(),
+                    action: event.action.unwrap_or_default(),
+                    object_id: event.object_id,
+                    payload: String::from_utf8_lossy(&event.body).into_owned(),
+                    received_at: rfc3339(event.received_at),
+                })
+            }
+        };
+        let ctx = types::Context {
+            config: connection.config.to_string(),
+            connection: connection.name.clone(),
+            source: source.code.clone(),
+            job_id: job.id.to_string(),
+            attempt: job.attempt,
+        };
+        Ok(Some(Prepared {
+            plugin,
+            scope,
+            call,
+            ctx,
+        }))
+    }
+}
+
+struct Prepared {
+    plugin: Arc<Plugin>,
+    scope: Arc<Scope>,
+    call: Call,
+    ctx: types::Context,
+}

@@ -1,0 +1,76 @@
+//! The one wasmtime `Engine`: component model, epoch interruption ticked by a
+//! background thread, copy-on-write memory images and the pooling allocator so a
+//! fresh instance per invocation costs microseconds.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::config::RuntimeConfig;
+
+/// Granularity of deadlines: the epoch is bumped this often.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Core instances, memories and tables a connector component may hold. Rust
+/// components built for wasm32-wasip2 use one memory and a handful of shims.
+const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 50;
+const MAX_MEMORIES_PER_COMPONENT: u32 = 4;
+const MAX_TABLES_PER_COMPONENT: u32 = 8;
+
+pub fn build(config: &RuntimeConfig) -> anyhow::Result<Engine> {
+    let mut base = Config::new();
+    base.wasm_component_model(true)
+        .epoch_interruption(true)
+        .memory_init_cow(true)
+        .parallel_compilation(true);
+
+    let n = config.max_instances.max(1);
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(n)
+        .total_core_instances(n * 8)
+        .total_memories(n * 2)
+        .total_tables(n * 4)
+        .total_stacks(n)
+        .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
+        .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
+        .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
+        .max_memory_size(config.memory_limit)
+        .max_component_instance_size(4 << 20)
+        .max_core_instance_size(4 << 20)
+        .table_elements(100_000);
+    let mut pooled = base.clone();
+    pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    // The pool reserves virtual address space up front; where that is restricted
+    // (ulimit -v, some sandboxes) fall back to allocating on demand.
+    match Engine::new(&pooled) {
+        Ok(engine) => Ok(engine),
+        Err(err) => {
+            tracing::warn!(error = %err, "pooling allocator unavailable; instances will be allocated on demand");
+            base.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+            Engine::new(&base)
+                .map_err(anyhow::Error::from)
+                .context("cannot create the wasm engine")
+        }
+    }
+}
+
+/// Bumps the engine's epoch every [`EPOCH_TICK`] for as long as the engine lives.
+pub fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("wasm-epoch".into())
+        .spawn(move || loop {
+            std::thread::sleep(EPOCH_TICK);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => break,
+            }
+        })
+        .expect("spawn the epoch thread");
+}
+
+/// Epoch ticks in `d`, at least one.
+pub fn ticks(d: Duration) -> u64 {
+    (d.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+}

@@ -1,0 +1,15 @@
+//! Host implementations of the WIT imports, one file per interface. Policy
+//! refusals and remote failures come back to the guest as WIT error values;
+//! only host failures trap.
+
+mod http;
+mod log;
+mod progress;
+mod scheduler;
+mod source_api;
+mod state;
+
+use super::bindings::types;
+use super::state::StoreState;
+
+impl types::Host for StoreState {}

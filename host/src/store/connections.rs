@@ -1,0 +1,130 @@
+//! `connections`: one plugin fed by one source. The config is sealed as a whole,
+//! since which of its fields are secrets depends on a plugin that may be absent.
+
+use anyhow::Context as _;
+use sqlx::Row as _;
+
+use super::Pool;
+use crate::config::ConnectionDecl;
+use crate::ids::{now_ms, ConnectionId, SourceId};
+use crate::secrets::Sealer;
+
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub id: ConnectionId,
+    pub name: String,
+    pub source_id: SourceId,
+    pub plugin: String,
+    pub enabled: bool,
+    /// `None`: the plugin's default hosts.
+    pub allowed_hosts: Option<Vec<String>>,
+    pub config: serde_json::Value,
+    pub updated_at: i64,
+}
+
+pub async fn list(pool: &Pool, sealer: &Sealer) -> anyhow::Result<Vec<Connection>> {
+    let rows = sqlx::query(
+        "SELECT id, name, source_id, plugin, enabled, allowed_hosts, config, updated_at FROM connections ORDER BY name",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            let name: String = row.get("name");
+            let config = serde_json::from_str(&sealer.open(row.get("config"))?)
+                .with_context(|| format!("connection {name}: stored config is not JSON"))?;
+            let allowed_hosts = row
+                .get::<Option<String>, _>("allowed_hosts")
+                .map(|h| serde_json::from_str(&h))
+                .transpose()?;
+            Ok(Connection {
+                id: row.get("id"),
+                name,
+                source_id: row.get("source_id"),
+                plugin: row.get("plugin"),
+                enabled: row.get("enabled"),
+                allowed_hosts,
+                config,
+                updated_at: row.get("updated_at"),
+            })
+        })
+        .collect()
+}
+
+/// Creates or updates the connection `decl.name` for `source_id`; unchanged
+/// values leave the row untouched.
+pub async fn upsert(
+    pool: &Pool,
+    sealer: &Sealer,
+    decl: &ConnectionDecl,
+    source_id: SourceId,
+) -> anyhow::Result<ConnectionId> {
+    let existing = list(pool, sealer)
+        .await?
+        .into_iter()
+        .find(|c| c.name == decl.name);
+    let hosts = decl
+        .allowed_hosts
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()?;
+    let now = now_ms();
+    if let Some(c) = existing {
+        let same = c.source_id == source_id
+            && c.plugin == decl.plugin
+            && c.enabled == decl.enabled
+            && c.allowed_hosts == decl.allowed_hosts
+            && c.config == decl.config;
+        if !same {
+            sqlx::query(
+                "UPDATE connections SET source_id = ?, plugin = ?, enabled = ?, allowed_hosts = ?, config = ?, updated_at = ? WHERE id = ?",
+            )
+            .bind(source_id)
+            .bind(&decl.plugin)
+            .bind(decl.enabled)
+            .bind(&hosts)
+            .bind(sealer.seal(&decl.config.to_string()))
+            .bind(now)
+            .bind(c.id)
+            .execute(pool)
+            .await?;
+        }
+        return Ok(c.id);
+    }
+    let id = sqlx::query(
+        "INSERT INTO connections (name, source_id, plugin, enabled, allowed_hosts, config, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&decl.name)
+    .bind(source_id)
+    .bind(&decl.plugin)
+    .bind(decl.enabled)
+    .bind(&hosts)
+    .bind(sealer.seal(&decl.config.to_string()))
+    .bind(now)
+    .bind(now)
+    .execute(pool)
+    .await?
+    .last_insert_rowid();
+    Ok(id)
+}
+
+/// Enables or disables a connection; false when no such connection exists.
+pub async fn set_enabled(pool: &Pool, name: &str, enabled: bool) -> anyhow::Result<bool> {
+    let done = sqlx::query("UPDATE connections SET enabled = ?, updated_at = ? WHERE name = ?")
+        .bind(enabled)
+        .bind(now_ms())
+        .bind(name)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Latest change of any source or connection, to notice edits by other processes.
+pub async fn catalog_version(pool: &Pool) -> anyhow::Result<(i64, i64)> {
+    let row = sqlx::query(
+        "SELECT (SELECT COALESCE(MAX(updated_at), 0) + COUNT(*) FROM sources) AS s, (SELECT COALESCE(MAX(updated_at), 0) + COUNT(*) FROM connections) AS c",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((row.get("s"), row.get("c")))
+}

@@ -1,0 +1,221 @@
+//! `events`: every webhook that passed the signature check, stored byte for byte
+//! with what we parsed from it and where its processing stands.
+
+use serde::Serialize;
+use sqlx::{Row as _, SqliteConnection};
+
+use super::Pool;
+use crate::ids::{now_ms, EventId, SourceId};
+
+/// Where an event stands. Derived from its jobs once it has some.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventStatus {
+    /// Jobs are pending or running.
+    Queued,
+    /// Every job succeeded.
+    Processed,
+    /// At least one job failed or is dead.
+    Failed,
+    /// No enabled connection subscribes to it.
+    Ignored,
+    /// The source was disabled when it arrived; replay it once enabled.
+    Skipped,
+    /// Signed correctly but not a valid envelope; kept as received.
+    Invalid,
+}
+
+impl EventStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Processed => "processed",
+            Self::Failed => "failed",
+            Self::Ignored => "ignored",
+            Self::Skipped => "skipped",
+            Self::Invalid => "invalid",
+        }
+    }
+}
+
+/// What intake stores.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: EventId,
+    pub source_id: SourceId,
+    pub status: EventStatus,
+    pub topic: Option<String>,
+    pub object_type: Option<String>,
+    pub object_id: Option<String>,
+    pub action: Option<String>,
+    pub webhook_uuid: Option<String>,
+    pub body: bytes::Bytes,
+    pub headers: serde_json::Value,
+    pub remote_addr: Option<String>,
+    pub error: Option<String>,
+    pub received_at: i64,
+}
+
+pub async fn insert(conn: &mut SqliteConnection, e: &NewEvent) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO events (id, source_id, status, topic, object_type, object_id, action, webhook_uuid, body, headers, remote_addr, error, received_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(e.id.as_str())
+    .bind(e.source_id)
+    .bind(e.status.as_str())
+    .bind(&e.topic)
+    .bind(&e.object_type)
+    .bind(&e.object_id)
+    .bind(&e.action)
+    .bind(&e.webhook_uuid)
+    .bind(e.body.as_ref())
+    .bind(e.headers.to_string())
+    .bind(&e.remote_addr)
+    .bind(&e.error)
+    .bind(e.received_at)
+    .bind(e.received_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A stored event as operators and workers see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub id: String,
+    pub source: String,
+    pub status: String,
+    pub topic: Option<String>,
+    pub object_type: Option<String>,
+    pub object_id: Option<String>,
+    pub action: Option<String>,
+    pub webhook_uuid: Option<String>,
+    #[serde(skip)]
+    pub body: Vec<u8>,
+    pub headers: serde_json::Value,
+    pub remote_addr: Option<String>,
+    pub error: Option<String>,
+    pub received_at: i64,
+    pub updated_at: i64,
+}
+
+const SELECT: &str = "SELECT e.id, s.code AS source, e.status, e.topic, e.object_type, e.object_id, e.action, e.webhook_uuid, e.body, e.headers, e.remote_addr, e.error, e.received_at, e.updated_at FROM events e JOIN sources s ON s.id = e.source_id";
+
+fn from_row(row: sqlx::sqlite::SqliteRow) -> Event {
+    Event {
+        id: row.get("id"),
+        source: row.get("source"),
+        status: row.get("status"),
+        topic: row.get("topic"),
+        object_type: row.get("object_type"),
+        object_id: row.get("object_id"),
+        action: row.get("action"),
+        webhook_uuid: row.get("webhook_uuid"),
+        body: row.get("body"),
+        headers: serde_json::from_str(row.get("headers")).unwrap_or_default(),
+        remote_addr: row.get("remote_addr"),
+        error: row.get("error"),
+        received_at: row.get("received_at"),
+        updated_at: row.get("updated_at"),
+    }
+}
+
+pub async fn get(pool: &Pool, id: &str) -> anyhow::Result<Option<Event>> {
+    let row = sqlx::query(&format!("{SELECT} WHERE e.id = ?"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(from_row))
+}
+
+/// Filters of the event listing; all optional.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+pub struct EventFilter {
+    pub status: Option<String>,
+    pub source: Option<String>,
+    pub topic: Option<String>,
+    pub object_type: Option<String>,
+    pub object_id: Option<String>,
+    /// Only events older than this id (pagination, newest first).
+    pub before: Option<String>,
+    pub limit: Option<i64>,
+}
+
+pub async fn list(pool: &Pool, f: &EventFilter) -> anyhow::Result<Vec<Event>> {
+    let mut sql = format!("{SELECT} WHERE 1 = 1");
+    let mut binds: Vec<String> = Vec::new();
+    for (column, value) in [
+        ("e.status", &f.status),
+        ("s.code", &f.source),
+        ("e.topic", &f.topic),
+        ("e.object_type", &f.object_type),
+        ("e.object_id", &f.object_id),
+    ] {
+        if let Some(v) = value {
+            sql.push_str(&format!(" AND {column} = ?"));
+            binds.push(v.clone());
+        }
+    }
+    if let Some(before) = &f.before {
+        sql.push_str(" AND e.id < ?");
+        binds.push(before.clone());
+    }
+    sql.push_str(" ORDER BY e.id DESC LIMIT ?");
+    let mut query = sqlx::query(&sql);
+    for b in &binds {
+        query = query.bind(b);
+    }
+    let rows = query
+        .bind(f.limit.unwrap_or(50).clamp(1, 1000))
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().map(from_row).collect())
+}
+
+/// Recomputes the status of an event from its jobs (queued while any is pending,
+/// failed when any failed, processed when all succeeded).
+pub async fn refresh_status(conn: &mut SqliteConnection, id: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE events SET status = CASE
+             WHEN EXISTS (SELECT 1 FROM jobs WHERE event_id = ?1 AND state IN ('queued', 'running', 'waiting')) THEN 'queued'
+             WHEN EXISTS (SELECT 1 FROM jobs WHERE event_id = ?1 AND state IN ('failed', 'dead')) THEN 'failed'
+             WHEN EXISTS (SELECT 1 FROM jobs WHERE event_id = ?1) THEN 'processed'
+             ELSE status END,
+           updated_at = ?2
+         WHERE id = ?1",
+    )
+    .bind(id)
+    .bind(now_ms())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Sets an event's status directly (replay of a skipped event that finds no
+/// subscriber, for instance).
+pub async fn set_status(
+    conn: &mut SqliteConnection,
+    id: &str,
+    status: EventStatus,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE events SET status = ?, updated_at = ? WHERE id = ?")
+        .bind(status.as_str())
+        .bind(now_ms())
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Number of events per status, for the admin overview.
+pub async fn count_by_status(pool: &Pool) -> anyhow::Result<Vec<(String, i64)>> {
+    let rows =
+        sqlx::query("SELECT status, COUNT(*) AS n FROM events GROUP BY status ORDER BY status")
+            .fetch_all(pool)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.get("status"), r.get("n")))
+        .collect())
+}
