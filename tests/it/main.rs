@@ -1,1 +1,9 @@
+//! End-to-end tests: one binary (one link step), one module per concern. Each
+//! test starts the real service in-process on 127.0.0.1 with its own SQLite
+//! file and fakes of the third parties it talks to.
 
+mod admin;
+mod forward;
+mod host_imports;
+mod intake;
+mod sandbox;

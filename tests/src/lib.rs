@@ -1,1 +1,43 @@
-//! Test support.
+//! Support for the end-to-end tests and benchmarks: the real service started
+//! in-process on 127.0.0.1 with a SQLite file in a temporary directory
+//! ([`service`]), the components built for the tests ([`components`]), Recoco's
+//! signing ([`webhook`]), and small real HTTP servers that stand in for third
+//! parties ([`fakes`]).
+
+pub mod components;
+pub mod fakes;
+pub mod service;
+pub mod webhook;
+
+use std::future::Future;
+use std::time::Duration;
+
+/// Polls `check` until it yields `Some`, or panics after `timeout` with `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Logs to the test output once (`RUST_LOG` picks the level).
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("warn,recoco_sync=info,connector=info")
+            }),
+        )
+        .with_test_writer()
+        .try_init();
+}
