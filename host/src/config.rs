@@ -547,6 +547,25 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_is_valid() {
+        let text = include_str!("../../examples/recoco-sync.toml");
+        let e = env(&[
+            ("RECOCO_WEBHOOK_SECRET", "webhook-secret-1"),
+            ("RECOCO_API_PASSWORD", "api-password-1"),
+            ("FORWARD_SECRET", "whsec_abc"),
+        ]);
+        let c = Config::from_parts(text, &e, &Overrides::default()).unwrap();
+        let d = Config::default();
+        assert_eq!(
+            (c.listen, &c.database_url, &c.plugins_dir),
+            (d.listen, &d.database_url, &d.plugins_dir)
+        );
+        assert_eq!(c.queue.backoff_max, d.queue.backoff_max);
+        assert_eq!(c.runtime.memory_limit, d.runtime.memory_limit);
+        assert_eq!(c.connections[0].config["secret"], "whsec_abc");
+    }
+
+    #[test]
     fn duplicate_source_is_refused() {
         let text = "[[sources]]\ncode = \"a\"\nsecrets = [\"x\"]\n[[sources]]\ncode = \"a\"\nsecrets = [\"y\"]\n";
         assert!(Config::from_parts(text, &[], &Overrides::default()).is_err());
