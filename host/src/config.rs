@@ -254,6 +254,8 @@ pub struct Overrides {
     pub database_url: Option<String>,
     pub plugins_dir: Option<PathBuf>,
     pub workers: Option<usize>,
+    /// Any other setting, as `(dotted.key, value)`: `("queue.max_attempts", "3")`.
+    pub sets: Vec<(String, String)>,
 }
 
 impl Config {
@@ -283,6 +285,11 @@ impl Config {
             let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
             set_path(&mut doc, &path, parse_env_value(value))
                 .with_context(|| format!("cannot apply environment variable {key}"))?;
+        }
+        for (key, value) in &overrides.sets {
+            let path: Vec<String> = key.split('.').map(str::to_string).collect();
+            set_path(&mut doc, &path, parse_env_value(value))
+                .with_context(|| format!("cannot apply --set {key}"))?;
         }
         let mut value = toml::Value::Table(doc);
         expand_env(&mut value, "", &lookup)?;

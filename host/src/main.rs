@@ -30,6 +30,9 @@ struct Cli {
     /// Database URL (overrides the file and the environment).
     #[arg(long, global = true)]
     database_url: Option<String>,
+    /// Any setting, as a dotted key: `--set queue.max_attempts=3` (repeatable).
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE", value_parser = parse_set)]
+    sets: Vec<(String, String)>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -156,6 +159,11 @@ fn main() -> anyhow::Result<()> {
             command => operate(config, command).await,
         }
     })
+}
+
+fn parse_set(s: &str) -> Result<(String, String), String> {
+    let (key, value) = s.split_once('=').ok_or("expected KEY=VALUE")?;
+    Ok((key.trim().to_string(), value.to_string()))
 }
 
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {

@@ -96,13 +96,19 @@ async fn run(
     }
 }
 
+/// Rows per statement, under SQLite's limit of bound parameters (14 per row).
+const ROWS_PER_STATEMENT: usize = 500;
+
 async fn write_all<'a>(pool: &Pool, writes: impl Iterator<Item = &'a Write>) -> sqlx::Result<()> {
+    let writes: Vec<&Write> = writes.collect();
+    let new_events: Vec<&NewEvent> = writes.iter().map(|w| &w.event).collect();
+    let new_jobs: Vec<&NewJob> = writes.iter().flat_map(|w| &w.jobs).collect();
     let mut tx = pool.begin().await?;
-    for write in writes {
-        events::insert(&mut tx, &write.event).await?;
-        for job in &write.jobs {
-            jobs::insert(&mut tx, job).await?;
-        }
+    for chunk in new_events.chunks(ROWS_PER_STATEMENT) {
+        events::insert_many(&mut tx, chunk).await?;
+    }
+    for chunk in new_jobs.chunks(ROWS_PER_STATEMENT) {
+        jobs::insert_many(&mut tx, chunk).await?;
     }
     tx.commit().await
 }

@@ -54,31 +54,41 @@ pub struct NewJob {
 }
 
 pub async fn insert(conn: &mut SqliteConnection, job: &NewJob) -> sqlx::Result<()> {
-    let (kind, event_id, task_name, payload) = match &job.kind {
-        JobKind::Event { event_id } => ("event", Some(event_id.as_str()), None, None),
-        JobKind::Task { name, payload } => {
-            ("task", None, Some(name.as_str()), Some(payload.as_str()))
-        }
-    };
+    insert_many(conn, &[job]).await
+}
+
+/// Inserts jobs in one statement (intake writes them in batches).
+pub async fn insert_many(conn: &mut SqliteConnection, jobs: &[&NewJob]) -> sqlx::Result<()> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
     let now = now_ms();
-    sqlx::query(
-        "INSERT INTO jobs (id, connection_id, plugin, kind, event_id, task_name, payload, dedup_key, state, attempts, max_attempts, run_at, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)",
-    )
-    .bind(job.id.as_str())
-    .bind(job.connection_id)
-    .bind(&job.plugin)
-    .bind(kind)
-    .bind(event_id)
-    .bind(task_name)
-    .bind(payload)
-    .bind(&job.dedup_key)
-    .bind(job.max_attempts)
-    .bind(job.run_at)
-    .bind(now)
-    .bind(now)
-    .execute(conn)
-    .await?;
+    let mut query = sqlx::QueryBuilder::new(
+        "INSERT INTO jobs (id, connection_id, plugin, kind, event_id, task_name, payload, dedup_key, state, attempts, max_attempts, run_at, created_at, updated_at) ",
+    );
+    query.push_values(jobs, |mut row, job| {
+        let (kind, event_id, task_name, payload) = match &job.kind {
+            JobKind::Event { event_id } => ("event", Some(event_id.as_str()), None, None),
+            JobKind::Task { name, payload } => {
+                ("task", None, Some(name.as_str()), Some(payload.as_str()))
+            }
+        };
+        row.push_bind(job.id.as_str())
+            .push_bind(job.connection_id)
+            .push_bind(job.plugin.as_str())
+            .push_bind(kind)
+            .push_bind(event_id)
+            .push_bind(task_name)
+            .push_bind(payload)
+            .push_bind(job.dedup_key.as_deref())
+            .push_bind("queued")
+            .push_bind(0)
+            .push_bind(job.max_attempts)
+            .push_bind(job.run_at)
+            .push_bind(now)
+            .push_bind(now);
+    });
+    query.build().execute(conn).await?;
     Ok(())
 }
 

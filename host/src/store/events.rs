@@ -56,27 +56,31 @@ pub struct NewEvent {
     pub received_at: i64,
 }
 
-pub async fn insert(conn: &mut SqliteConnection, e: &NewEvent) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO events (id, source_id, status, topic, object_type, object_id, action, webhook_uuid, body, headers, remote_addr, error, received_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(e.id.as_str())
-    .bind(e.source_id)
-    .bind(e.status.as_str())
-    .bind(&e.topic)
-    .bind(&e.object_type)
-    .bind(&e.object_id)
-    .bind(&e.action)
-    .bind(&e.webhook_uuid)
-    .bind(e.body.as_ref())
-    .bind(e.headers.to_string())
-    .bind(&e.remote_addr)
-    .bind(&e.error)
-    .bind(e.received_at)
-    .bind(e.received_at)
-    .execute(conn)
-    .await?;
+/// Inserts events in one statement (intake writes them in batches).
+pub async fn insert_many(conn: &mut SqliteConnection, events: &[&NewEvent]) -> sqlx::Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut query = sqlx::QueryBuilder::new(
+        "INSERT INTO events (id, source_id, status, topic, object_type, object_id, action, webhook_uuid, body, headers, remote_addr, error, received_at, updated_at) ",
+    );
+    query.push_values(events, |mut row, e| {
+        row.push_bind(e.id.as_str())
+            .push_bind(e.source_id)
+            .push_bind(e.status.as_str())
+            .push_bind(e.topic.as_deref())
+            .push_bind(e.object_type.as_deref())
+            .push_bind(e.object_id.as_deref())
+            .push_bind(e.action.as_deref())
+            .push_bind(e.webhook_uuid.as_deref())
+            .push_bind(e.body.as_ref())
+            .push_bind(e.headers.to_string())
+            .push_bind(e.remote_addr.as_deref())
+            .push_bind(e.error.as_deref())
+            .push_bind(e.received_at)
+            .push_bind(e.received_at);
+    });
+    query.build().execute(conn).await?;
     Ok(())
 }
 

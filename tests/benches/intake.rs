@@ -1,0 +1,150 @@
+//! Intake throughput: signed webhooks stored per second, against the same
+//! server answering without storing (same process, same run), as a ratio.
+//!
+//! Both servers verify the signature, parse the envelope and route it to one
+//! connection; one commits the event and its job to SQLite (WAL, synchronous
+//! FULL, group commit) before answering, the other answers at once. Workers
+//! are off so only intake is measured. Rounds alternate to spread noise.
+//!
+//! Run: `cargo bench -p recoco-sync-tests --bench intake`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use recoco_sync::config::{Config, Overrides};
+use recoco_sync::intake::EventSink;
+use recoco_sync::Service;
+use recoco_sync_tests::service::{source_block, SECRET, SOURCE};
+use recoco_sync_tests::webhook::{envelope, headers, now_secs};
+
+const REQUESTS_PER_ROUND: usize = 6_000;
+const CONCURRENCY: usize = 32;
+const ROUNDS: usize = 3;
+
+async fn serve(service: &Service, sink: EventSink) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/api/webhook/{SOURCE}",
+        listener.local_addr().unwrap()
+    );
+    let router = service.router(sink);
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    url
+}
+
+/// Sends `REQUESTS_PER_ROUND` signed webhooks with `CONCURRENCY` clients;
+/// returns requests per second.
+async fn round(client: &reqwest::Client, url: &str) -> f64 {
+    let body = envelope(
+        "projects.Project",
+        "update",
+        serde_json::json!({"id": 1312, "name": "Halle du Vieux-Bourg", "description": "x".repeat(600)}),
+    );
+    let signed = Arc::new(headers(&body, &[SECRET], now_secs()));
+    let body = bytes::Bytes::from(body);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (client, url, body, signed) = (
+            client.clone(),
+            url.to_string(),
+            body.clone(),
+            signed.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..REQUESTS_PER_ROUND / CONCURRENCY {
+                let mut request = client.post(&url).body(body.clone());
+                for (k, v) in signed.iter() {
+                    request = request.header(k, v);
+                }
+                let response = request.send().await.expect("request");
+                assert_eq!(response.status(), 200);
+                response.bytes().await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    (REQUESTS_PER_ROUND / CONCURRENCY * CONCURRENCY) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let text = format!(
+        "database_url = \"sqlite://{}/bench.db\"\nplugins_dir = \"{}/connectors\"\nsecret_key_file = \"{}/secret.key\"\n[queue]\nworkers = 0\n{}\
+         [[connections]]\nname = \"fwd\"\nsource = {SOURCE:?}\nplugin = \"http-forward\"\n[connections.config]\nurl = \"http://127.0.0.1:9/hook\"\nsecret = \"bench-secret-1\"\n",
+        dir.path().display(),
+        dir.path().display(),
+        dir.path().display(),
+        source_block(None),
+    );
+    let config = Config::from_parts(&text, &[], &Overrides::default()).unwrap();
+    let (stored_url, discard_url, pool) = server_rt.block_on(async {
+        let service = Service::start(config).await.unwrap();
+        let stored = serve(&service, service.event_writer()).await;
+        let discard = serve(&service, EventSink::Discard).await;
+        (stored, discard, service.pool.clone())
+    });
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()
+        .unwrap();
+    let (mut stored, mut discard) = (Vec::new(), Vec::new());
+    client_rt.block_on(async {
+        // Warm-up: connections, SQLite pages, allocator.
+        round(&client, &discard_url).await;
+        round(&client, &stored_url).await;
+        for _ in 0..ROUNDS {
+            discard.push(round(&client, &discard_url).await);
+            stored.push(round(&client, &stored_url).await);
+        }
+    });
+    let events: i64 = server_rt.block_on(async {
+        sqlx::query_scalar("SELECT COUNT(*) FROM events")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    });
+    let jobs: i64 = server_rt.block_on(async {
+        sqlx::query_scalar("SELECT COUNT(*) FROM jobs")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    });
+    let (s, d) = (median(stored.clone()), median(discard.clone()));
+    println!("intake benchmark: {REQUESTS_PER_ROUND} signed webhooks per round, {CONCURRENCY} concurrent clients, {ROUNDS} rounds, 2 server threads");
+    println!("  answering without storing (baseline): {d:>8.0} req/s   rounds {discard:.0?}");
+    println!("  stored durably (event + job, FULL sync): {s:>8.0} req/s   rounds {stored:.0?}");
+    println!("  ratio stored / baseline: {:.2}   (target >= 0.5)", s / d);
+    println!("  rows written: {events} events, {jobs} jobs");
+    assert_eq!(
+        events as usize,
+        (ROUNDS + 1) * (REQUESTS_PER_ROUND / CONCURRENCY * CONCURRENCY),
+        "every answered webhook is stored"
+    );
+    drop(server_rt);
+    let _ = Duration::ZERO;
+}
