@@ -6,4 +6,5 @@ mod admin;
 mod forward;
 mod host_imports;
 mod intake;
+mod lescommuns;
 mod sandbox;
