@@ -171,6 +171,10 @@ impl Service {
             shutdown: self.shutdown.clone(),
         });
         let mut handles = workers.spawn();
+        handles.push(store::spawn_checkpointer(
+            self.pool.clone(),
+            self.shutdown.clone(),
+        ));
         let (catalog, shutdown) = (self.catalog.clone(), self.shutdown.clone());
         handles.push(tokio::spawn(async move {
             loop {

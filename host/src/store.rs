@@ -28,7 +28,10 @@ pub async fn open(url: &str) -> anyhow::Result<Pool> {
         // FULL: a commit is on disk before we answer 2xx.
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(10))
-        .foreign_keys(true);
+        .foreign_keys(true)
+        // Checkpoints copy the WAL into the database and fsync it; done by
+        // [`spawn_checkpointer`] off the commit path rather than inside a commit.
+        .pragma("wal_autocheckpoint", "0");
     if let Some(dir) = std::path::Path::new(options.get_filename()).parent() {
         if !dir.as_os_str().is_empty() {
             std::fs::create_dir_all(dir)
@@ -46,6 +49,34 @@ pub async fn open(url: &str) -> anyhow::Result<Pool> {
         .await
         .context("cannot apply database migrations")?;
     Ok(pool)
+}
+
+/// How often the WAL is copied back into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Checkpoints the WAL in the background until `stop` fires (and once more then),
+/// so intake commits never wait for one. PASSIVE: it never blocks writers.
+pub fn spawn_checkpointer(
+    pool: Pool,
+    stop: tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let stopping = tokio::select! {
+                _ = tokio::time::sleep(CHECKPOINT_EVERY) => false,
+                _ = stop.cancelled() => true,
+            };
+            if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                tracing::warn!(error = %err, "WAL checkpoint failed");
+            }
+            if stopping {
+                return;
+            }
+        }
+    })
 }
 
 /// Whether a database error is SQLite's "busy/locked" (worth retrying).

@@ -18,7 +18,7 @@ use recoco_sync_tests::service::{source_block, SECRET, SOURCE};
 use recoco_sync_tests::webhook::{envelope, headers, now_secs};
 
 const REQUESTS_PER_ROUND: usize = 6_000;
-const CONCURRENCY: usize = 32;
+const CONCURRENCY: usize = 128;
 const ROUNDS: usize = 3;
 
 async fn serve(service: &Service, sink: EventSink) -> String {
@@ -104,6 +104,8 @@ fn main() {
     let config = Config::from_parts(&text, &[], &Overrides::default()).unwrap();
     let (stored_url, discard_url, pool) = server_rt.block_on(async {
         let service = Service::start(config).await.unwrap();
+        // The background loops (workers are off): WAL checkpoints, catalog refresh.
+        std::mem::forget(service.spawn_background());
         let stored = serve(&service, service.event_writer()).await;
         let discard = serve(&service, EventSink::Discard).await;
         (stored, discard, service.pool.clone())
