@@ -155,17 +155,7 @@ impl Runtime {
                 .await
         })
         .await;
-        match result {
-            Err(_) => Err(InvokeError::Timeout(MANIFEST_TIMEOUT)),
-            Ok(Err(err)) => Err(classify(
-                &store,
-                &tail,
-                err,
-                self.config.deadline,
-                self.config.memory_limit,
-            )),
-            Ok(Ok(manifest)) => Ok(manifest),
-        }
+        self.settle(result, MANIFEST_TIMEOUT, &store, &tail)
     }
 
     /// Runs `call` in a fresh store acting for `scope`.
@@ -194,21 +184,34 @@ impl Runtime {
             }
         })
         .await;
-        match result {
-            Err(_) => Err(InvokeError::Timeout(wall)),
-            Ok(Err(err)) => Err(classify(
-                &store,
-                &tail,
-                err,
-                self.config.deadline,
-                self.config.memory_limit,
-            )),
-            Ok(Ok(Ok(summary))) => Ok(scrubber.scrub(&summary)),
-            Ok(Ok(Err(e))) => Err(InvokeError::Guest {
+        match self.settle(result, wall, &store, &tail)? {
+            Ok(summary) => Ok(scrubber.scrub(&summary)),
+            Err(e) => Err(InvokeError::Guest {
                 retryable: e.retryable,
                 message: scrubber.scrub(&e.message),
                 retry_after: e.retry_after_ms.map(Duration::from_millis),
             }),
+        }
+    }
+
+    /// The value of a call bounded by `limit`, or why there is none.
+    fn settle<T>(
+        &self,
+        result: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
+        limit: Duration,
+        store: &Store<StoreState>,
+        tail: &Tail,
+    ) -> Result<T, InvokeError> {
+        match result {
+            Err(_) => Err(InvokeError::Timeout(limit)),
+            Ok(Err(err)) => Err(classify(
+                store,
+                tail,
+                err,
+                self.config.deadline,
+                self.config.memory_limit,
+            )),
+            Ok(Ok(value)) => Ok(value),
         }
     }
 

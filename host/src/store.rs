@@ -79,6 +79,34 @@ pub fn spawn_checkpointer(
     })
 }
 
+/// A listing query, newest first: `base WHERE col = ? AND … [AND id < before]
+/// ORDER BY id DESC LIMIT n`, absent filters skipped, `limit` kept within 1..=1000.
+pub fn newest_first<'a>(
+    base: &str,
+    id_column: &str,
+    equals: &[(&str, &'a Option<String>)],
+    before: &'a Option<String>,
+    limit: Option<i64>,
+) -> sqlx::QueryBuilder<'a, sqlx::Sqlite> {
+    let mut query = sqlx::QueryBuilder::new(format!("{base} WHERE 1 = 1"));
+    for (column, value) in equals {
+        if let Some(v) = value {
+            query
+                .push(format!(" AND {column} = "))
+                .push_bind(v.as_str());
+        }
+    }
+    if let Some(before) = before {
+        query
+            .push(format!(" AND {id_column} < "))
+            .push_bind(before.as_str());
+    }
+    query
+        .push(format!(" ORDER BY {id_column} DESC LIMIT "))
+        .push_bind(limit.unwrap_or(50).clamp(1, 1000));
+    query
+}
+
 /// Whether a database error is SQLite's "busy/locked" (worth retrying).
 pub fn is_busy(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5") | Some("6") | Some("517")))

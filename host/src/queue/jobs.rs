@@ -428,30 +428,14 @@ pub struct JobFilter {
 }
 
 pub async fn list(pool: &Pool, f: &JobFilter) -> anyhow::Result<Vec<JobView>> {
-    let mut sql = format!("{SELECT_VIEW} WHERE 1 = 1");
-    let mut binds = Vec::new();
-    for (column, value) in [
+    let equals = [
         ("j.state", &f.state),
         ("c.name", &f.connection),
         ("j.event_id", &f.event_id),
         ("j.kind", &f.kind),
-    ] {
-        if let Some(v) = value {
-            sql.push_str(&format!(" AND {column} = ?"));
-            binds.push(v.clone());
-        }
-    }
-    if let Some(before) = &f.before {
-        sql.push_str(" AND j.id < ?");
-        binds.push(before.clone());
-    }
-    sql.push_str(" ORDER BY j.id DESC LIMIT ?");
-    let mut query = sqlx::query(&sql);
-    for b in &binds {
-        query = query.bind(b);
-    }
-    let rows = query
-        .bind(f.limit.unwrap_or(50).clamp(1, 1000))
+    ];
+    let rows = crate::store::newest_first(SELECT_VIEW, "j.id", &equals, &f.before, f.limit)
+        .build()
         .fetch_all(pool)
         .await?;
     Ok(rows.into_iter().map(view).collect())

@@ -147,31 +147,15 @@ pub struct EventFilter {
 }
 
 pub async fn list(pool: &Pool, f: &EventFilter) -> anyhow::Result<Vec<Event>> {
-    let mut sql = format!("{SELECT} WHERE 1 = 1");
-    let mut binds: Vec<String> = Vec::new();
-    for (column, value) in [
+    let equals = [
         ("e.status", &f.status),
         ("s.code", &f.source),
         ("e.topic", &f.topic),
         ("e.object_type", &f.object_type),
         ("e.object_id", &f.object_id),
-    ] {
-        if let Some(v) = value {
-            sql.push_str(&format!(" AND {column} = ?"));
-            binds.push(v.clone());
-        }
-    }
-    if let Some(before) = &f.before {
-        sql.push_str(" AND e.id < ?");
-        binds.push(before.clone());
-    }
-    sql.push_str(" ORDER BY e.id DESC LIMIT ?");
-    let mut query = sqlx::query(&sql);
-    for b in &binds {
-        query = query.bind(b);
-    }
-    let rows = query
-        .bind(f.limit.unwrap_or(50).clamp(1, 1000))
+    ];
+    let rows = super::newest_first(SELECT, "e.id", &equals, &f.before, f.limit)
+        .build()
         .fetch_all(pool)
         .await?;
     Ok(rows.into_iter().map(from_row).collect())
