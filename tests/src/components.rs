@@ -25,3 +25,7 @@ pub fn echo() -> PathBuf {
 pub fn http_forward() -> PathBuf {
     env!("COMPONENT_http_forward").into()
 }
+
+pub fn grist() -> PathBuf {
+    env!("COMPONENT_grist").into()
+}

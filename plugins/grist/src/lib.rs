@@ -87,6 +87,9 @@ impl Connector for Grist {
                 None => records.push(Record::gone(*id)),
             }
         }
+        if event.object_type == "survey.Answer" && event.action == "delete" {
+            clear_deleted_answer(event, &mut records)?;
+        }
         let synced = sync::write_records(&config, &records)?;
         if !synced.written.failed.is_empty() {
             let reasons: Vec<String> = synced
@@ -113,6 +116,25 @@ impl Connector for Grist {
             ))),
         }
     }
+}
+
+/// A deleted answer is absent from what Recoco returns: empty its question's
+/// columns (value, comment, attachment), unless another session still answers it.
+fn clear_deleted_answer(event: &Event, records: &mut [Record]) -> Result<(), Error> {
+    let answer: recoco_connector_sdk::recoco::SurveyAnswer = event.object()?;
+    let slug = &answer.question.slug;
+    if slug.is_empty() {
+        return Ok(());
+    }
+    for record in records.iter_mut().filter(|r| !r.gone) {
+        if record.values.contains_key(&columns::survey_key(slug)) {
+            continue;
+        }
+        for key in [columns::survey_key(slug), columns::comment_key(slug), columns::attachment_key(slug)] {
+            record.values.insert(key, serde_json::Value::Null);
+        }
+    }
+    Ok(())
 }
 
 /// `"project 1312 → row 17 of Projets (added)"`, one part per project.

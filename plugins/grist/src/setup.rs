@@ -10,7 +10,8 @@ use crate::config::Config;
 use crate::grist::Grist;
 use crate::recoco;
 use crate::sync::{load_map, save_map};
-use crate::table::{remember, ColumnMap, Found, Known, Table, TableColumn};
+use crate::ids::Taken;
+use crate::table::{remember, selected, ColumnMap, Found, Known, Table, TableColumn};
 
 /// What to do with an existing table.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -51,6 +52,19 @@ pub fn plan(specs: &[ColumnSpec], table: &Table) -> Plan {
     plan
 }
 
+/// The columns the config selects, each known by its wanted id and the id Grist
+/// gives it in a new table (`name2` for a question `name`).
+pub fn selected_columns(config: &Config, specs: Vec<ColumnSpec>) -> Vec<ColumnSpec> {
+    let mut taken = Taken::with_columns([]);
+    specs
+        .into_iter()
+        .filter(|s| {
+            let predicted = taken.pick_column(&s.wanted);
+            s.key == KEY_COLUMN || selected(config, &s.key, Some(&predicted))
+        })
+        .collect()
+}
+
 /// The map of a table just created with `specs`: Grist lists its columns in the
 /// order asked, whatever ids it gave them.
 fn created_map(specs: &[ColumnSpec], columns: &[TableColumn]) -> Result<ColumnMap, Error> {
@@ -80,10 +94,7 @@ fn created_map(specs: &[ColumnSpec], columns: &[TableColumn]) -> Result<ColumnMa
 pub fn run(config: &Config) -> Result<String, Error> {
     let grist = Grist::new(config);
     let questions = recoco::questions()?;
-    let specs: Vec<ColumnSpec> = all_columns(&questions, config.label_max_length())
-        .into_iter()
-        .filter(|s| s.key == KEY_COLUMN || config.selects(&[&s.wanted]))
-        .collect();
+    let specs = selected_columns(config, all_columns(&questions, config.label_max_length()));
     let table_id = &config.table_id;
     let tables = grist.tables()?;
     if !tables.contains(table_id) {
@@ -223,6 +234,23 @@ mod tests {
             },
         );
         assert!(again.add.is_empty() && again.adopt.is_empty());
+    }
+
+    #[test]
+    fn a_subset_selects_by_the_ids_grist_gives() {
+        let name_question = recoco_connector_sdk::recoco::Question { slug: "name".into(), text_short: "Référent".into(), ..Default::default() };
+        let specs = all_columns(&[name_question], 80);
+        let config = |cols: &[&str]| Config {
+            api_url: "https://g.example.org/api".into(),
+            api_key: "k".into(),
+            doc_id: "d".into(),
+            table_id: "Projets".into(),
+            columns: Some(cols.iter().map(|c| c.to_string()).collect()),
+            label_max_length: None,
+        };
+        let keys = |cols: &[&str]| -> Vec<String> { selected_columns(&config(cols), specs.clone()).into_iter().map(|s| s.key).collect() };
+        assert_eq!(keys(&["name"]), ["object_id", "name"]);
+        assert_eq!(keys(&["name2"]), ["object_id", "survey:name"]);
     }
 
     #[test]

@@ -105,34 +105,34 @@ pub fn key_column<'a>(table: &Table<'a>) -> Result<&'a TableColumn, String> {
     }
 }
 
+/// Whether the config selects the column of `key`, known by its wanted id and,
+/// when it exists, its actual id. A question's wanted id that is also a project
+/// column's (`name`) would be ambiguous: only the actual id selects it then.
+pub fn selected(config: &Config, key: &str, actual: Option<&str>) -> bool {
+    let wanted = wanted_id(key);
+    let mut ids: Vec<&str> = actual.into_iter().collect();
+    if !(is_survey_key(key) && is_project_column(&wanted)) {
+        ids.push(&wanted);
+    }
+    config.selects(&ids)
+}
+
 /// Matches `record` to the table: values go to their column's actual id, those
 /// of columns the config leaves out are dropped, those without a column are
-/// listed in `skipped`. Survey columns the connector created that the project
-/// has no answer for are sent as `null`, so a deleted answer leaves no stale cell.
+/// listed in `skipped` (unless `null`: nothing is lost then).
 pub fn prepare(record: &Record, table: &Table, config: &Config) -> Result<Prepared, String> {
     let key = key_column(table)?;
     let mut fields = Map::new();
     let mut skipped = Vec::new();
     for (logical, value) in &record.values {
-        let wanted = wanted_id(logical);
         match table.find(logical) {
-            Found::Column(c) if config.selects(&[&wanted, &c.id]) => {
+            Found::Column(c) if selected(config, logical, Some(&c.id)) => {
                 fields.insert(c.id.clone(), value.clone());
             }
-            Found::Absent if config.selects(&[&wanted]) => skipped.push(wanted),
+            Found::Absent if !value.is_null() && selected(config, logical, None) => {
+                skipped.push(wanted_id(logical));
+            }
             _ => {}
-        }
-    }
-    if !record.gone {
-        for logical in table.map.keys().filter(|k| is_survey_key(k)) {
-            if record.values.contains_key(logical) {
-                continue;
-            }
-            if let Found::Column(c) = table.find(logical) {
-                if config.selects(&[&wanted_id(logical), &c.id]) {
-                    fields.insert(c.id.clone(), Value::Null);
-                }
-            }
         }
     }
     let mut require = Map::new();
@@ -175,7 +175,7 @@ pub fn missing_attachment_columns(
     let mut missing: Vec<ColumnSpec> = Vec::new();
     for spec in records.iter().flat_map(|r| &r.attachment_columns) {
         if table.find(&spec.key) == Found::Absent
-            && config.selects(&[&spec.wanted])
+            && selected(config, &spec.key, None)
             && !missing.iter().any(|m| m.key == spec.key)
         {
             missing.push(spec.clone());
@@ -334,12 +334,14 @@ mod tests {
             ("name", json!("Halle")),
             ("survey:q", json!(true)),
             ("survey:new-q", json!("x")),
+            ("survey:null-q", Value::Null),
             ("survey:gone", json!(1)),
         ]);
         let p = prepare(&r, &table, &config(None)).unwrap();
+        // Unanswered columns are not filled in; a null without column is not "skipped".
         assert_eq!(
             p.body,
-            json!({"require": {"object_id": 7}, "fields": {"name": "Halle", "q": true, "q_comment": null}})
+            json!({"require": {"object_id": 7}, "fields": {"name": "Halle", "q": true}})
         );
         assert_eq!(p.skipped, ["new_q"]);
         assert!(!p.update_only);
@@ -359,6 +361,16 @@ mod tests {
         .unwrap();
         assert_eq!(gone.body["fields"], json!({"active": false}));
         assert!(gone.update_only);
+    }
+
+    #[test]
+    fn a_question_named_like_a_project_column_is_selected_by_its_actual_id() {
+        let c = config(Some(&["name"]));
+        assert!(selected(&c, "name", Some("name")));
+        assert!(!selected(&c, "survey:name", None));
+        assert!(!selected(&c, "survey:name", Some("name2")));
+        assert!(selected(&config(Some(&["name2"])), "survey:name", Some("name2")));
+        assert!(selected(&config(Some(&["etat_du_bati"])), "survey:etat-du-bati", None));
     }
 
     #[test]
