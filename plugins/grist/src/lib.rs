@@ -130,7 +130,11 @@ fn clear_deleted_answer(event: &Event, records: &mut [Record]) -> Result<(), Err
         if record.values.contains_key(&columns::survey_key(slug)) {
             continue;
         }
-        for key in [columns::survey_key(slug), columns::comment_key(slug), columns::attachment_key(slug)] {
+        for key in [
+            columns::survey_key(slug),
+            columns::comment_key(slug),
+            columns::attachment_key(slug),
+        ] {
             record.values.insert(key, serde_json::Value::Null);
         }
     }
@@ -207,6 +211,41 @@ mod tests {
         assert!(m.tasks.iter().all(|t| !t.description.is_empty()));
         let schema: serde_json::Value = serde_json::from_str(&m.config_schema).unwrap();
         assert_eq!(schema["properties"]["api_key"]["writeOnly"], true);
+    }
+
+    #[test]
+    fn a_deleted_answer_empties_its_columns_unless_still_answered() {
+        let body = |slug: &str| {
+            format!(
+                r#"{{"topic": "survey.Answer/delete", "object": {{"id": 1, "project": 7, "question": {{"slug": "{slug}"}}}}, "object_type": "survey.Answer", "webhook_uuid": "u"}}"#
+            )
+        };
+        let mut records = vec![Record {
+            project_id: 7,
+            values: [(
+                "survey:kept".to_string(),
+                serde_json::json!("still answered"),
+            )]
+            .into(),
+            attachment_columns: vec![],
+            gone: false,
+        }];
+        clear_deleted_answer(
+            &Event::from_webhook_body("e", body("gone-q")).unwrap(),
+            &mut records,
+        )
+        .unwrap();
+        clear_deleted_answer(
+            &Event::from_webhook_body("e", body("kept")).unwrap(),
+            &mut records,
+        )
+        .unwrap();
+        let values = &records[0].values;
+        assert_eq!(values["survey:gone-q"], serde_json::Value::Null);
+        assert_eq!(values["survey:gone-q#comment"], serde_json::Value::Null);
+        assert_eq!(values["survey:gone-q#attachment"], serde_json::Value::Null);
+        assert_eq!(values["survey:kept"], "still answered");
+        assert!(!values.contains_key("survey:kept#comment"));
     }
 
     #[test]

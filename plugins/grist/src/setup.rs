@@ -8,9 +8,9 @@ use recoco_connector_sdk::{info, Error};
 use crate::columns::{all_columns, ColumnSpec, KEY_COLUMN};
 use crate::config::Config;
 use crate::grist::Grist;
+use crate::ids::Taken;
 use crate::recoco;
 use crate::sync::{load_map, save_map};
-use crate::ids::Taken;
 use crate::table::{remember, selected, ColumnMap, Found, Known, Table, TableColumn};
 
 /// What to do with an existing table.
@@ -238,7 +238,11 @@ mod tests {
 
     #[test]
     fn a_subset_selects_by_the_ids_grist_gives() {
-        let name_question = recoco_connector_sdk::recoco::Question { slug: "name".into(), text_short: "Référent".into(), ..Default::default() };
+        let name_question = recoco_connector_sdk::recoco::Question {
+            slug: "name".into(),
+            text_short: "Référent".into(),
+            ..Default::default()
+        };
         let specs = all_columns(&[name_question], 80);
         let config = |cols: &[&str]| Config {
             api_url: "https://g.example.org/api".into(),
@@ -248,7 +252,12 @@ mod tests {
             columns: Some(cols.iter().map(|c| c.to_string()).collect()),
             label_max_length: None,
         };
-        let keys = |cols: &[&str]| -> Vec<String> { selected_columns(&config(cols), specs.clone()).into_iter().map(|s| s.key).collect() };
+        let keys = |cols: &[&str]| -> Vec<String> {
+            selected_columns(&config(cols), specs.clone())
+                .into_iter()
+                .map(|s| s.key)
+                .collect()
+        };
         assert_eq!(keys(&["name"]), ["object_id", "name"]);
         assert_eq!(keys(&["name2"]), ["object_id", "survey:name"]);
     }

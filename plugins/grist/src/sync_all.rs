@@ -194,7 +194,13 @@ pub fn run(ctx: &Context, config: &Config, payload: &str) -> Result<String, Erro
         let page = recoco::projects_page(&path)?;
         let mut records = Vec::with_capacity(page.results.len());
         let mut failures = Vec::new();
-        for item in &page.results {
+        for (i, item) in page.results.iter().enumerate() {
+            // The host stores at most one report a second: cheap to call often.
+            progress::report(
+                run.seen + i as u64,
+                run.total.or(page.count),
+                &format!("sync-all: reading page {}", run.pages + 1),
+            );
             match recoco::answers(item.id) {
                 Ok(answers) => records.push(record::build(
                     &item.into(),

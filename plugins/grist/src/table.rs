@@ -369,8 +369,16 @@ mod tests {
         assert!(selected(&c, "name", Some("name")));
         assert!(!selected(&c, "survey:name", None));
         assert!(!selected(&c, "survey:name", Some("name2")));
-        assert!(selected(&config(Some(&["name2"])), "survey:name", Some("name2")));
-        assert!(selected(&config(Some(&["etat_du_bati"])), "survey:etat-du-bati", None));
+        assert!(selected(
+            &config(Some(&["name2"])),
+            "survey:name",
+            Some("name2")
+        ));
+        assert!(selected(
+            &config(Some(&["etat_du_bati"])),
+            "survey:etat-du-bati",
+            None
+        ));
     }
 
     #[test]

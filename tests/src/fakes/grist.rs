@@ -52,14 +52,22 @@ impl Table {
 
     /// What `GET …/records` shows of a row: the visible columns.
     pub fn visible(&self, row: &Map<String, Value>) -> Map<String, Value> {
-        self.columns.iter().filter(|c| !c.hidden).map(|c| (c.id.clone(), row.get(&c.id).cloned().unwrap_or(Value::Null))).collect()
+        self.columns
+            .iter()
+            .filter(|c| !c.hidden)
+            .map(|c| (c.id.clone(), row.get(&c.id).cloned().unwrap_or(Value::Null)))
+            .collect()
     }
 
     fn add_row(&mut self) -> u64 {
         self.next_row += 1;
         let id = self.next_row;
         let row = self.columns.iter().map(|c| {
-            let v = if c.col_type == "ManualSortPos" { json!(id) } else { cells::default_of(&c.col_type) };
+            let v = if c.col_type == "ManualSortPos" {
+                json!(id)
+            } else {
+                cells::default_of(&c.col_type)
+            };
             (c.id.clone(), v)
         });
         self.rows.insert(id, row.collect());
@@ -67,7 +75,11 @@ impl Table {
     }
 
     fn write(&mut self, row: u64, fields: &Map<String, Value>) {
-        let types: HashMap<String, String> = self.columns.iter().map(|c| (c.id.clone(), c.col_type.clone())).collect();
+        let types: HashMap<String, String> = self
+            .columns
+            .iter()
+            .map(|c| (c.id.clone(), c.col_type.clone()))
+            .collect();
         let cells = self.rows.get_mut(&row).expect("row exists");
         for (k, v) in fields {
             if let Some(t) = types.get(k) {
@@ -131,19 +143,31 @@ fn error(status: u16, message: impl Into<String>) -> Answer {
 }
 
 fn invalid_payload(detail: String) -> Answer {
-    (400, json!({"error": "Invalid payload", "details": {"userError": format!("Error: {detail}")}}))
+    (
+        400,
+        json!({"error": "Invalid payload", "details": {"userError": format!("Error: {detail}")}}),
+    )
 }
 
 fn flag(query: &HashMap<String, String>, name: &str) -> bool {
-    query.get(name).is_some_and(|v| ["1", "true", "yes", "on"].contains(&v.to_ascii_lowercase().as_str()))
+    query
+        .get(name)
+        .is_some_and(|v| ["1", "true", "yes", "on"].contains(&v.to_ascii_lowercase().as_str()))
 }
 
 impl Doc {
     fn new_table(&mut self, wanted: &str, columns: &[Value]) -> String {
         let taken: Vec<String> = self.tables.iter().map(|t| t.id.clone()).collect();
-        let id = ident::table(wanted, &taken.iter().map(String::as_str).collect::<Vec<_>>());
+        let id = ident::table(
+            wanted,
+            &taken.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
         self.next_table_ref += 1;
-        let mut table = Table { id: id.clone(), table_ref: self.next_table_ref, ..Table::default() };
+        let mut table = Table {
+            id: id.clone(),
+            table_ref: self.next_table_ref,
+            ..Table::default()
+        };
         self.next_col_ref += 1;
         table.columns.push(Column {
             id: "manualSort".into(),
@@ -173,7 +197,9 @@ impl Doc {
         t.columns.push(Column {
             id: id.clone(),
             col_ref: self.next_col_ref,
-            label: fields["label"].as_str().map_or_else(|| id.clone(), str::to_string),
+            label: fields["label"]
+                .as_str()
+                .map_or_else(|| id.clone(), str::to_string),
             col_type: col_type.clone(),
             widget_options: fields["widgetOptions"].as_str().unwrap_or("").to_string(),
             untied: fields["untieColIdFromLabel"].as_bool().unwrap_or(false),
@@ -196,7 +222,11 @@ impl Doc {
     /// tied label, retype converting cells).
     pub fn patch_column(&mut self, table: usize, id: &str, fields: &Value) -> Result<(), Answer> {
         let t = &mut self.tables[table];
-        let index = t.columns.iter().position(|c| c.id == id).ok_or_else(|| error(404, format!("Column not found \"{id}\"")))?;
+        let index = t
+            .columns
+            .iter()
+            .position(|c| c.id == id)
+            .ok_or_else(|| error(404, format!("Column not found \"{id}\"")))?;
         if let Some(untied) = fields["untieColIdFromLabel"].as_bool() {
             t.columns[index].untied = untied;
         }
@@ -205,10 +235,18 @@ impl Doc {
         }
         let wanted = fields["colId"].as_str().map(str::to_string).or_else(|| {
             let c = &t.columns[index];
-            fields["label"].as_str().filter(|_| !c.untied).map(str::to_string)
+            fields["label"]
+                .as_str()
+                .filter(|_| !c.untied)
+                .map(str::to_string)
         });
         if let Some(wanted) = wanted {
-            let mut taken: Vec<&str> = t.columns.iter().filter(|c| c.id != id).map(|c| c.id.as_str()).collect();
+            let mut taken: Vec<&str> = t
+                .columns
+                .iter()
+                .filter(|c| c.id != id)
+                .map(|c| c.id.as_str())
+                .collect();
             taken.push("id");
             let new_id = ident::column(&wanted, &taken);
             if new_id != id {
@@ -244,7 +282,11 @@ impl FakeGrist {
             .layer(DefaultBodyLimit::max(16 * MAX_BODY_BYTES))
             .with_state(inner.clone());
         let url = super::serve(router).await;
-        Self { api_url: format!("{url}/api"), url, inner }
+        Self {
+            api_url: format!("{url}/api"),
+            url,
+            inner,
+        }
     }
 
     pub fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
@@ -257,7 +299,10 @@ impl FakeGrist {
             s.next_doc += 1;
             let id = format!("fakeDoc{:04}xYz", s.next_doc);
             let mut doc = Doc::default();
-            let abc: Vec<Value> = ["A", "B", "C"].iter().map(|c| json!({"id": c, "fields": {"type": "Any"}})).collect();
+            let abc: Vec<Value> = ["A", "B", "C"]
+                .iter()
+                .map(|c| json!({"id": c, "fields": {"type": "Any"}}))
+                .collect();
             doc.new_table("Table1", &abc);
             s.docs.insert(id.clone(), doc);
             id
@@ -266,32 +311,71 @@ impl FakeGrist {
 
     /// A copy of table `table` of `doc`.
     pub fn table(&self, doc: &str, table: &str) -> Option<Table> {
-        self.with(|s| s.docs.get(doc)?.tables.iter().find(|t| t.id == table).cloned())
+        self.with(|s| {
+            s.docs
+                .get(doc)?
+                .tables
+                .iter()
+                .find(|t| t.id == table)
+                .cloned()
+        })
     }
 
     /// Table ids of `doc`.
     pub fn table_ids(&self, doc: &str) -> Vec<String> {
-        self.with(|s| s.docs.get(doc).map(|d| d.tables.iter().map(|t| t.id.clone()).collect()).unwrap_or_default())
+        self.with(|s| {
+            s.docs
+                .get(doc)
+                .map(|d| d.tables.iter().map(|t| t.id.clone()).collect())
+                .unwrap_or_default()
+        })
     }
 
     /// Visible cells of every row of a table, by row id.
     pub fn rows(&self, doc: &str, table: &str) -> BTreeMap<u64, Map<String, Value>> {
-        self.table(doc, table).map(|t| t.rows.iter().map(|(id, r)| (*id, t.visible(r))).collect()).unwrap_or_default()
+        self.table(doc, table)
+            .map(|t| t.rows.iter().map(|(id, r)| (*id, t.visible(r))).collect())
+            .unwrap_or_default()
     }
 
     /// Rows whose column `col` holds `value`.
-    pub fn rows_where(&self, doc: &str, table: &str, col: &str, value: &Value) -> Vec<Map<String, Value>> {
-        self.rows(doc, table).into_values().filter(|r| r.get(col) == Some(value)).collect()
+    pub fn rows_where(
+        &self,
+        doc: &str,
+        table: &str,
+        col: &str,
+        value: &Value,
+    ) -> Vec<Map<String, Value>> {
+        self.rows(doc, table)
+            .into_values()
+            .filter(|r| r.get(col) == Some(value))
+            .collect()
     }
 
     /// Answers `status` (429, 500, …) to the next `times` API requests.
     pub fn fail(&self, status: u16, times: u32, retry_after: Option<u64>) {
-        self.with(|s| s.fault = Some(Fault { status, remaining: times, retry_after, method: None, skip: 0 }));
+        self.with(|s| {
+            s.fault = Some(Fault {
+                status,
+                remaining: times,
+                retry_after,
+                method: None,
+                skip: 0,
+            })
+        });
     }
 
     /// Answers `status` to `times` requests of `method`, after letting `skip` of them through.
     pub fn fail_method(&self, method: &str, skip: u32, status: u16, times: u32) {
-        self.with(|s| s.fault = Some(Fault { status, remaining: times, retry_after: None, method: Some(method.into()), skip }));
+        self.with(|s| {
+            s.fault = Some(Fault {
+                status,
+                remaining: times,
+                retry_after: None,
+                method: Some(method.into()),
+                skip,
+            })
+        });
     }
 
     /// Deletes column `col` right after the next read of the table's columns, as
@@ -323,26 +407,50 @@ impl FakeGrist {
     }
 }
 
-async fn handle(State(st): State<Arc<Mutex<Inner>>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(st): State<Arc<Mutex<Inner>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let mut s = st.lock().unwrap();
-    let path = uri.path_and_query().map_or_else(|| uri.path().to_string(), |p| p.to_string());
+    let path = uri
+        .path_and_query()
+        .map_or_else(|| uri.path().to_string(), |p| p.to_string());
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let (status, answer, retry_after) = answer(&mut s, &method, &uri, &headers, &body);
-    s.log.push(Logged { method: method.to_string(), path, status, body: parsed });
+    s.log.push(Logged {
+        method: method.to_string(),
+        path,
+        status,
+        body: parsed,
+    });
     let mut response = (StatusCode::from_u16(status).unwrap(), Json(answer)).into_response();
     if let Some(secs) = retry_after {
-        response.headers_mut().insert("retry-after", secs.to_string().parse().unwrap());
+        response
+            .headers_mut()
+            .insert("retry-after", secs.to_string().parse().unwrap());
     }
     response
 }
 
-fn answer(s: &mut Inner, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> (u16, Value, Option<u64>) {
+fn answer(
+    s: &mut Inner,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> (u16, Value, Option<u64>) {
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
     let refused = match auth {
         None => Some(error(403, "No view access")),
         Some(a) if a.starts_with("Bearer ") && a["Bearer ".len()..] == *API_KEY => None,
         Some(a) if a.starts_with("Bearer") => Some(error(401, "Bad request: invalid API key")),
-        Some(_) => Some(error(401, "Bad request: unsupported Authorization scheme, expected 'Bearer'")),
+        Some(_) => Some(error(
+            401,
+            "Bad request: unsupported Authorization scheme, expected 'Bearer'",
+        )),
     };
     if let Some((status, body)) = refused {
         return (status, body, None);
@@ -373,16 +481,18 @@ fn answer(s: &mut Inner, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
         let (status, body) = error(413, "request entity too large");
         return (status, body, None);
     }
-    let query: HashMap<String, String> = uri
-        .query()
-        .map(|q| url_decode_pairs(q))
-        .unwrap_or_default();
+    let query: HashMap<String, String> =
+        uri.query().map(url_decode_pairs).unwrap_or_default();
     let json_body = || -> Result<Value, Answer> {
-        let is_json = headers.get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
+        let is_json = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
         if !is_json {
             return Ok(json!({}));
         }
-        serde_json::from_slice(body).map_err(|e| error(400, format!("Unexpected token in JSON: {e}")))
+        serde_json::from_slice(body)
+            .map_err(|e| error(400, format!("Unexpected token in JSON: {e}")))
     };
     let (status, body) = route(s, method, &segments, &query, json_body).unwrap_or_else(|e| e);
     (status, body, None)
@@ -402,7 +512,10 @@ fn decode(text: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+            if let Ok(b) = u8::from_str_radix(
+                std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                16,
+            ) {
                 out.push(b);
                 i += 3;
                 continue;
@@ -426,14 +539,23 @@ fn route(
         return Err(not_found());
     };
     let drop_after_read = s.drop_after_read.clone();
-    let doc = s.docs.get_mut(*doc_id).ok_or_else(|| error(404, "document not found"))?;
+    let doc = s
+        .docs
+        .get_mut(*doc_id)
+        .ok_or_else(|| error(404, "document not found"))?;
     match (method.as_str(), rest) {
-        ("GET", []) => Ok((200, json!({"tables": doc.tables.iter().map(|t| json!({"id": t.id, "fields": {
+        ("GET", []) => Ok((
+            200,
+            json!({"tables": doc.tables.iter().map(|t| json!({"id": t.id, "fields": {
             "tableRef": t.table_ref, "primaryViewId": t.table_ref, "summarySourceTable": 0, "onDemand": false,
-            "rawViewSectionRef": t.table_ref * 3, "recordCardViewSectionRef": t.table_ref * 3 + 1}})).collect::<Vec<_>>()}))),
+            "rawViewSectionRef": t.table_ref * 3, "recordCardViewSectionRef": t.table_ref * 3 + 1}})).collect::<Vec<_>>()}),
+        )),
         ("POST", []) => {
             let body = body()?;
-            let tables = body["tables"].as_array().filter(|t| !t.is_empty()).ok_or_else(|| invalid_payload("body.tables is missing".into()))?;
+            let tables = body["tables"]
+                .as_array()
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| invalid_payload("body.tables is missing".into()))?;
             let ids: Vec<Value> = tables
                 .iter()
                 .map(|t| json!({"id": doc.new_table(t["id"].as_str().unwrap_or(""), t["columns"].as_array().map(Vec::as_slice).unwrap_or(&[]))}))
@@ -444,7 +566,9 @@ fn route(
             let index = doc.table_index(table)?;
             let answer = columns(doc, index, method.as_str(), query, body)?;
             if method == Method::GET {
-                if let Some((_, _, c)) = drop_after_read.filter(|(d, t, _)| d == doc_id && t == table) {
+                if let Some((_, _, c)) =
+                    drop_after_read.filter(|(d, t, _)| d == doc_id && t == table)
+                {
                     let tab = &mut doc.tables[index];
                     tab.columns.retain(|col| col.id != c);
                     for row in tab.rows.values_mut() {
@@ -461,7 +585,10 @@ fn route(
             let before = t.columns.len();
             t.columns.retain(|c| c.id != *col || c.hidden);
             if t.columns.len() == before {
-                return Err(error(404, format!("Table or column not found \"{table}.{col}\"")));
+                return Err(error(
+                    404,
+                    format!("Table or column not found \"{table}.{col}\""),
+                ));
             }
             for row in t.rows.values_mut() {
                 row.remove(*col);
@@ -475,7 +602,12 @@ fn route(
         ("POST", [table, "records" | "data", "delete"]) => {
             let index = doc.table_index(table)?;
             let ids = body()?;
-            for id in ids.as_array().into_iter().flatten().filter_map(Value::as_u64) {
+            for id in ids
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_u64)
+            {
                 doc.tables[index].rows.remove(&id);
             }
             Ok((200, Value::Null))
@@ -484,7 +616,13 @@ fn route(
     }
 }
 
-fn columns(doc: &mut Doc, index: usize, method: &str, query: &HashMap<String, String>, body: impl Fn() -> Result<Value, Answer>) -> Result<Answer, Answer> {
+fn columns(
+    doc: &mut Doc,
+    index: usize,
+    method: &str,
+    query: &HashMap<String, String>,
+    body: impl Fn() -> Result<Value, Answer>,
+) -> Result<Answer, Answer> {
     match method {
         "GET" => {
             let t = &doc.tables[index];
@@ -504,16 +642,27 @@ fn columns(doc: &mut Doc, index: usize, method: &str, query: &HashMap<String, St
         }
         "POST" => {
             let body = body()?;
-            let cols = body["columns"].as_array().filter(|c| !c.is_empty()).ok_or_else(|| invalid_payload("body.columns is missing".into()))?;
+            let cols = body["columns"]
+                .as_array()
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| invalid_payload("body.columns is missing".into()))?;
             let ids: Vec<Value> = cols.iter().map(|c| json!({"id": doc.add_column(index, c["id"].as_str().unwrap_or(""), &c["fields"])})).collect();
             Ok((200, json!({"columns": ids})))
         }
         "PATCH" | "PUT" => {
             let body = body()?;
-            let cols = body["columns"].as_array().cloned().ok_or_else(|| invalid_payload("body.columns is missing".into()))?;
-            let exists = |doc: &Doc, id: &str| doc.tables[index].column(id).is_some_and(|c| !c.hidden);
+            let cols = body["columns"]
+                .as_array()
+                .cloned()
+                .ok_or_else(|| invalid_payload("body.columns is missing".into()))?;
+            let exists =
+                |doc: &Doc, id: &str| doc.tables[index].column(id).is_some_and(|c| !c.hidden);
             if method == "PATCH" {
-                if let Some(missing) = cols.iter().filter_map(|c| c["id"].as_str()).find(|id| !exists(doc, id)) {
+                if let Some(missing) = cols
+                    .iter()
+                    .filter_map(|c| c["id"].as_str())
+                    .find(|id| !exists(doc, id))
+                {
                     return Err(error(404, format!("Column not found \"{missing}\"")));
                 }
             }
@@ -524,14 +673,26 @@ fn columns(doc: &mut Doc, index: usize, method: &str, query: &HashMap<String, St
                     if !flag(query, "noupdate") {
                         doc.patch_column(index, id, &c["fields"])?;
                     }
-                    named.push(doc.tables[index].columns.iter().find(|x| x.id == id || x.label == c["fields"]["label"]).map(|x| x.id.clone()).unwrap_or(id.to_string()));
+                    named.push(
+                        doc.tables[index]
+                            .columns
+                            .iter()
+                            .find(|x| x.id == id || x.label == c["fields"]["label"])
+                            .map(|x| x.id.clone())
+                            .unwrap_or(id.to_string()),
+                    );
                 } else if method == "PUT" && !flag(query, "noadd") {
                     named.push(doc.add_column(index, id, &c["fields"]));
                 }
             }
             if method == "PUT" && flag(query, "replaceall") {
                 let t = &mut doc.tables[index];
-                let dropped: Vec<String> = t.columns.iter().filter(|c| !c.hidden && !named.contains(&c.id)).map(|c| c.id.clone()).collect();
+                let dropped: Vec<String> = t
+                    .columns
+                    .iter()
+                    .filter(|c| !c.hidden && !named.contains(&c.id))
+                    .map(|c| c.id.clone())
+                    .collect();
                 t.columns.retain(|c| !dropped.contains(&c.id));
                 for row in t.rows.values_mut() {
                     for d in &dropped {
@@ -547,21 +708,31 @@ fn columns(doc: &mut Doc, index: usize, method: &str, query: &HashMap<String, St
 
 /// Checks each record is an object with (for PUT) a `require`, and every cell a CellValue.
 fn check_records(body: &Value, kind: &str, needs_require: bool) -> Result<Vec<Value>, Answer> {
-    let records = body.get("records").and_then(Value::as_array).ok_or_else(|| invalid_payload("body.records is missing".into()))?;
+    let records = body
+        .get("records")
+        .and_then(Value::as_array)
+        .ok_or_else(|| invalid_payload("body.records is missing".into()))?;
     if records.is_empty() {
-        return Err(invalid_payload(format!("body.records[0] is not a {kind}; body.records[0] is not an object")));
+        return Err(invalid_payload(format!(
+            "body.records[0] is not a {kind}; body.records[0] is not an object"
+        )));
     }
     for (i, r) in records.iter().enumerate() {
         let at = format!("body.records[{i}]");
         if !r.is_object() {
-            return Err(invalid_payload(format!("{at} is not a {kind}; {at} is not an object")));
+            return Err(invalid_payload(format!(
+                "{at} is not a {kind}; {at} is not an object"
+            )));
         }
         if needs_require && !r["require"].is_object() {
-            return Err(invalid_payload(format!("{at} is not a {kind}; {at}.require is missing")));
+            return Err(invalid_payload(format!(
+                "{at} is not a {kind}; {at}.require is missing"
+            )));
         }
         for part in ["require", "fields"] {
             for (k, v) in r[part].as_object().into_iter().flatten() {
-                cells::check(v, &format!("{at}.{part}.{k}")).map_err(|why| invalid_payload(format!("{at} is not a {kind}; {why}")))?;
+                cells::check(v, &format!("{at}.{part}.{k}"))
+                    .map_err(|why| invalid_payload(format!("{at} is not a {kind}; {why}")))?;
             }
         }
     }
@@ -582,16 +753,25 @@ fn check_columns(table: &Table, records: &[Value]) -> Result<(), Answer> {
     Ok(())
 }
 
-fn records(table: &mut Table, method: &str, query: &HashMap<String, String>, body: impl Fn() -> Result<Value, Answer>) -> Result<Answer, Answer> {
+fn records(
+    table: &mut Table,
+    method: &str,
+    query: &HashMap<String, String>,
+    body: impl Fn() -> Result<Value, Answer>,
+) -> Result<Answer, Answer> {
     match method {
         "GET" => {
             let filter: Map<String, Value> = match query.get("filter") {
-                Some(f) => serde_json::from_str(f).map_err(|_| error(400, "Invalid query: filter must be a JSON object"))?,
+                Some(f) => serde_json::from_str(f)
+                    .map_err(|_| error(400, "Invalid query: filter must be a JSON object"))?,
                 None => Map::new(),
             };
             for (col, values) in &filter {
                 if table.column(col).is_none() {
-                    return Err(error(400, format!("Error manipulating data: [Sandbox] KeyError '{col}'")));
+                    return Err(error(
+                        400,
+                        format!("Error manipulating data: [Sandbox] KeyError '{col}'"),
+                    ));
                 }
                 if !values.is_array() {
                     return Err(error(400, "Invalid query: filter values must be arrays"));
@@ -601,13 +781,22 @@ fn records(table: &mut Table, method: &str, query: &HashMap<String, String>, bod
             let mut rows: Vec<(u64, Map<String, Value>)> = table
                 .rows
                 .iter()
-                .filter(|(_, r)| filter.iter().all(|(c, vs)| vs.as_array().unwrap().contains(r.get(c).unwrap_or(&Value::Null))))
+                .filter(|(_, r)| {
+                    filter.iter().all(|(c, vs)| {
+                        vs.as_array()
+                            .unwrap()
+                            .contains(r.get(c).unwrap_or(&Value::Null))
+                    })
+                })
                 .map(|(id, r)| (*id, if hidden { r.clone() } else { table.visible(r) }))
                 .collect();
             if let Some(limit) = query.get("limit").and_then(|l| l.parse::<usize>().ok()) {
                 rows.truncate(limit);
             }
-            Ok((200, json!({"records": rows.into_iter().map(|(id, f)| json!({"id": id, "fields": f})).collect::<Vec<_>>()})))
+            Ok((
+                200,
+                json!({"records": rows.into_iter().map(|(id, f)| json!({"id": id, "fields": f})).collect::<Vec<_>>()}),
+            ))
         }
         "POST" => {
             let records = check_records(&body()?, "NewRecord", false)?;
@@ -625,15 +814,27 @@ fn records(table: &mut Table, method: &str, query: &HashMap<String, String>, bod
         "PATCH" => {
             let records = check_records(&body()?, "Record", false)?;
             check_columns(table, &records)?;
-            let keys = |r: &Value| -> Vec<String> { r["fields"].as_object().map(|f| f.keys().cloned().collect()).unwrap_or_default() };
+            let keys = |r: &Value| -> Vec<String> {
+                r["fields"]
+                    .as_object()
+                    .map(|f| f.keys().cloned().collect())
+                    .unwrap_or_default()
+            };
             if records.iter().any(|r| keys(r) != keys(&records[0])) {
                 return Err(error(400, "PATCH requires all records to have same fields"));
             }
-            if let Some(bad) = records.iter().filter_map(|r| r["id"].as_u64()).find(|id| !table.rows.contains_key(id)) {
+            if let Some(bad) = records
+                .iter()
+                .filter_map(|r| r["id"].as_u64())
+                .find(|id| !table.rows.contains_key(id))
+            {
                 return Err(error(400, format!("Invalid row id {bad}")));
             }
             for r in &records {
-                table.write(r["id"].as_u64().unwrap_or(0), r["fields"].as_object().unwrap_or(&Map::new()));
+                table.write(
+                    r["id"].as_u64().unwrap_or(0),
+                    r["fields"].as_object().unwrap_or(&Map::new()),
+                );
             }
             Ok((200, Value::Null))
         }
@@ -644,10 +845,17 @@ fn records(table: &mut Table, method: &str, query: &HashMap<String, String>, bod
 
 /// `PUT …/records`: add when no row matches `require`, update the first match
 /// (`onmany=first`), every match (`all`) or none (`none`). Atomic.
-fn upsert(table: &mut Table, query: &HashMap<String, String>, body: &Value) -> Result<Answer, Answer> {
+fn upsert(
+    table: &mut Table,
+    query: &HashMap<String, String>,
+    body: &Value,
+) -> Result<Answer, Answer> {
     let onmany = query.get("onmany").map_or("first", String::as_str);
     if !["first", "none", "all"].contains(&onmany) {
-        return Err(error(400, format!("onmany parameter {onmany} should be one of first,none,all")));
+        return Err(error(
+            400,
+            format!("onmany parameter {onmany} should be one of first,none,all"),
+        ));
     }
     let records = check_records(body, "AddOrUpdateRecord", true)?;
     check_columns(table, &records)?;
@@ -659,12 +867,24 @@ fn upsert(table: &mut Table, query: &HashMap<String, String>, body: &Value) -> R
     for r in &records {
         let require = r["require"].as_object().unwrap();
         if require.is_empty() && !flag(query, "allow_empty_require") {
-            return Err(error(400, "Error manipulating data: [Sandbox] ValueError require is empty"));
+            return Err(error(
+                400,
+                "Error manipulating data: [Sandbox] ValueError require is empty",
+            ));
         }
-        let shape = (require.keys().cloned().collect::<Vec<_>>(), r["fields"].as_object().map(|f| f.keys().cloned().collect::<Vec<_>>()).unwrap_or_default());
+        let shape = (
+            require.keys().cloned().collect::<Vec<_>>(),
+            r["fields"]
+                .as_object()
+                .map(|f| f.keys().cloned().collect::<Vec<_>>())
+                .unwrap_or_default(),
+        );
         let values: Vec<Value> = require.iter().map(|(k, v)| typed(table, k, v)).collect();
         if !seen.insert(serde_json::to_string(&(shape, values)).unwrap()) {
-            return Err(error(400, "Error manipulating data: [Sandbox] ValueError require values must be unique"));
+            return Err(error(
+                400,
+                "Error manipulating data: [Sandbox] ValueError require values must be unique",
+            ));
         }
     }
     let mut work = table.clone();
@@ -675,7 +895,15 @@ fn upsert(table: &mut Table, query: &HashMap<String, String>, body: &Value) -> R
         let matches: Vec<u64> = work
             .rows
             .iter()
-            .filter(|(id, row)| require.iter().all(|(k, v)| if k == "id" { v.as_u64() == Some(**id) } else { row.get(k) == Some(&typed(&work, k, v)) }))
+            .filter(|(id, row)| {
+                require.iter().all(|(k, v)| {
+                    if k == "id" {
+                        v.as_u64() == Some(**id)
+                    } else {
+                        row.get(k) == Some(&typed(&work, k, v))
+                    }
+                })
+            })
             .map(|(id, _)| *id)
             .collect();
         if matches.is_empty() {
@@ -708,5 +936,8 @@ fn upsert(table: &mut Table, query: &HashMap<String, String>, body: &Value) -> R
         record_ids.push(json!(targets));
     }
     *table = work;
-    Ok((200, json!({"recordIds": record_ids, "addRecordIds": added, "updateRecordIds": updated})))
+    Ok((
+        200,
+        json!({"recordIds": record_ids, "addRecordIds": added, "updateRecordIds": updated}),
+    ))
 }

@@ -101,7 +101,10 @@ impl FakeRecoco {
                     .delete(delete_addon),
             )
             .fallback(no_route)
-            .layer(axum::middleware::from_fn_with_state(inner.clone(), slow_down))
+            .layer(axum::middleware::from_fn_with_state(
+                inner.clone(),
+                slow_down,
+            ))
             .with_state(inner.clone());
         let base = super::serve(router).await;
         Self {

@@ -7,7 +7,9 @@
 use serde_json::{json, Value};
 
 /// Codes a list cell may start with (`GristObjCode`).
-const OBJ_CODES: [&str; 13] = ["L", "l", "O", "D", "d", "S", "C", "R", "r", "E", "P", "U", "V"];
+const OBJ_CODES: [&str; 13] = [
+    "L", "l", "O", "D", "d", "S", "C", "R", "r", "E", "P", "U", "V",
+];
 
 /// `Err(reason)` when `value` is not a CellValue: objects, and lists not
 /// starting with a code.
@@ -43,7 +45,13 @@ fn date_midnight(text: &str) -> Option<i64> {
 fn epoch(text: &str) -> Option<Value> {
     if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
         let micros = at.timestamp_subsec_micros();
-        return Some(if micros == 0 { json!(at.timestamp()) } else { json!(format!("{}.{micros:06}", at.timestamp()).parse::<f64>().ok()?) });
+        return Some(if micros == 0 {
+            json!(at.timestamp())
+        } else {
+            json!(format!("{}.{micros:06}", at.timestamp())
+                .parse::<f64>()
+                .ok()?)
+        });
     }
     for format in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"] {
         // The column's zone is ignored: the fake reads naive times as UTC.
@@ -73,7 +81,11 @@ fn csv(text: &str) -> Vec<String> {
         }
     }
     items.push(current);
-    items.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+    items
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// What a column of `col_type` stores when `value` is written.
@@ -88,8 +100,12 @@ pub fn store(value: &Value, col_type: &str) -> Value {
             "false" | "no" | "0" => json!(false),
             _ => value.clone(),
         },
-        ("Numeric", Value::String(s)) => s.trim().parse::<f64>().map_or(value.clone(), |f| json!(f)),
-        ("Int", Value::Number(n)) => n.as_f64().map_or(value.clone(), |f| json!(f.trunc() as i64)),
+        ("Numeric", Value::String(s)) => {
+            s.trim().parse::<f64>().map_or(value.clone(), |f| json!(f))
+        }
+        ("Int", Value::Number(n)) => n
+            .as_f64()
+            .map_or(value.clone(), |f| json!(f.trunc() as i64)),
         ("Int", Value::String(s)) => s.trim().parse::<i64>().map_or(value.clone(), |i| json!(i)),
         ("Text", Value::Number(n)) => json!(n.to_string()),
         ("Date", Value::String(s)) => date_midnight(s.trim()).map_or(value.clone(), |t| json!(t)),
@@ -103,7 +119,11 @@ pub fn store(value: &Value, col_type: &str) -> Value {
             };
             let mut list = vec![json!("L")];
             list.extend(items.into_iter().map(Value::String));
-            if list.len() == 1 { Value::Null } else { Value::Array(list) }
+            if list.len() == 1 {
+                Value::Null
+            } else {
+                Value::Array(list)
+            }
         }
         _ => value.clone(),
     }

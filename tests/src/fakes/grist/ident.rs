@@ -10,10 +10,10 @@ use unicode_normalization::char::is_combining_mark;
 use unicode_normalization::UnicodeNormalization;
 
 const KEYWORDS: [&str; 35] = [
-    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class",
-    "continue", "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if",
-    "import", "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try",
-    "while", "with", "yield",
+    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue",
+    "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if", "import",
+    "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try", "while",
+    "with", "yield",
 ];
 
 fn sanitize(raw: &str, prefix: &str, capitalize: bool) -> String {
@@ -51,7 +51,11 @@ fn upper(set: &[&str]) -> HashSet<String> {
 }
 
 fn suffixed(base: &str, avoid: &HashSet<String>, first: u32) -> String {
-    let stem = if base.ends_with(|c: char| c.is_ascii_digit()) { format!("{base}_") } else { base.to_string() };
+    let stem = if base.ends_with(|c: char| c.is_ascii_digit()) {
+        format!("{base}_")
+    } else {
+        base.to_string()
+    };
     let mut n = first;
     loop {
         let candidate = format!("{stem}{n}");
