@@ -472,6 +472,27 @@ async fn a_deleted_project_is_marked_inactive_not_failed() {
         "{summary}"
     );
     assert_eq!(w.grist.rows(&w.doc, TABLE).len(), 1);
+
+    // A project announced as created that Recoco does not show yet (its webhook
+    // preceded the commit) is read again later, not marked inactive.
+    let created =
+        recoco_sync_tests::webhook::envelope("projects.Project", "create", json!({"id": 5050}));
+    let answer = w.svc.send(created).await;
+    let event = answer.json["id"].as_str().unwrap().to_string();
+    let job = recoco_sync_tests::wait_for("a first attempt", WAIT, || async {
+        w.svc
+            .jobs_of_event(&event)
+            .await
+            .into_iter()
+            .find(|j| j.attempts >= 1 && j.state == "queued")
+    })
+    .await;
+    let error = job.last_error.as_deref().unwrap();
+    assert!(error.contains("may precede the commit"), "{job:?}");
+    w.recoco.add_project(project(5050, 2));
+    w.svc.settled_event(&event, WAIT).await;
+    succeeded(&w.svc.jobs_of_event(&event).await[0]);
+    assert_eq!(w.row(5050)["active"], json!(true));
     w.svc.stop().await;
 }
 

@@ -37,7 +37,7 @@ use crate::record::Record;
 
 /// How long to wait before re-reading a project Recoco announced as created but
 /// answers 404 for: its webhook can arrive before its transaction commits.
-const NOT_COMMITTED_RETRY: Duration = Duration::from_secs(5);
+const NOT_COMMITTED_RETRY: Duration = Duration::from_secs(2);
 
 /// The connector.
 pub struct Grist;
