@@ -481,8 +481,7 @@ fn answer(
         let (status, body) = error(413, "request entity too large");
         return (status, body, None);
     }
-    let query: HashMap<String, String> =
-        uri.query().map(url_decode_pairs).unwrap_or_default();
+    let query: HashMap<String, String> = uri.query().map(url_decode_pairs).unwrap_or_default();
     let json_body = || -> Result<Value, Answer> {
         let is_json = headers
             .get("content-type")
