@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 /// Connectors compiled into the service.
-const SHIPPED: &[&str] = &["http-forward", "lescommuns"];
+const SHIPPED: &[&str] = &["http-forward", "grist", "lescommuns"];
 
 fn main() -> anyhow::Result<()> {
     let built = recoco_plugin_builder::build_components(SHIPPED)?;

@@ -8,6 +8,7 @@ const TEST_COMPONENTS: &[&str] = &[
     "test-trapper",
     "test-echo",
     "http-forward",
+    "grist",
     "lescommuns",
 ];
 

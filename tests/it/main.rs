@@ -4,6 +4,8 @@
 
 mod admin;
 mod forward;
+mod grist;
+mod grist_real;
 mod host_imports;
 mod intake;
 mod lescommuns;

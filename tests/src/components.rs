@@ -26,6 +26,10 @@ pub fn http_forward() -> PathBuf {
     env!("COMPONENT_http_forward").into()
 }
 
+pub fn grist() -> PathBuf {
+    env!("COMPONENT_grist").into()
+}
+
 pub fn lescommuns() -> PathBuf {
     env!("COMPONENT_lescommuns").into()
 }

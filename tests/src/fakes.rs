@@ -1,6 +1,7 @@
 //! Small real HTTP servers on 127.0.0.1 standing in for third parties. Each
 //! follows the semantics of its reference page and records what it received.
 
+pub mod grist;
 pub mod lescommuns;
 pub mod recoco;
 pub mod target;

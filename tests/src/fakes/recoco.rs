@@ -50,6 +50,8 @@ pub struct Inner {
     /// Statuses forced on the next API requests (after authentication).
     pub fail_next: VecDeque<u16>,
     pub log: Vec<Logged>,
+    /// Time every request waits before being answered (a slow portal).
+    pub latency: Duration,
 }
 
 #[derive(Clone)]
@@ -80,6 +82,7 @@ impl FakeRecoco {
             next_addon: 1,
             fail_next: VecDeque::new(),
             log: Vec::new(),
+            latency: Duration::ZERO,
         }));
         let router = Router::new()
             .route("/api/token/", post(token))
@@ -98,6 +101,10 @@ impl FakeRecoco {
                     .delete(delete_addon),
             )
             .fallback(no_route)
+            .layer(axum::middleware::from_fn_with_state(
+                inner.clone(),
+                slow_down,
+            ))
             .with_state(inner.clone());
         let base = super::serve(router).await;
         Self {
@@ -131,6 +138,19 @@ impl FakeRecoco {
     pub fn logins(&self) -> u32 {
         self.with(|s| s.logins)
     }
+}
+
+/// Waits `latency` before handling each request.
+async fn slow_down(
+    State(st): State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let latency = st.lock().unwrap().latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    next.run(request).await
 }
 
 fn record(s: &mut Inner, method: &str, uri: &Uri, status: u16, headers: &HeaderMap) {
