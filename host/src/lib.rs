@@ -40,6 +40,9 @@ use runtime::{HostServices, Runtime};
 use secrets::Sealer;
 use source_api::SourceApi;
 
+/// How long shutdown waits for running jobs.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
 /// How often the catalog checks for changes made by other processes.
 const CATALOG_REFRESH: Duration = Duration::from_secs(2);
 
@@ -205,8 +208,15 @@ impl Service {
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
         .context("HTTP server failed")?;
+        // Running jobs get a grace period; one still running after it is stopped
+        // and runs again after its lease expires (nothing is lost).
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
         for handle in background {
-            let _ = handle.await;
+            let abort = handle.abort_handle();
+            if tokio::time::timeout_at(deadline, handle).await.is_err() {
+                tracing::warn!("a job was still running at shutdown; it will run again");
+                abort.abort();
+            }
         }
         self.pool.close().await;
         Ok(())
