@@ -109,6 +109,10 @@ pub struct QueueConfig {
     /// worker's job is taken again after this delay.
     #[serde(with = "humantime_serde")]
     pub lease: Duration,
+    /// How long shutdown waits for running jobs; one still running is stopped
+    /// and runs again once its lease expires.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
 }
 
 impl Default for QueueConfig {
@@ -120,6 +124,7 @@ impl Default for QueueConfig {
             backoff_max: Duration::from_secs(3600),
             poll_interval: Duration::from_millis(500),
             lease: Duration::from_secs(120),
+            shutdown_grace: Duration::from_secs(20),
         }
     }
 }

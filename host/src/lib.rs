@@ -40,9 +40,6 @@ use runtime::{HostServices, Runtime};
 use secrets::Sealer;
 use source_api::SourceApi;
 
-/// How long shutdown waits for running jobs.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
-
 /// How often the catalog checks for changes made by other processes.
 const CATALOG_REFRESH: Duration = Duration::from_secs(2);
 
@@ -210,7 +207,7 @@ impl Service {
         .context("HTTP server failed")?;
         // Running jobs get a grace period; one still running after it is stopped
         // and runs again after its lease expires (nothing is lost).
-        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        let deadline = tokio::time::Instant::now() + self.config.queue.shutdown_grace;
         for handle in background {
             let abort = handle.abort_handle();
             if tokio::time::timeout_at(deadline, handle).await.is_err() {

@@ -283,3 +283,49 @@ async fn connection_secrets_are_sealed_at_rest_and_redacted_in_the_api() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_job_cut_by_shutdown_runs_again_after_restart() {
+    let target = Target::start().await;
+    target.set_delay(Duration::from_secs(30));
+    // A short lease so the cut job is taken again quickly, a short grace so
+    // shutdown does not wait for it.
+    let config = config(&target, "")
+        .replace(
+            "[connections.config]\n",
+            "[connections.config]\ntimeout_ms = 60000\n",
+        )
+        .replace(
+            "[queue]\n",
+            "[queue]\nlease = \"2s\"\nshutdown_grace = \"500ms\"\n",
+        );
+    let svc = TestService::start(&config, &[]).await;
+    let answer = svc
+        .send(envelope("projects.Project", "update", json!({"id": 11})))
+        .await;
+    let event_id = answer.json["id"].as_str().unwrap().to_string();
+    target.wait_for(1, WAIT).await; // the job is running, waiting on the slow target
+    let stopping = std::time::Instant::now();
+    let dir = svc.stop().await;
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "shutdown did not wait for the slow job"
+    );
+    target.set_delay(Duration::ZERO);
+    let svc = TestService::start_in(dir, &config, &[]).await;
+    assert_eq!(svc.settled_event(&event_id, WAIT).await.status, "processed");
+    let job = svc.jobs_of_event(&event_id).await.remove(0);
+    let outcomes: Vec<String> = svc
+        .attempts(&job.id)
+        .await
+        .into_iter()
+        .map(|a| a.outcome)
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["retry", "succeeded"],
+        "the cut attempt is recorded, then the job ran again"
+    );
+    assert_eq!(target.received().len(), 2);
+    svc.stop().await;
+}
