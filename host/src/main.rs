@@ -197,10 +197,16 @@ async fn operate(config: Config, command: Command) -> anyhow::Result<()> {
                         "allowed_hosts": c.allowed_hosts, "config": redact_config(&c.config, None)})
                 })
                 .collect();
-            print_json(
-                &serde_json::json!({"sources": sources, "connections": connections,
-                "events": events::count_by_status(&pool).await?, "jobs": jobs::count_by_state(&pool).await?}),
-            )?;
+            let counts = |rows: Vec<(String, i64)>| {
+                rows.into_iter()
+                    .collect::<std::collections::BTreeMap<_, _>>()
+            };
+            print_json(&serde_json::json!({
+                "sources": sources,
+                "connections": connections,
+                "events": counts(events::count_by_status(&pool).await?),
+                "jobs": counts(jobs::count_by_state(&pool).await?),
+            }))?;
         }
         Command::Events(EventsCmd::List {
             status,
