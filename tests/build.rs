@@ -8,6 +8,11 @@ const TEST_COMPONENTS: &[&str] = &[
     "test-trapper",
     "test-echo",
     "http-forward",
+    "test-swap-v1",
+    "test-swap-v2",
+    "test-swap-trap",
+    "test-swap-bad-schema",
+    "test-other-world",
 ];
 
 fn main() -> anyhow::Result<()> {

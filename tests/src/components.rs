@@ -25,3 +25,28 @@ pub fn echo() -> PathBuf {
 pub fn http_forward() -> PathBuf {
     env!("COMPONENT_http_forward").into()
 }
+
+/// `test-swap` version 1: reports `{"version": "1", …}` for each event.
+pub fn swap_v1() -> PathBuf {
+    env!("COMPONENT_test_swap_v1").into()
+}
+
+/// `test-swap` version 2: reports `{"version": "2", …}` for each event.
+pub fn swap_v2() -> PathBuf {
+    env!("COMPONENT_test_swap_v2").into()
+}
+
+/// A `test-swap` whose `manifest()` traps.
+pub fn swap_trap() -> PathBuf {
+    env!("COMPONENT_test_swap_trap").into()
+}
+
+/// A `test-swap` whose config schema is not a valid JSON Schema.
+pub fn swap_bad_schema() -> PathBuf {
+    env!("COMPONENT_test_swap_bad_schema").into()
+}
+
+/// A valid component of another WIT world.
+pub fn other_world() -> PathBuf {
+    env!("COMPONENT_test_other_world").into()
+}
