@@ -5,5 +5,6 @@
 mod admin;
 mod forward;
 mod host_imports;
+mod hot_swap;
 mod intake;
 mod sandbox;
