@@ -98,13 +98,13 @@ fn reports(target: &Target) -> HashMap<String, Vec<String>> {
 
 /// Checks that `event_id` was processed once, by one attempt of one of
 /// `versions` (content hash → version), reported once at the target by that
-/// version; returns the version and when the attempt started.
+/// version; returns that run.
 async fn processed_once(
     svc: &TestService,
     target: &Target,
     event_id: &str,
     versions: &HashMap<String, &str>,
-) -> (String, i64) {
+) -> Run {
     let event = svc.settled_event(event_id, WAIT).await;
     assert_eq!(event.status, "processed", "event {event_id}");
     let jobs = svc.jobs_of_event(event_id).await;
@@ -123,7 +123,19 @@ async fn processed_once(
     assert_eq!(attempts[0].plugin_version.as_deref(), Some(*version));
     let seen = reports(target).remove(event_id).unwrap_or_default();
     assert_eq!(seen, [version.to_string()], "reports of event {event_id}");
-    (version.to_string(), attempts[0].started_at)
+    Run {
+        version: version.to_string(),
+        started: attempts[0].started_at,
+        ended: attempts[0].started_at + attempts[0].duration_ms,
+    }
+}
+
+/// One attempt: which version ran, from when to when (ms since the epoch).
+#[derive(Debug)]
+struct Run {
+    version: String,
+    started: i64,
+    ended: i64,
 }
 
 #[tokio::test]
@@ -135,8 +147,10 @@ async fn swapping_two_versions_ten_times_under_a_stream_of_webhooks_loses_nothin
     let svc =
         Arc::new(TestService::start(&config(&target), &[(FILE, &components::swap_v1())]).await);
     serving(&svc, "test-swap", &h1).await;
+    // Each invocation lasts at least this long, so swaps happen while some run.
+    target.set_delay(Duration::from_millis(80));
 
-    // A steady stream of signed webhooks, one every 20 ms, until told to stop.
+    // A steady stream of signed webhooks, one every 30 ms, until told to stop.
     let stop = Arc::new(AtomicBool::new(false));
     let sender = {
         let (svc, stop) = (svc.clone(), stop.clone());
@@ -147,21 +161,24 @@ async fn swapping_two_versions_ten_times_under_a_stream_of_webhooks_loses_nothin
                     break;
                 }
                 ids.push(send(&svc, n).await);
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                tokio::time::sleep(Duration::from_millis(30)).await;
             }
             ids
         })
     };
 
+    // (when the new version was loaded, the version it replaced)
+    let mut swaps = Vec::new();
     for round in 0..10 {
-        let (bytes, version, h) = if round % 2 == 0 {
-            (&v2, "2", &h2)
+        let (bytes, version, h, old) = if round % 2 == 0 {
+            (&v2, "2", &h2, "1")
         } else {
-            (&v1, "1", &h1)
+            (&v1, "1", &h1, "2")
         };
         let before = target.received().len();
         drop_file(&svc.plugins_dir, FILE, bytes);
-        serving(&svc, "test-swap", h).await;
+        let new = serving(&svc, "test-swap", h).await;
+        swaps.push((new["loaded_at"].as_i64().unwrap(), old));
         // The new version handles events before the next swap.
         wait_for(
             &format!("round {round}: an event handled by v{version}"),
@@ -192,9 +209,26 @@ async fn swapping_two_versions_ten_times_under_a_stream_of_webhooks_loses_nothin
     assert_eq!(listing["refused"], json!([]), "no file was refused");
     // Sorted by start, the version changes at least once per swap: after each
     // swap, an event started on the new version before the next swap.
-    runs.sort_by_key(|(_, started)| *started);
-    let changes = runs.windows(2).filter(|w| w[0].0 != w[1].0).count();
+    runs.sort_by_key(|run| run.started);
+    let changes = runs
+        .windows(2)
+        .filter(|w| w[0].version != w[1].version)
+        .count();
     assert!(changes >= 10, "{changes} version changes in {runs:?}");
+    // Invocations running during a swap finished on the version they started
+    // with (the swap happens within microseconds after `loaded_at`; 10 ms of
+    // margin).
+    let finished_on_old = swaps
+        .iter()
+        .filter(|(at, old)| {
+            runs.iter()
+                .any(|r| r.version == *old && r.started < *at && r.ended > at + 10)
+        })
+        .count();
+    assert!(
+        finished_on_old >= 1,
+        "no invocation spanned a swap: {swaps:?}"
+    );
     let svc = Arc::try_unwrap(svc).ok().expect("sender finished");
     svc.stop().await;
 }
@@ -266,8 +300,8 @@ async fn broken_files_are_refused_and_the_previous_version_keeps_serving() {
             "{what}: shown with the plugin"
         );
         let id = send(&svc, n as u64).await;
-        let (version, _) = processed_once(&svc, &target, &id, &versions).await;
-        assert_eq!(version, "1", "{what}");
+        let run = processed_once(&svc, &target, &id, &versions).await;
+        assert_eq!(run.version, "1", "{what}");
     }
     // A good file again replaces v1 and clears the error.
     drop_file(&svc.plugins_dir, FILE, &v2);
@@ -305,8 +339,8 @@ async fn a_removed_plugin_s_events_wait_for_it_and_run_when_it_comes_back() {
     assert!(target.received().is_empty());
     drop_file(&svc.plugins_dir, FILE, &v2);
     for id in &ids {
-        let (version, _) = processed_once(&svc, &target, id, &versions).await;
-        assert_eq!(version, "2");
+        let run = processed_once(&svc, &target, id, &versions).await;
+        assert_eq!(run.version, "2");
     }
     svc.stop().await;
 }
@@ -395,7 +429,10 @@ async fn a_file_copied_in_place_is_not_loaded_half_written() {
         "the listing was watched during the copy ({looks} looks)"
     );
     let id = send(&svc, 1).await;
-    assert_eq!(processed_once(&svc, &target, &id, &versions).await.0, "2");
+    assert_eq!(
+        processed_once(&svc, &target, &id, &versions).await.version,
+        "2"
+    );
     svc.stop().await;
 }
 
@@ -427,7 +464,10 @@ async fn compiled_plugins_come_from_the_disk_cache_after_a_restart() {
     assert_eq!(listed(&again, "test-swap").unwrap()["from_cache"], true);
     assert_eq!(listed(&again, "http-forward").unwrap()["from_cache"], true);
     let id = send(&svc, 1).await;
-    assert_eq!(processed_once(&svc, &target, &id, &versions).await.0, "1");
+    assert_eq!(
+        processed_once(&svc, &target, &id, &versions).await.version,
+        "1"
+    );
     let dir = svc.stop().await;
 
     // Damaged entries are ignored: compiled again, and the plugins still run.
@@ -439,7 +479,10 @@ async fn compiled_plugins_come_from_the_disk_cache_after_a_restart() {
     let repaired = plugins(&svc).await;
     assert_eq!(listed(&repaired, "test-swap").unwrap()["from_cache"], false);
     let id = send(&svc, 2).await;
-    assert_eq!(processed_once(&svc, &target, &id, &versions).await.0, "1");
+    assert_eq!(
+        processed_once(&svc, &target, &id, &versions).await.version,
+        "1"
+    );
     for entry in &entries {
         let len = std::fs::metadata(entry).unwrap().len();
         assert!(
