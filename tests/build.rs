@@ -10,6 +10,11 @@ const TEST_COMPONENTS: &[&str] = &[
     "http-forward",
     "grist",
     "lescommuns",
+    "test-swap-v1",
+    "test-swap-v2",
+    "test-swap-trap",
+    "test-swap-bad-schema",
+    "test-other-world",
 ];
 
 fn main() -> anyhow::Result<()> {

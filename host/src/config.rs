@@ -23,6 +23,10 @@ pub struct Config {
     pub database_url: String,
     /// Directory watched for connector components (`*.wasm`).
     pub plugins_dir: PathBuf,
+    /// Where compiled connectors are cached, by content hash. Default:
+    /// `plugin-cache` beside the SQLite file (no cache for an in-memory
+    /// database). It holds native code the service runs: keep it private.
+    pub plugin_cache_dir: Option<PathBuf>,
     /// Bearer token for the admin API and page. Without it, they answer only to
     /// requests from the loopback interface.
     pub admin_token: Option<String>,
@@ -48,6 +52,7 @@ impl Default for Config {
             listen: "127.0.0.1:8000".parse().expect("valid default address"),
             database_url: "sqlite://data/recoco-sync.db".into(),
             plugins_dir: "connectors".into(),
+            plugin_cache_dir: None,
             admin_token: None,
             secret_key: None,
             secret_key_file: "data/secret.key".into(),
@@ -363,6 +368,18 @@ impl Config {
         Ok(())
     }
 
+    /// The plugin cache directory: as configured, else beside the database.
+    pub fn plugin_cache_path(&self) -> Option<PathBuf> {
+        if let Some(dir) = &self.plugin_cache_dir {
+            return Some(dir.clone());
+        }
+        let db = self.sqlite_path()?;
+        Some(match db.parent() {
+            Some(parent) => parent.join("plugin-cache"),
+            None => PathBuf::from("plugin-cache"),
+        })
+    }
+
     /// Path of the SQLite file named by `database_url`.
     pub fn sqlite_path(&self) -> Option<PathBuf> {
         let rest = self
@@ -479,6 +496,35 @@ mod tests {
         assert_eq!(c.intake.max_body_bytes, 1024 * 1024);
         assert_eq!(c.intake.timestamp_tolerance, Duration::from_secs(300));
         assert_eq!(c.sqlite_path(), Some(PathBuf::from("data/recoco-sync.db")));
+        assert_eq!(
+            c.plugin_cache_path(),
+            Some(PathBuf::from("data/plugin-cache"))
+        );
+    }
+
+    #[test]
+    fn the_plugin_cache_follows_the_database_unless_set() {
+        let c = Config::from_parts(
+            "database_url = \"sqlite:app.db\"",
+            &[],
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.plugin_cache_path(), Some(PathBuf::from("plugin-cache")));
+        let c = Config::from_parts(
+            "database_url = \"sqlite::memory:\"",
+            &[],
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.plugin_cache_path(), None);
+        let c = Config::from_parts(
+            "plugin_cache_dir = \"/var/cache/rs\"",
+            &[],
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.plugin_cache_path(), Some(PathBuf::from("/var/cache/rs")));
     }
 
     #[test]
@@ -572,6 +618,7 @@ mod tests {
             (c.listen, &c.database_url, &c.plugins_dir),
             (d.listen, &d.database_url, &d.plugins_dir)
         );
+        assert_eq!(c.plugin_cache_path(), d.plugin_cache_path());
         assert_eq!(c.queue.backoff_max, d.queue.backoff_max);
         assert_eq!(c.runtime.memory_limit, d.runtime.memory_limit);
         assert_eq!(c.connections[0].config["secret"], "whsec_abc");

@@ -82,7 +82,9 @@ impl Service {
             wake: wake.clone(),
         });
         let runtime = Arc::new(Runtime::new(&config.runtime, services)?);
-        let registry = Arc::new(Registry::new(runtime.clone(), pool.clone(), wake.clone()).await?);
+        let cache = open_plugin_cache(&config, &runtime);
+        let registry =
+            Arc::new(Registry::new(runtime.clone(), pool.clone(), wake.clone(), cache).await?);
         registry.load_shipped().await?;
         registry
             .load_dir(&config.plugins_dir)
@@ -158,7 +160,7 @@ impl Service {
         ))
     }
 
-    /// Starts the workers and background loops.
+    /// Starts the workers, the plugins directory watcher and background loops.
     pub fn spawn_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
         let workers = Arc::new(queue::worker::Workers {
             pool: self.pool.clone(),
@@ -173,6 +175,11 @@ impl Service {
         let mut handles = workers.spawn();
         handles.push(store::spawn_checkpointer(
             self.pool.clone(),
+            self.shutdown.clone(),
+        ));
+        handles.push(registry::watch::spawn(
+            self.registry.clone(),
+            self.config.plugins_dir.clone(),
             self.shutdown.clone(),
         ));
         let (catalog, shutdown) = (self.catalog.clone(), self.shutdown.clone());
@@ -217,6 +224,19 @@ impl Service {
         }
         self.pool.close().await;
         Ok(())
+    }
+}
+
+/// The compiled-plugin cache, or none (with a warning) when its directory is
+/// unusable: the service then compiles every plugin, slower but correct.
+fn open_plugin_cache(config: &Config, runtime: &Runtime) -> Option<registry::cache::Cache> {
+    let dir = config.plugin_cache_path()?;
+    match registry::cache::Cache::open(&dir, runtime.engine()) {
+        Ok(cache) => Some(cache),
+        Err(err) => {
+            tracing::warn!(error = %format!("{err:#}"), "plugin cache disabled");
+            None
+        }
     }
 }
 

@@ -1,107 +1,31 @@
 //! The plugins this process can run, by name: the connectors shipped inside the
 //! binary and the `.wasm` files of the plugins directory (a file overrides a
-//! shipped connector of the same name). Loading compiles off the async threads,
-//! validates the component and its manifest, and swaps the new version in
-//! atomically: invocations that hold the old `Arc<Plugin>` finish on it.
+//! shipped connector of the same name). This module owns those layers and the
+//! atomic swap: [`Registry::install`] replaces an `Arc<Plugin>`, so invocations
+//! that hold the old one finish on it. Building a plugin from bytes is in
+//! [`load`], watching the directory in [`watch`], compiled code on disk in
+//! [`cache`].
 
+pub mod cache;
+mod load;
 pub mod manifest;
+mod plugin;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::ids::now_ms;
-use crate::runtime::{ConnectorPre, Label, Runtime, StoreState};
+use crate::queue::jobs::{self, Claimed};
+use crate::runtime::Runtime;
 use crate::store::{self, Pool};
+use cache::Cache;
+pub use load::LoadError;
 pub use manifest::Manifest;
-
-/// Where a plugin came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase", tag = "kind", content = "path")]
-pub enum Origin {
-    /// Compiled into the service binary.
-    Shipped,
-    /// A file of the plugins directory.
-    File(PathBuf),
-}
-
-/// A loaded, ready-to-run plugin version.
-pub struct Plugin {
-    pub manifest: Manifest,
-    /// SHA-256 of the component bytes, hex: the exact version that runs.
-    pub hash: String,
-    pub origin: Origin,
-    pub loaded_at: i64,
-    pub pre: ConnectorPre<StoreState>,
-    validator: jsonschema::Validator,
-}
-
-impl Plugin {
-    pub fn name(&self) -> &str {
-        &self.manifest.name
-    }
-
-    /// Short hash shown next to the version.
-    pub fn short_hash(&self) -> &str {
-        &self.hash[..12]
-    }
-
-    /// Checks a connection config against the plugin's schema; the error lists
-    /// each failing place.
-    pub fn validate_config(&self, config: &serde_json::Value) -> Result<(), String> {
-        let problems: Vec<String> = self
-            .validator
-            .iter_errors(config)
-            .map(|e| {
-                let at = e.instance_path().to_string();
-                format!(
-                    "{}: {}",
-                    if at.is_empty() { "/" } else { &at },
-                    without_values(&e.to_string(), e.instance())
-                )
-            })
-            .collect();
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(format!(
-                "config does not match the schema of plugin {}: {}",
-                self.name(),
-                problems.join("; ")
-            ))
-        }
-    }
-}
-
-/// The validator's message with the offending strings removed: they may be secrets.
-fn without_values(message: &str, instance: &serde_json::Value) -> String {
-    fn strings<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
-        match v {
-            serde_json::Value::String(s) => out.push(s),
-            serde_json::Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
-            serde_json::Value::Object(map) => map.values().for_each(|i| strings(i, out)),
-            _ => {}
-        }
-    }
-    let mut found = Vec::new();
-    strings(instance, &mut found);
-    let mut out = message.to_string();
-    for s in found.into_iter().filter(|s| !s.is_empty()) {
-        out = out.replace(
-            &serde_json::Value::String(s.to_string()).to_string(),
-            "\"…\"",
-        );
-    }
-    out
-}
-
-/// Why a component was refused.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct LoadError(pub String);
+pub use plugin::{Origin, Plugin};
 
 /// What the listing shows for one plugin.
 #[derive(Debug, Clone, Serialize)]
@@ -111,9 +35,12 @@ pub struct PluginInfo {
     pub hash: String,
     pub origin: Origin,
     pub loaded_at: i64,
+    pub from_cache: bool,
     pub description: String,
     pub subscriptions: Vec<String>,
     pub tasks: Vec<manifest::Task>,
+    /// Why the latest content of this plugin's file was refused, while this
+    /// version keeps serving.
     pub last_error: Option<String>,
 }
 
@@ -121,6 +48,8 @@ pub struct PluginInfo {
 #[derive(Debug, Clone, Serialize)]
 pub struct Failure {
     pub path: PathBuf,
+    /// SHA-256 of the refused bytes, when they could be read.
+    pub hash: Option<String>,
     pub error: String,
     pub at: i64,
 }
@@ -151,6 +80,8 @@ impl Layers {
 pub struct Registry {
     runtime: Arc<Runtime>,
     pool: Pool,
+    /// Compiled code on disk; `None` when no directory is usable.
+    cache: Option<Cache>,
     layers: RwLock<Layers>,
     /// Subscriptions of plugins seen before, for routing while one is absent.
     known: RwLock<HashMap<String, Vec<String>>>,
@@ -163,6 +94,7 @@ impl Registry {
         runtime: Arc<Runtime>,
         pool: Pool,
         wake: Arc<tokio::sync::Notify>,
+        cache: Option<Cache>,
     ) -> anyhow::Result<Self> {
         let mut known = HashMap::new();
         for (name, manifest) in store::plugins::known(&pool).await? {
@@ -173,6 +105,7 @@ impl Registry {
         Ok(Self {
             runtime,
             pool,
+            cache,
             layers: Default::default(),
             known: RwLock::new(known),
             wake,
@@ -201,49 +134,8 @@ impl Registry {
         self.known.read().expect("known lock").get(name).cloned()
     }
 
-    /// Compiles and validates a component; does not install it.
-    pub async fn prepare(&self, bytes: Vec<u8>, origin: Origin) -> Result<Arc<Plugin>, LoadError> {
-        let hash = hex::encode(Sha256::digest(&bytes));
-        let runtime = self.runtime.clone();
-        // Compilation takes CPU for up to seconds: keep it off the async threads.
-        let pre = tokio::task::spawn_blocking(move || {
-            let component = runtime
-                .compile(&bytes)
-                .map_err(|e| describe_compile_error(&bytes, &e))?;
-            runtime
-                .pre_instantiate(&component)
-                .map_err(|e| format!("not a component of the recoco:connector@0.1.0 world: {e:#}"))
-        })
-        .await
-        .map_err(|e| LoadError(format!("compilation task failed: {e}")))?
-        .map_err(LoadError)?;
-        let label = Label {
-            plugin: format!("<{}>", &hash[..12]),
-            connection: String::new(),
-        };
-        let raw = self
-            .runtime
-            .read_manifest(&pre, &label)
-            .await
-            .map_err(|e| LoadError(format!("manifest() failed: {e}")))?;
-        let manifest = Manifest::try_from(raw).map_err(LoadError)?;
-        let validator = jsonschema::validator_for(&manifest.config_schema).map_err(|e| {
-            LoadError(format!(
-                "plugin {}: config schema is not a valid JSON Schema: {e}",
-                manifest.name
-            ))
-        })?;
-        Ok(Arc::new(Plugin {
-            manifest,
-            hash,
-            origin,
-            loaded_at: now_ms(),
-            pre,
-            validator,
-        }))
-    }
-
-    /// Makes `plugin` the current version of its name (and of its file).
+    /// Makes `plugin` the current version of its name (and of its file), then
+    /// requeues the jobs that were waiting for it.
     pub async fn install(&self, plugin: Arc<Plugin>) {
         let name = plugin.name().to_string();
         {
@@ -275,7 +167,12 @@ impl Registry {
         {
             tracing::warn!(plugin = %name, error = %err, "cannot remember the plugin's manifest");
         }
-        match crate::queue::jobs::wake_waiting(&self.pool, &name).await {
+        tracing::info!(plugin = %name, version = %plugin.manifest.version, hash = %plugin.short_hash(), origin = ?plugin.origin, from_cache = plugin.from_cache, "plugin loaded");
+        self.wake_waiting(&name).await;
+    }
+
+    async fn wake_waiting(&self, name: &str) {
+        match jobs::wake_waiting(&self.pool, name).await {
             Ok(0) => {}
             Ok(n) => {
                 tracing::info!(plugin = %name, jobs = n, "plugin is back; waiting jobs resume");
@@ -283,71 +180,82 @@ impl Registry {
             }
             Err(err) => tracing::warn!(plugin = %name, error = %err, "cannot resume waiting jobs"),
         }
-        tracing::info!(plugin = %name, version = %plugin.manifest.version, hash = %plugin.short_hash(), origin = ?plugin.origin, "plugin loaded");
     }
 
-    /// Forgets the plugin loaded from `path`; returns its name.
+    /// Parks `job` until its plugin is loaded, without using an attempt.
+    ///
+    /// The plugin may be installed between the caller's failed [`Registry::get`]
+    /// and the park; [`Registry::install`] swaps the layers before it wakes the
+    /// waiting jobs, so looking again after parking closes that window: either
+    /// this look sees the plugin, or install's wake-up sees the parked job.
+    pub async fn park_until_loaded(&self, job: &Claimed) -> sqlx::Result<()> {
+        jobs::park_waiting(&self.pool, job).await?;
+        if self.get(&job.plugin).is_some() {
+            self.wake_waiting(&job.plugin).await;
+        }
+        Ok(())
+    }
+
+    /// Forgets the plugin loaded from `path` (and any refusal of it); returns
+    /// its name. A shipped connector it overrode serves again; otherwise the
+    /// plugin's jobs wait for it.
     pub fn remove_file(&self, path: &Path) -> Option<String> {
         let mut layers = self.layers.write().expect("registry lock");
         layers.failures.remove(path);
         let removed = layers.files.remove(path)?;
         layers.rebuild();
-        tracing::info!(plugin = %removed.name(), path = %path.display(), "plugin file removed");
-        Some(removed.name().to_string())
+        let name = removed.name().to_string();
+        match layers.by_name.get(&name) {
+            Some(now) => {
+                tracing::info!(plugin = %name, path = %path.display(), now = ?now.origin, "plugin file removed; another version of it serves")
+            }
+            None => {
+                tracing::info!(plugin = %name, path = %path.display(), "plugin file removed; its jobs wait until it comes back")
+            }
+        }
+        Some(name)
     }
 
-    /// Records that `path` was refused; any previous version keeps serving.
-    pub fn record_failure(&self, path: &Path, error: &str) {
-        tracing::error!(path = %path.display(), error, "plugin refused");
+    /// Records that the content of `path` (with `hash`, when it could be read)
+    /// was refused; any version already loaded from it keeps serving.
+    pub fn record_failure(&self, path: &Path, hash: Option<String>, error: &str) {
         let mut layers = self.layers.write().expect("registry lock");
+        match layers.files.get(path) {
+            Some(serving) => tracing::error!(
+                path = %path.display(), error,
+                "plugin file refused; version {} ({}) of {} keeps serving",
+                serving.manifest.version, serving.short_hash(), serving.name()
+            ),
+            None => tracing::error!(path = %path.display(), error, "plugin file refused"),
+        }
         layers.failures.insert(
             path.to_path_buf(),
             Failure {
                 path: path.to_path_buf(),
+                hash,
                 error: error.to_string(),
                 at: now_ms(),
             },
         );
     }
 
-    /// Loads the connectors compiled into the binary.
-    pub async fn load_shipped(&self) -> anyhow::Result<()> {
-        for (file, bytes) in crate::shipped::COMPONENTS {
-            let plugin = self
-                .prepare(bytes.to_vec(), Origin::Shipped)
-                .await
-                .map_err(|e| anyhow::anyhow!("shipped connector {file} is broken: {e}"))?;
-            self.install(plugin).await;
+    /// Hash of the latest content of `path` that was looked at: refused or loaded.
+    pub fn file_hash(&self, path: &Path) -> Option<String> {
+        let layers = self.layers.read().expect("registry lock");
+        match layers.failures.get(path) {
+            Some(failure) => failure.hash.clone(),
+            None => layers.files.get(path).map(|p| p.hash.clone()),
         }
-        Ok(())
     }
 
-    /// Loads every `*.wasm` of `dir` (a refused file is logged and listed, not fatal).
-    pub async fn load_dir(&self, dir: &Path) -> anyhow::Result<()> {
-        if !dir.exists() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
-            .collect();
+    /// Every file path the registry holds a plugin or a refusal for.
+    pub fn file_paths(&self) -> Vec<PathBuf> {
+        let layers = self.layers.read().expect("registry lock");
+        let mut paths: Vec<PathBuf> = layers.files.keys().cloned().collect();
+        paths.extend(layers.failures.keys().cloned());
         paths.sort();
-        for path in paths {
-            self.load_file(&path).await;
-        }
-        Ok(())
-    }
-
-    /// Loads one file, recording a failure instead of returning it.
-    pub async fn load_file(&self, path: &Path) {
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) => return self.record_failure(path, &format!("cannot read: {e}")),
-        };
-        match self.prepare(bytes, Origin::File(path.to_path_buf())).await {
-            Ok(plugin) => self.install(plugin).await,
-            Err(e) => self.record_failure(path, &e.0),
-        }
+        paths.dedup();
+        paths
     }
 
     /// Every loaded plugin and every refused file.
@@ -362,6 +270,7 @@ impl Registry {
                 hash: p.hash.clone(),
                 origin: p.origin.clone(),
                 loaded_at: p.loaded_at,
+                from_cache: p.from_cache,
                 description: p.manifest.description.clone(),
                 subscriptions: p.manifest.subscriptions.clone(),
                 tasks: p.manifest.tasks.clone(),
@@ -376,15 +285,4 @@ impl Registry {
         failures.sort_by(|a, b| a.path.cmp(&b.path));
         (plugins, failures)
     }
-}
-
-/// Says what kind of wrong file it is, which wasmtime's message leaves implicit.
-fn describe_compile_error(bytes: &[u8], err: &anyhow::Error) -> String {
-    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-        return "not a WebAssembly file (bad magic number)".into();
-    }
-    if bytes[4..8] == [1, 0, 0, 0] {
-        return "a core WebAssembly module, not a component: build it for wasm32-wasip2 (or wrap it with `wasm-tools component new`)".into();
-    }
-    format!("invalid component: {err:#}")
 }

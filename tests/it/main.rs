@@ -7,6 +7,7 @@ mod forward;
 mod grist;
 mod grist_real;
 mod host_imports;
+mod hot_swap;
 mod intake;
 mod lescommuns;
 mod sandbox;

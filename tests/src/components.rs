@@ -33,3 +33,28 @@ pub fn grist() -> PathBuf {
 pub fn lescommuns() -> PathBuf {
     env!("COMPONENT_lescommuns").into()
 }
+
+/// `test-swap` version 1: reports `{"version": "1", …}` for each event.
+pub fn swap_v1() -> PathBuf {
+    env!("COMPONENT_test_swap_v1").into()
+}
+
+/// `test-swap` version 2: reports `{"version": "2", …}` for each event.
+pub fn swap_v2() -> PathBuf {
+    env!("COMPONENT_test_swap_v2").into()
+}
+
+/// A `test-swap` whose `manifest()` traps.
+pub fn swap_trap() -> PathBuf {
+    env!("COMPONENT_test_swap_trap").into()
+}
+
+/// A `test-swap` whose config schema is not a valid JSON Schema.
+pub fn swap_bad_schema() -> PathBuf {
+    env!("COMPONENT_test_swap_bad_schema").into()
+}
+
+/// A valid component of another WIT world.
+pub fn other_world() -> PathBuf {
+    env!("COMPONENT_test_other_world").into()
+}

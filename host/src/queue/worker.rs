@@ -284,7 +284,7 @@ impl Workers {
             .ok_or("its source no longer exists")?;
         let Some(plugin) = self.registry.get(&connection.plugin) else {
             tracing::info!(plugin = %connection.plugin, "plugin not loaded; the job waits for it");
-            if let Err(err) = jobs::park_waiting(&self.pool, job).await {
+            if let Err(err) = self.registry.park_until_loaded(job).await {
                 tracing::warn!(error = %err, "cannot park the job");
             }
             return Ok(None);

@@ -1,0 +1,93 @@
+//! One loaded plugin version: its manifest, its content hash, where it came from
+//! and its pre-instantiated component, plus the check of a connection config
+//! against its schema. How a `Plugin` is built is in [`super::load`].
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::Manifest;
+use crate::runtime::{ConnectorPre, StoreState};
+
+/// Where a plugin came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "kind", content = "path")]
+pub enum Origin {
+    /// Compiled into the service binary.
+    Shipped,
+    /// A file of the plugins directory.
+    File(PathBuf),
+}
+
+/// A loaded, ready-to-run plugin version.
+pub struct Plugin {
+    pub manifest: Manifest,
+    /// SHA-256 of the component bytes, hex: the exact version that runs.
+    pub hash: String,
+    pub origin: Origin,
+    /// When this version was loaded (ms since the epoch).
+    pub loaded_at: i64,
+    /// Whether its compiled code came from the disk cache (else Cranelift ran).
+    pub from_cache: bool,
+    pub pre: ConnectorPre<StoreState>,
+    pub(super) validator: jsonschema::Validator,
+}
+
+impl Plugin {
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+
+    /// Short hash shown next to the version.
+    pub fn short_hash(&self) -> &str {
+        &self.hash[..12]
+    }
+
+    /// Checks a connection config against the plugin's schema; the error lists
+    /// each failing place.
+    pub fn validate_config(&self, config: &serde_json::Value) -> Result<(), String> {
+        let problems: Vec<String> = self
+            .validator
+            .iter_errors(config)
+            .map(|e| {
+                let at = e.instance_path().to_string();
+                format!(
+                    "{}: {}",
+                    if at.is_empty() { "/" } else { &at },
+                    without_values(&e.to_string(), e.instance())
+                )
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "config does not match the schema of plugin {}: {}",
+                self.name(),
+                problems.join("; ")
+            ))
+        }
+    }
+}
+
+/// The validator's message with the offending strings removed: they may be secrets.
+fn without_values(message: &str, instance: &serde_json::Value) -> String {
+    fn strings<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+        match v {
+            serde_json::Value::String(s) => out.push(s),
+            serde_json::Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
+            serde_json::Value::Object(map) => map.values().for_each(|i| strings(i, out)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    strings(instance, &mut found);
+    let mut out = message.to_string();
+    for s in found.into_iter().filter(|s| !s.is_empty()) {
+        out = out.replace(
+            &serde_json::Value::String(s.to_string()).to_string(),
+            "\"…\"",
+        );
+    }
+    out
+}
