@@ -326,6 +326,9 @@ impl Config {
         if !self.database_url.starts_with("sqlite:") {
             bail!("database_url must start with sqlite: (got a different scheme)");
         }
+        if self.sqlite_path().is_none() {
+            bail!("database_url must name a SQLite file (sqlite://path/to/file.db), not an in-memory database");
+        }
         if self.queue.max_attempts == 0 {
             bail!("queue.max_attempts must be at least 1");
         }
@@ -511,13 +514,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.plugin_cache_path(), Some(PathBuf::from("plugin-cache")));
-        let c = Config::from_parts(
+        // Intake writes to the file itself: an in-memory database is refused.
+        let err = Config::from_parts(
             "database_url = \"sqlite::memory:\"",
             &[],
             &Overrides::default(),
         )
-        .unwrap();
-        assert_eq!(c.plugin_cache_path(), None);
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("not an in-memory database"),
+            "{err}"
+        );
         let c = Config::from_parts(
             "plugin_cache_dir = \"/var/cache/rs\"",
             &[],

@@ -151,13 +151,17 @@ impl Service {
             .layer(tower_http::trace::TraceLayer::new_for_http())
     }
 
-    /// The durable event sink (group-commit writer).
-    pub fn event_writer(&self) -> EventSink {
-        EventSink::Store(EventWriter::start(
-            self.pool.clone(),
+    /// The durable event sink (the group-commit writer thread).
+    pub fn event_writer(&self) -> anyhow::Result<EventSink> {
+        let database = self
+            .config
+            .sqlite_path()
+            .context("the intake writer needs a SQLite file")?;
+        Ok(EventSink::Store(EventWriter::start(
+            &database,
             self.config.intake.max_batch,
             self.wake.clone(),
-        ))
+        )?))
     }
 
     /// Starts the workers, the plugins directory watcher and background loops.
@@ -201,7 +205,7 @@ impl Service {
     /// running jobs (up to their lease) to finish.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
-        let router = self.router(self.event_writer());
+        let router = self.router(self.event_writer()?);
         let background = self.spawn_background();
         tracing::info!(%addr, "recoco-sync listening");
         let shutdown = self.shutdown.clone();

@@ -458,7 +458,11 @@ async fn compiled_plugins_come_from_the_disk_cache_after_a_restart() {
         .map(|e| e.path())
         .collect();
     let components = recoco_sync::shipped::COMPONENTS.len() + 1;
-    assert_eq!(entries.len(), components, "one entry per component: {entries:?}");
+    assert_eq!(
+        entries.len(),
+        components,
+        "one entry per component: {entries:?}"
+    );
 
     let svc = TestService::start_in(dir, &config(&target), &files).await;
     let again = plugins(&svc).await;

@@ -1,14 +1,32 @@
-//! Group commit for intake: concurrent webhooks are written together, one
-//! transaction (one fsync) per batch, and each request is answered only once its
-//! batch is durable. A batch that fails is retried row by row so one bad event
-//! cannot fail the others.
+//! Group commit for intake: concurrent webhooks are written together by one
+//! thread that owns its own SQLite connection, one transaction per batch, and
+//! each request is answered only once its batch is on disk. A batch that fails
+//! is retried row by row so one bad event cannot fail the others.
+//!
+//! Why a thread and its own connection: the hot path of the service is here, and
+//! going through the async pool costs a channel round trip per statement. With
+//! cached prepared statements on a plain connection a batch is a few
+//! microseconds per row.
+//!
+//! Durability: the database runs `synchronous=NORMAL` (commits reach the OS in
+//! WAL order, checksummed), and after each commit a second thread flushes the
+//! WAL file with `fdatasync` before the batch is answered: every WAL frame up to
+//! the batch's commit frame is then on disk, which is what SQLite's recovery
+//! replays. Flushing on its own thread lets the next batch be written meanwhile,
+//! and one flush answers every batch committed before it started. (SQLite's own
+//! FULL mode calls `fsync` under its write lock, ten times slower here.)
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::Context as _;
+use rusqlite::params;
 use tokio::sync::{mpsc, oneshot, Notify};
 
+use crate::ids::now_ms;
 use crate::queue::{jobs, NewJob};
-use crate::store::{events, events::NewEvent, Pool};
+use crate::store::events::{self, NewEvent};
 
 /// Pending writes the channel holds before requests wait for room.
 const CHANNEL_CAPACITY: usize = 4096;
@@ -45,11 +63,22 @@ pub struct EventWriter {
 }
 
 impl EventWriter {
-    /// Starts the writer task. `wake` is notified after a batch that queued jobs.
-    pub fn start(pool: Pool, max_batch: usize, wake: Arc<Notify>) -> Self {
+    /// Opens `database` (a SQLite file, already migrated) and starts the writer
+    /// thread. `wake` is notified after a durable batch that queued jobs.
+    pub fn start(database: &Path, max_batch: usize, wake: Arc<Notify>) -> anyhow::Result<Self> {
+        let conn = open(database)?;
+        let wal = PathBuf::from(format!("{}-wal", database.display()));
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        tokio::spawn(run(pool, rx, max_batch.max(1), wake));
-        Self { tx }
+        let (committed, to_flush) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("intake-writer".into())
+            .spawn(move || run(conn, rx, max_batch.max(1), &committed))
+            .context("cannot start the intake writer thread")?;
+        std::thread::Builder::new()
+            .name("intake-flush".into())
+            .spawn(move || flush(&wal, &to_flush, &wake))
+            .context("cannot start the intake flush thread")?;
+        Ok(Self { tx })
     }
 
     pub async fn write(&self, write: Write) -> Result<(), String> {
@@ -64,30 +93,96 @@ impl EventWriter {
     }
 }
 
-async fn run(
-    pool: Pool,
+fn open(database: &Path) -> anyhow::Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open(database)
+        .with_context(|| format!("intake writer: cannot open {}", database.display()))?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    // The same settings as the pool (see store::open).
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;",
+    )?;
+    Ok(conn)
+}
+
+/// A committed batch waiting for the WAL flush: its answers, and whether it
+/// queued jobs (workers are woken once it is durable).
+struct Committed {
+    replies: Vec<(Reply, Result<(), String>)>,
+    queued_jobs: bool,
+}
+
+/// The writer thread: batch and commit, until every sender is gone.
+fn run(
+    mut conn: rusqlite::Connection,
     mut rx: mpsc::Receiver<(Write, Reply)>,
     max_batch: usize,
-    wake: Arc<Notify>,
+    committed: &std::sync::mpsc::Sender<Committed>,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
-    while rx.recv_many(&mut batch, max_batch).await > 0 {
-        let queued_jobs = batch.iter().any(|(w, _)| !w.jobs.is_empty());
-        match write_all(&pool, batch.iter().map(|(w, _)| w)).await {
-            Ok(()) => {
-                for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Ok(()));
-                }
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
             }
+        }
+        let results: Vec<Result<(), String>> = match write_all(
+            &mut conn,
+            batch.iter().map(|(w, _)| w),
+        ) {
+            Ok(()) => vec![Ok(()); batch.len()],
             Err(err) => {
                 tracing::warn!(error = %err, size = batch.len(), "batch write failed; writing one by one");
-                for (write, reply) in batch.drain(..) {
-                    let result = write_all(&pool, std::iter::once(&write)).await.map_err(|e| {
-                        tracing::error!(event = %write.event.id, error = %e, "cannot store event");
-                        "storage failed".to_string()
-                    });
-                    let _ = reply.send(result);
-                }
+                batch
+                    .iter()
+                    .map(|(write, _)| {
+                        write_all(&mut conn, std::iter::once(write)).map_err(|e| {
+                            tracing::error!(event = %write.event.id, error = %e, "cannot store event");
+                            "storage failed".to_string()
+                        })
+                    })
+                    .collect()
+            }
+        };
+        let queued_jobs = batch.iter().any(|(w, _)| !w.jobs.is_empty());
+        let replies = batch
+            .drain(..)
+            .map(|(_, reply)| reply)
+            .zip(results)
+            .collect();
+        if committed
+            .send(Committed {
+                replies,
+                queued_jobs,
+            })
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// The flush thread: waits for committed batches, flushes the WAL once for all
+/// of them, then answers them.
+fn flush(wal: &Path, committed: &std::sync::mpsc::Receiver<Committed>, wake: &Notify) {
+    while let Ok(first) = committed.recv() {
+        let mut ready = vec![first];
+        ready.extend(committed.try_iter());
+        let synced = sync(wal);
+        if let Err(err) = &synced {
+            tracing::error!(error = %err, "cannot flush the write-ahead log; webhooks are answered as failed");
+        }
+        let mut queued_jobs = false;
+        for batch in ready {
+            queued_jobs |= batch.queued_jobs;
+            for (reply, result) in batch.replies {
+                let result = if synced.is_ok() {
+                    result
+                } else {
+                    Err("storage failed".to_string())
+                };
+                let _ = reply.send(result);
             }
         }
         if queued_jobs {
@@ -96,19 +191,56 @@ async fn run(
     }
 }
 
-/// Rows per statement, under SQLite's limit of bound parameters (14 per row).
-const ROWS_PER_STATEMENT: usize = 500;
+fn write_all<'a>(
+    conn: &mut rusqlite::Connection,
+    writes: impl Iterator<Item = &'a Write>,
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    {
+        let mut insert_event = tx.prepare_cached(events::INSERT)?;
+        let mut insert_job = tx.prepare_cached(jobs::INSERT)?;
+        let now = now_ms();
+        for Write { event: e, jobs } in writes {
+            insert_event.execute(params![
+                e.id.as_str(),
+                e.source_id,
+                e.status.as_str(),
+                e.topic,
+                e.object_type,
+                e.object_id,
+                e.action,
+                e.webhook_uuid,
+                e.body.as_ref(),
+                e.headers.to_string(),
+                e.remote_addr,
+                e.error,
+                e.received_at,
+            ])?;
+            for job in jobs {
+                let (kind, event_id, task_name, payload) = job.kind_columns();
+                insert_job.execute(params![
+                    job.id.as_str(),
+                    job.connection_id,
+                    job.plugin,
+                    kind,
+                    event_id,
+                    task_name,
+                    payload,
+                    job.dedup_key,
+                    job.max_attempts,
+                    job.run_at,
+                    now,
+                ])?;
+            }
+        }
+    }
+    tx.commit()
+}
 
-async fn write_all<'a>(pool: &Pool, writes: impl Iterator<Item = &'a Write>) -> sqlx::Result<()> {
-    let writes: Vec<&Write> = writes.collect();
-    let new_events: Vec<&NewEvent> = writes.iter().map(|w| &w.event).collect();
-    let new_jobs: Vec<&NewJob> = writes.iter().flat_map(|w| &w.jobs).collect();
-    let mut tx = pool.begin().await?;
-    for chunk in new_events.chunks(ROWS_PER_STATEMENT) {
-        events::insert_many(&mut tx, chunk).await?;
-    }
-    for chunk in new_jobs.chunks(ROWS_PER_STATEMENT) {
-        jobs::insert_many(&mut tx, chunk).await?;
-    }
-    tx.commit().await
+/// Flushes the WAL file to disk (data and size: it grows as it is written).
+fn sync(wal: &Path) -> std::io::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(wal)?
+        .sync_data()
 }

@@ -53,42 +53,40 @@ pub struct NewJob {
     pub run_at: i64,
 }
 
-pub async fn insert(conn: &mut SqliteConnection, job: &NewJob) -> sqlx::Result<()> {
-    insert_many(conn, &[job]).await
-}
+/// Inserts one queued job. Parameters, in order: id, connection_id, plugin,
+/// kind, event_id, task_name, payload, dedup_key, max_attempts, run_at, now.
+/// Shared by every writer (intake binds it directly).
+pub const INSERT: &str = "INSERT INTO jobs (id, connection_id, plugin, kind, event_id, task_name, payload, dedup_key, state, attempts, max_attempts, run_at, created_at, updated_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', 0, ?9, ?10, ?11, ?11)";
 
-/// Inserts jobs in one statement (intake writes them in batches).
-pub async fn insert_many(conn: &mut SqliteConnection, jobs: &[&NewJob]) -> sqlx::Result<()> {
-    if jobs.is_empty() {
-        return Ok(());
-    }
-    let now = now_ms();
-    let mut query = sqlx::QueryBuilder::new(
-        "INSERT INTO jobs (id, connection_id, plugin, kind, event_id, task_name, payload, dedup_key, state, attempts, max_attempts, run_at, created_at, updated_at) ",
-    );
-    query.push_values(jobs, |mut row, job| {
-        let (kind, event_id, task_name, payload) = match &job.kind {
+impl NewJob {
+    /// `(kind, event_id, task_name, payload)` columns.
+    pub fn kind_columns(&self) -> (&'static str, Option<&str>, Option<&str>, Option<&str>) {
+        match &self.kind {
             JobKind::Event { event_id } => ("event", Some(event_id.as_str()), None, None),
             JobKind::Task { name, payload } => {
                 ("task", None, Some(name.as_str()), Some(payload.as_str()))
             }
-        };
-        row.push_bind(job.id.as_str())
-            .push_bind(job.connection_id)
-            .push_bind(job.plugin.as_str())
-            .push_bind(kind)
-            .push_bind(event_id)
-            .push_bind(task_name)
-            .push_bind(payload)
-            .push_bind(job.dedup_key.as_deref())
-            .push_bind("queued")
-            .push_bind(0)
-            .push_bind(job.max_attempts)
-            .push_bind(job.run_at)
-            .push_bind(now)
-            .push_bind(now);
-    });
-    query.build().execute(conn).await?;
+        }
+    }
+}
+
+pub async fn insert(conn: &mut SqliteConnection, job: &NewJob) -> sqlx::Result<()> {
+    let (kind, event_id, task_name, payload) = job.kind_columns();
+    sqlx::query(INSERT)
+        .bind(job.id.as_str())
+        .bind(job.connection_id)
+        .bind(&job.plugin)
+        .bind(kind)
+        .bind(event_id)
+        .bind(task_name)
+        .bind(payload)
+        .bind(&job.dedup_key)
+        .bind(job.max_attempts)
+        .bind(job.run_at)
+        .bind(now_ms())
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

@@ -56,33 +56,11 @@ pub struct NewEvent {
     pub received_at: i64,
 }
 
-/// Inserts events in one statement (intake writes them in batches).
-pub async fn insert_many(conn: &mut SqliteConnection, events: &[&NewEvent]) -> sqlx::Result<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let mut query = sqlx::QueryBuilder::new(
-        "INSERT INTO events (id, source_id, status, topic, object_type, object_id, action, webhook_uuid, body, headers, remote_addr, error, received_at, updated_at) ",
-    );
-    query.push_values(events, |mut row, e| {
-        row.push_bind(e.id.as_str())
-            .push_bind(e.source_id)
-            .push_bind(e.status.as_str())
-            .push_bind(e.topic.as_deref())
-            .push_bind(e.object_type.as_deref())
-            .push_bind(e.object_id.as_deref())
-            .push_bind(e.action.as_deref())
-            .push_bind(e.webhook_uuid.as_deref())
-            .push_bind(e.body.as_ref())
-            .push_bind(e.headers.to_string())
-            .push_bind(e.remote_addr.as_deref())
-            .push_bind(e.error.as_deref())
-            .push_bind(e.received_at)
-            .push_bind(e.received_at);
-    });
-    query.build().execute(conn).await?;
-    Ok(())
-}
+/// Inserts one event. Parameters, in order: id, source_id, status, topic,
+/// object_type, object_id, action, webhook_uuid, body, headers, remote_addr,
+/// error, received_at. Shared by every writer (intake binds it directly).
+pub const INSERT: &str = "INSERT INTO events (id, source_id, status, topic, object_type, object_id, action, webhook_uuid, body, headers, remote_addr, error, received_at, updated_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)";
 
 /// A stored event as operators and workers see it.
 #[derive(Debug, Clone, Serialize)]
