@@ -90,7 +90,8 @@ async fn bad_signatures_and_timestamps_are_refused_and_nothing_is_stored() {
     let svc = TestService::start(&source_block(None), &[]).await;
     let body = project(1);
     let now = now_secs();
-    let cases: Vec<(&str, Vec<(String, String)>, &str)> = vec![
+    type Case<'a> = (&'a str, Vec<(String, String)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "no signature",
             headers(&body, &[], now),
