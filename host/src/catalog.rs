@@ -80,10 +80,6 @@ impl CatalogHandle {
         self.current.read().expect("catalog lock").clone()
     }
 
-    pub fn sealer(&self) -> &Sealer {
-        &self.sealer
-    }
-
     /// Reads everything again.
     pub async fn reload(&self) -> anyhow::Result<()> {
         let version = connections::catalog_version(&self.pool).await?;

@@ -118,10 +118,6 @@ impl Runtime {
         &self.engine
     }
 
-    pub fn config(&self) -> &RuntimeConfig {
-        &self.config
-    }
-
     /// Compiles `bytes` (CPU-heavy: call it off the async threads) and checks it
     /// is a component of our world.
     pub fn compile(&self, bytes: &[u8]) -> anyhow::Result<Component> {

@@ -108,8 +108,3 @@ pub fn newest_first<'a>(
         .push_bind(limit.unwrap_or(50).clamp(1, 1000));
     query
 }
-
-/// Whether a database error is SQLite's "busy/locked" (worth retrying).
-pub fn is_busy(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5") | Some("6") | Some("517")))
-}
