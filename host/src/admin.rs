@@ -30,6 +30,8 @@ pub struct AdminState {
     pub wake: Arc<Notify>,
     pub token: Option<String>,
     pub max_attempts: u32,
+    /// Circuit breakers and concurrency, shown read-only.
+    pub flow: Arc<crate::flow::FlowControl>,
 }
 
 /// An API error: client errors carry their message, server errors are logged
@@ -81,6 +83,8 @@ pub fn router(state: AdminState) -> Router {
             post(api::toggle_source),
         )
         .route("/admin/api/connections", get(api::list_connections))
+        .route("/admin/api/circuits", get(api::list_circuits))
+        .route("/admin/api/schedules", get(api::list_schedules))
         .route(
             "/admin/api/connections/{name}/state",
             get(api::connection_state),

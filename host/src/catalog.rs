@@ -49,6 +49,11 @@ impl Catalog {
             .filter(|c| c.enabled)
     }
 
+    /// Every connection of a source, enabled or not (routing decides).
+    pub fn connections_of(&self, source: SourceId) -> impl Iterator<Item = &Arc<Connection>> {
+        self.by_source.get(&source).into_iter().flatten()
+    }
+
     pub fn sources(&self) -> impl Iterator<Item = &Arc<Source>> {
         self.sources_by_id.values()
     }

@@ -101,12 +101,32 @@ pub struct QueueConfig {
     pub workers: usize,
     /// Attempts before a job that keeps failing with retryable errors is dead.
     pub max_attempts: u32,
-    /// First retry delay; doubled at each attempt, with ±20 % jitter.
+    /// Delays before the 2nd, 3rd, … attempt, each ±20 % (about a day by
+    /// default). Per connection: `[connections.delivery] retry_schedule`.
+    #[serde(deserialize_with = "crate::queue::policy::durations")]
+    pub retry_schedule: Vec<Duration>,
+    /// When set, retries double from this delay (capped by `backoff_max`)
+    /// instead of following `retry_schedule`.
     #[serde(with = "humantime_serde")]
-    pub backoff_base: Duration,
-    /// Longest retry delay (also caps a connector's `retry-after`).
+    pub backoff_base: Option<Duration>,
+    /// Longest delay of the doubling `backoff_base` schedule.
     #[serde(with = "humantime_serde")]
     pub backoff_max: Duration,
+    /// Longest Retry-After honoured (a connector passes on a 429/503's).
+    #[serde(with = "humantime_serde")]
+    pub retry_after_max: Duration,
+    /// Reschedules after a 429/503 with Retry-After that do not use an
+    /// attempt, per job; past it they do.
+    pub max_throttles: u32,
+    /// Jobs of one connection running at once in this process, unless the
+    /// connection sets its own; default half the workers (at least 1), so one
+    /// connection cannot hold every worker.
+    pub max_concurrency: Option<usize>,
+    /// Consecutive failures of a connection that open its circuit breaker:
+    /// its delivery pauses for `circuit_cool_down`, then one probe decides.
+    pub circuit_failures: u32,
+    #[serde(with = "humantime_serde")]
+    pub circuit_cool_down: Duration,
     /// How often idle workers look for due jobs (they are also woken on intake).
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
@@ -124,9 +144,15 @@ impl Default for QueueConfig {
     fn default() -> Self {
         Self {
             workers: 4,
-            max_attempts: 8,
-            backoff_base: Duration::from_secs(10),
+            max_attempts: 1 + crate::queue::policy::DEFAULT_SCHEDULE.len() as u32,
+            retry_schedule: crate::queue::policy::DEFAULT_SCHEDULE.to_vec(),
+            backoff_base: None,
             backoff_max: Duration::from_secs(3600),
+            retry_after_max: Duration::from_secs(3600),
+            max_throttles: 20,
+            max_concurrency: None,
+            circuit_failures: 10,
+            circuit_cool_down: Duration::from_secs(60),
             poll_interval: Duration::from_millis(500),
             lease: Duration::from_secs(120),
             shutdown_grace: Duration::from_secs(20),
@@ -247,6 +273,13 @@ pub struct ConnectionDecl {
     /// Plugin configuration, validated against the plugin's schema.
     #[serde(default = "empty_table")]
     pub config: serde_json::Value,
+    /// Retry schedule, concurrency, rate limit and circuit breaker of this
+    /// connection (`[connections.delivery]`); `[queue]` gives the defaults.
+    #[serde(default)]
+    pub delivery: crate::queue::policy::DeliveryDecl,
+    /// Periodic tasks: `[{task = "sync-all", every = "24h"}]` or `cron = "…"`.
+    #[serde(default)]
+    pub schedule: Vec<crate::queue::policy::ScheduleDecl>,
 }
 
 fn yes() -> bool {
@@ -332,6 +365,12 @@ impl Config {
         if self.queue.max_attempts == 0 {
             bail!("queue.max_attempts must be at least 1");
         }
+        if self.queue.retry_schedule.is_empty() {
+            bail!("queue.retry_schedule needs at least one delay");
+        }
+        if self.queue.max_concurrency == Some(0) || self.queue.circuit_failures == 0 {
+            bail!("queue.max_concurrency and queue.circuit_failures must be at least 1");
+        }
         if self.runtime.memory_limit < 1024 * 1024 {
             bail!("runtime.memory_limit must be at least 1 MiB");
         }
@@ -366,6 +405,11 @@ impl Config {
             }
             if !connection.config.is_object() {
                 bail!("connection {:?}: config must be a table", connection.name);
+            }
+            connection.delivery.validate(&connection.name)?;
+            for s in &connection.schedule {
+                crate::queue::schedules::Spec::of(s)
+                    .with_context(|| format!("connection {:?}: schedule", connection.name))?;
             }
         }
         Ok(())
@@ -548,7 +592,7 @@ mod tests {
         ]);
         let c = Config::from_parts(text, &e, &Overrides::default()).unwrap();
         assert_eq!(c.queue.workers, 7);
-        assert_eq!(c.queue.backoff_base, Duration::from_secs(2));
+        assert_eq!(c.queue.backoff_base, Some(Duration::from_secs(2)));
         assert_eq!(c.listen.port(), 9100);
         let flags = Overrides {
             workers: Some(1),
@@ -629,6 +673,43 @@ mod tests {
         assert_eq!(c.queue.backoff_max, d.queue.backoff_max);
         assert_eq!(c.runtime.memory_limit, d.runtime.memory_limit);
         assert_eq!(c.connections[0].config["secret"], "whsec_abc");
+        assert_eq!(c.queue.retry_schedule, d.queue.retry_schedule);
+        assert_eq!(c.queue.max_attempts, d.queue.max_attempts);
+        assert_eq!(
+            (c.queue.retry_after_max, c.queue.max_throttles),
+            (d.queue.retry_after_max, d.queue.max_throttles)
+        );
+        assert_eq!(c.connections[0].delivery.rate_limit, Some(20.0));
+        assert_eq!(c.connections[0].delivery.max_concurrency, Some(2));
+    }
+
+    #[test]
+    fn delivery_settings_and_schedules_are_checked() {
+        let base = "[[sources]]\ncode = \"s\"\nsecrets = [\"x\"]\n[[connections]]\nname = \"c\"\nsource = \"s\"\nplugin = \"p\"\n";
+        let ok = format!("{base}schedule = [{{task = \"sync-all\", cron = \"0 3 * * *\"}}]\n[connections.delivery]\nretry_schedule = [\"1m\", \"1h\"]\ncircuit_cool_down = \"5s\"\n");
+        let c = Config::from_parts(&ok, &[], &Overrides::default()).unwrap();
+        assert_eq!(
+            c.connections[0].delivery.retry_schedule,
+            Some(vec![Duration::from_secs(60), Duration::from_secs(3600)])
+        );
+        let bad_cron = format!("{base}schedule = [{{task = \"t\", cron = \"99 * * * *\"}}]\n");
+        let err = Config::from_parts(&bad_cron, &[], &Overrides::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("cron"), "{err:#}");
+        let bad_rate = format!("{base}[connections.delivery]\nrate_limit = 0.0\n");
+        assert!(Config::from_parts(&bad_rate, &[], &Overrides::default()).is_err());
+        let typo = format!("{base}[connections.delivery]\nrate_limt = 1.0\n");
+        assert!(Config::from_parts(&typo, &[], &Overrides::default()).is_err());
+        let queue = "[queue]\nretry_schedule = [\"5s\"]\nretry_after_max = \"10m\"\nmax_throttles = 3\nmax_concurrency = 3\ncircuit_failures = 4\ncircuit_cool_down = \"2s\"\n";
+        let c = Config::from_parts(queue, &[], &Overrides::default()).unwrap();
+        assert_eq!(c.queue.retry_schedule, vec![Duration::from_secs(5)]);
+        assert_eq!(
+            (
+                c.queue.max_throttles,
+                c.queue.max_concurrency,
+                c.queue.circuit_failures
+            ),
+            (3, Some(3), 4)
+        );
     }
 
     #[test]

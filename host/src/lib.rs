@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod catalog;
 pub mod config;
+pub mod flow;
 pub mod ids;
 pub mod intake;
 pub mod outbound;
@@ -58,6 +59,8 @@ pub struct Service {
     /// Wakes idle workers when jobs are queued.
     pub wake: Arc<Notify>,
     pub shutdown: CancellationToken,
+    /// Per-connection concurrency, rate limits and circuit breakers.
+    pub flow: Arc<flow::FlowControl>,
 }
 
 impl Service {
@@ -72,6 +75,8 @@ impl Service {
             .apply_config(&config)
             .await
             .context("cannot apply the sources and connections of the configuration")?;
+        let flow = Arc::new(flow::FlowControl::new(&config.queue));
+        queue_setup(&pool, &config, &flow).await?;
         let wake = Arc::new(Notify::new());
         let outbound = OutboundClient::new(&config.outbound)?;
         let services = Arc::new(HostServices {
@@ -80,6 +85,7 @@ impl Service {
             source_api: SourceApi::new(outbound),
             max_attempts: config.queue.max_attempts,
             wake: wake.clone(),
+            flow: flow.clone(),
         });
         let runtime = Arc::new(Runtime::new(&config.runtime, services)?);
         let cache = open_plugin_cache(&config, &runtime);
@@ -103,6 +109,7 @@ impl Service {
             runtime,
             wake,
             shutdown: CancellationToken::new(),
+            flow,
         };
         service.check_connections();
         Ok(service)
@@ -140,6 +147,7 @@ impl Service {
             wake: self.wake.clone(),
             token: self.config.admin_token.clone(),
             max_attempts: self.config.queue.max_attempts,
+            flow: self.flow.clone(),
         });
         Router::new()
             .route(
@@ -175,8 +183,15 @@ impl Service {
             limits: self.config.runtime.clone(),
             wake: self.wake.clone(),
             shutdown: self.shutdown.clone(),
+            flow: self.flow.clone(),
         });
         let mut handles = workers.spawn();
+        handles.push(queue::schedules::spawn(
+            self.pool.clone(),
+            self.wake.clone(),
+            self.config.queue.max_attempts,
+            self.shutdown.clone(),
+        ));
         handles.push(store::spawn_checkpointer(
             self.pool.clone(),
             self.shutdown.clone(),
@@ -187,14 +202,19 @@ impl Service {
             self.shutdown.clone(),
         ));
         let (catalog, shutdown) = (self.catalog.clone(), self.shutdown.clone());
+        let (pool, flow, wake) = (self.pool.clone(), self.flow.clone(), self.wake.clone());
         handles.push(tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(CATALOG_REFRESH) => {}
                     _ = shutdown.cancelled() => return,
                 }
-                if let Err(err) = catalog.refresh_if_changed().await {
-                    tracing::warn!(error = %err, "cannot refresh sources and connections");
+                match catalog.refresh_if_changed().await {
+                    Ok(true) => queue_follow_catalog(&pool, &flow, &wake).await,
+                    Ok(false) => {}
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot refresh sources and connections")
+                    }
                 }
             }
         }));
@@ -222,12 +242,54 @@ impl Service {
         for handle in background {
             let abort = handle.abort_handle();
             if tokio::time::timeout_at(deadline, handle).await.is_err() {
-                tracing::warn!("a job was still running at shutdown; it will run again");
                 abort.abort();
             }
         }
+        // Jobs cut by the grace period are queued again now, not after their lease.
+        match queue::recovery::release_own(&self.pool).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(jobs = n, "jobs still running at shutdown are queued again"),
+            Err(err) => tracing::warn!(error = %err, "cannot requeue the jobs still running"),
+        }
         self.pool.close().await;
         Ok(())
+    }
+}
+
+/// The queue's part of the start: connections no longer declared are marked
+/// removed, delivery policies and schedules stored, pending jobs brought in
+/// line with the connections, and a dead predecessor's leases released.
+async fn queue_setup(
+    pool: &store::Pool,
+    config: &Config,
+    flow: &flow::FlowControl,
+) -> anyhow::Result<()> {
+    let declared: Vec<String> = config.connections.iter().map(|c| c.name.clone()).collect();
+    for name in store::connections::mark_removed(pool, &declared).await? {
+        tracing::warn!(connection = %name, "connection no longer declared: it receives no new events and its pending jobs pause");
+    }
+    queue::policy::apply(pool, &config.connections).await?;
+    queue::schedules::apply(pool, &config.connections).await?;
+    flow.set_policies(queue::policy::load(pool).await?);
+    queue::jobs::reconcile(pool).await?;
+    queue::recovery::release_predecessors(pool).await?;
+    Ok(())
+}
+
+/// After sources or connections changed: pause or resume their jobs, reload
+/// their delivery policies.
+pub async fn queue_follow_catalog(pool: &store::Pool, flow: &flow::FlowControl, wake: &Notify) {
+    match queue::jobs::reconcile(pool).await {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::info!(jobs = n, "paused jobs resume");
+            wake.notify_waiters();
+        }
+        Err(err) => tracing::warn!(error = %err, "cannot pause or resume jobs"),
+    }
+    match queue::policy::load(pool).await {
+        Ok(policies) => flow.set_policies(policies),
+        Err(err) => tracing::warn!(error = %format!("{err:#}"), "cannot load delivery policies"),
     }
 }
 

@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::ids::now_ms;
 use crate::queue::jobs::{self, Claimed};
+use crate::routing::Routing;
 use crate::runtime::Runtime;
 use crate::store::{self, Pool};
 use cache::Cache;
@@ -83,8 +84,8 @@ pub struct Registry {
     /// Compiled code on disk; `None` when no directory is usable.
     cache: Option<Cache>,
     layers: RwLock<Layers>,
-    /// Subscriptions of plugins seen before, for routing while one is absent.
-    known: RwLock<HashMap<String, Vec<String>>>,
+    /// Routing of plugins seen before, for routing while one is absent.
+    known: RwLock<HashMap<String, Routing>>,
     /// Woken when a plugin (re)appears, so waiting jobs resume.
     wake: Arc<tokio::sync::Notify>,
 }
@@ -99,7 +100,7 @@ impl Registry {
         let mut known = HashMap::new();
         for (name, manifest) in store::plugins::known(&pool).await? {
             if let Ok(m) = serde_json::from_value::<Manifest>(manifest) {
-                known.insert(name, m.subscriptions);
+                known.insert(name, Routing::of(&m));
             }
         }
         Ok(Self {
@@ -128,8 +129,13 @@ impl Registry {
 
     /// Subscriptions of `name`, loaded or last seen.
     pub fn subscriptions(&self, name: &str) -> Option<Vec<String>> {
+        self.routing(name).map(|r| r.subscriptions)
+    }
+
+    /// Routing of `name` (subscriptions, ordering rules), loaded or last seen.
+    pub fn routing(&self, name: &str) -> Option<Routing> {
         if let Some(p) = self.get(name) {
-            return Some(p.manifest.subscriptions.clone());
+            return Some(Routing::of(&p.manifest));
         }
         self.known.read().expect("known lock").get(name).cloned()
     }
@@ -154,7 +160,7 @@ impl Registry {
         self.known
             .write()
             .expect("known lock")
-            .insert(name.clone(), plugin.manifest.subscriptions.clone());
+            .insert(name.clone(), Routing::of(&plugin.manifest));
         let manifest = serde_json::to_value(&plugin.manifest).unwrap_or_default();
         if let Err(err) = store::plugins::remember(
             &self.pool,

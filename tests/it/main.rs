@@ -11,3 +11,6 @@ mod hot_swap;
 mod intake;
 mod lescommuns;
 mod sandbox;
+mod queue;
+mod queue_crash;
+mod queue_order;

@@ -58,3 +58,8 @@ pub fn swap_bad_schema() -> PathBuf {
 pub fn other_world() -> PathBuf {
     env!("COMPONENT_test_other_world").into()
 }
+
+/// Declares `coalesce`; POSTs each event's body to the config's `url`.
+pub fn coalesce() -> PathBuf {
+    env!("COMPONENT_test_coalesce").into()
+}

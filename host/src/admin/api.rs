@@ -86,7 +86,7 @@ pub async fn replay_event(State(s): State<AdminState>, Path(id): Path<String>) -
     let replayed = ops::replay_event(
         &s.pool,
         &catalog,
-        &|p| s.registry.subscriptions(p),
+        &|p| s.registry.routing(p),
         &id,
         s.max_attempts,
     )
@@ -256,6 +256,29 @@ pub async fn toggle_source(
     Ok(Json(json!({"source": code, "enabled": enabled})))
 }
 
+/// Circuit breaker, concurrency and rate limit of each connection seen.
+pub async fn list_circuits(State(s): State<AdminState>) -> ApiResult {
+    let catalog = s.catalog.get();
+    let list: Vec<Value> = s
+        .flow
+        .views()
+        .into_iter()
+        .map(|v| {
+            let mut j = serde_json::to_value(&v).unwrap_or_default();
+            j["connection"] = json!(catalog.connection(v.connection_id).map(|c| c.name.clone()));
+            j["open_until"] = json!(v.open_until.map(rfc3339));
+            j
+        })
+        .collect();
+    Ok(Json(json!({"circuits": list})))
+}
+
+/// Periodic tasks with their next run.
+pub async fn list_schedules(State(s): State<AdminState>) -> ApiResult {
+    let list = crate::queue::schedules::list(&s.pool).await?;
+    Ok(Json(json!({"schedules": list})))
+}
+
 pub async fn toggle_connection(
     State(s): State<AdminState>,
     Path((name, action)): Path<(String, String)>,
@@ -265,5 +288,6 @@ pub async fn toggle_connection(
         return Err(ApiError::not_found(format!("no connection {name}")));
     }
     s.catalog.reload().await?;
+    crate::queue_follow_catalog(&s.pool, &s.flow, &s.wake).await;
     Ok(Json(json!({"connection": name, "enabled": enabled})))
 }

@@ -15,7 +15,7 @@ use crate::store::{events, events::EventStatus, plugins, Pool};
 /// A plugin's subscriptions and tasks, as last seen (the CLI has no registry).
 #[derive(Debug, Clone, Default)]
 pub struct KnownPlugins {
-    pub subscriptions: HashMap<String, Vec<String>>,
+    pub subscriptions: HashMap<String, routing::Routing>,
     pub tasks: HashMap<String, Vec<String>>,
 }
 
@@ -27,7 +27,7 @@ impl KnownPlugins {
                 known
                     .tasks
                     .insert(name.clone(), m.tasks.into_iter().map(|t| t.name).collect());
-                known.subscriptions.insert(name, m.subscriptions);
+                known.subscriptions.insert(name, routing::Routing::of(&m));
             }
         }
         Ok(known)
@@ -47,7 +47,7 @@ pub struct Replayed {
 pub async fn replay_event(
     pool: &Pool,
     catalog: &Catalog,
-    subscriptions: &(dyn Fn(&str) -> Option<Vec<String>> + Sync),
+    plugins: &(dyn Fn(&str) -> Option<routing::Routing> + Sync),
     event_id: &str,
     max_attempts: u32,
 ) -> anyhow::Result<Replayed> {
@@ -72,11 +72,8 @@ pub async fn replay_event(
     let id = EventId::from(event.id.clone());
     let new_jobs = routing::jobs_for(
         catalog,
-        subscriptions,
-        source.id,
-        &id,
-        object_type,
-        topic,
+        plugins,
+        &routing::EventRef::new(source.id, &id, object_type, topic, &event.body),
         max_attempts,
     );
     let mut tx = pool.begin().await?;
@@ -136,6 +133,7 @@ pub async fn run_task(
         dedup_key: None,
         max_attempts,
         run_at: now_ms(),
+        ordering_key: None,
     };
     jobs::enqueue_task(pool, &job).await
 }

@@ -120,11 +120,8 @@ pub async fn receive(
             } else {
                 jobs = routing::jobs_for(
                     &catalog,
-                    &|plugin| state.registry.subscriptions(plugin),
-                    source.id,
-                    &id,
-                    &env.object_type,
-                    &env.topic,
+                    &|plugin| state.registry.routing(plugin),
+                    &routing::EventRef::new(source.id, &id, &env.object_type, &env.topic, &body),
                     state.max_attempts,
                 );
                 event.status = if jobs.is_empty() {

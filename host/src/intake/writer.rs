@@ -230,6 +230,7 @@ fn write_all<'a>(
                     job.max_attempts,
                     job.run_at,
                     now,
+                    job.ordering_key,
                 ])?;
             }
         }

@@ -1,12 +1,15 @@
-//! The `jobs` table as a queue: enqueue, claim with a lease, finish, retry.
-//! Claiming is one `UPDATE … RETURNING` on the oldest due job, atomic under
-//! SQLite's single writer (PostgreSQL would add `FOR UPDATE SKIP LOCKED`).
+//! The `jobs` table: enqueue, park (waiting, paused) and wake, operator
+//! retry, listings. Claiming and finishing under a lease are in
+//! [`super::lease`] (re-exported here).
 
 use serde::Serialize;
 use sqlx::{Row as _, SqliteConnection};
 
+pub use super::lease::{
+    claim, finish, heartbeat, reclaim_expired, release_owned, ClaimPolicy, Claimed, Finish,
+};
 use crate::ids::{now_ms, ConnectionId, JobId};
-use crate::store::{attempts, attempts::Attempt, events, Pool};
+use crate::store::{events, Pool};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -20,6 +23,12 @@ pub enum JobState {
     Failed,
     /// Retryable errors until `max_attempts`.
     Dead,
+    /// Its connection is disabled or removed; resumes when it is enabled again.
+    Paused,
+    /// Folded into a later run of the same key (coalescing): `coalesced_into`.
+    Coalesced,
+    /// Its plugin, once loaded, does not subscribe to the event.
+    Skipped,
 }
 
 impl JobState {
@@ -31,6 +40,9 @@ impl JobState {
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
             Self::Dead => "dead",
+            Self::Paused => "paused",
+            Self::Coalesced => "coalesced",
+            Self::Skipped => "skipped",
         }
     }
 }
@@ -51,13 +63,16 @@ pub struct NewJob {
     pub dedup_key: Option<String>,
     pub max_attempts: u32,
     pub run_at: i64,
+    /// JSON list of ordering keys (see [`crate::routing`]); `None` runs in
+    /// parallel with anything.
+    pub ordering_key: Option<String>,
 }
 
 /// Inserts one queued job. Parameters, in order: id, connection_id, plugin,
-/// kind, event_id, task_name, payload, dedup_key, max_attempts, run_at, now.
-/// Shared by every writer (intake binds it directly).
-pub const INSERT: &str = "INSERT INTO jobs (id, connection_id, plugin, kind, event_id, task_name, payload, dedup_key, state, attempts, max_attempts, run_at, created_at, updated_at)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', 0, ?9, ?10, ?11, ?11)";
+/// kind, event_id, task_name, payload, dedup_key, max_attempts, run_at, now,
+/// ordering_key. Shared by every writer (intake binds it directly).
+pub const INSERT: &str = "INSERT INTO jobs (id, connection_id, plugin, kind, event_id, task_name, payload, dedup_key, state, attempts, max_attempts, run_at, created_at, updated_at, ordering_key)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', 0, ?9, ?10, ?11, ?11, ?12)";
 
 impl NewJob {
     /// `(kind, event_id, task_name, payload)` columns.
@@ -85,6 +100,7 @@ pub async fn insert(conn: &mut SqliteConnection, job: &NewJob) -> sqlx::Result<(
         .bind(job.max_attempts)
         .bind(job.run_at)
         .bind(now_ms())
+        .bind(&job.ordering_key)
         .execute(conn)
         .await?;
     Ok(())
@@ -94,10 +110,17 @@ pub async fn insert(conn: &mut SqliteConnection, job: &NewJob) -> sqlx::Result<(
 /// the same connection is replaced (new payload and time) instead of duplicated.
 /// Returns the id of the job that will run.
 pub async fn enqueue_task(pool: &Pool, job: &NewJob) -> anyhow::Result<JobId> {
+    let mut tx = pool.begin().await?;
+    let id = enqueue_task_in(&mut tx, job).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// [`enqueue_task`] inside the caller's transaction.
+pub async fn enqueue_task_in(conn: &mut SqliteConnection, job: &NewJob) -> anyhow::Result<JobId> {
     let JobKind::Task { name, payload } = &job.kind else {
         anyhow::bail!("enqueue_task needs a task job");
     };
-    let mut tx = pool.begin().await?;
     if let Some(key) = &job.dedup_key {
         let existing = sqlx::query(
             "UPDATE jobs SET payload = ?, run_at = ?, updated_at = ?
@@ -110,189 +133,14 @@ pub async fn enqueue_task(pool: &Pool, job: &NewJob) -> anyhow::Result<JobId> {
         .bind(job.connection_id)
         .bind(name)
         .bind(key)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *conn)
         .await?;
         if let Some(row) = existing {
-            tx.commit().await?;
             return Ok(JobId::from(row.get::<String, _>("id")));
         }
     }
-    insert(&mut tx, job).await?;
-    tx.commit().await?;
+    insert(conn, job).await?;
     Ok(job.id.clone())
-}
-
-/// A job a worker holds the lease of.
-#[derive(Debug, Clone)]
-pub struct Claimed {
-    pub id: JobId,
-    pub connection_id: ConnectionId,
-    pub plugin: String,
-    pub kind: JobKind,
-    /// This run's number, 1-based.
-    pub attempt: u32,
-    pub max_attempts: u32,
-}
-
-/// Takes the oldest due job, if any, for `lease_ms`.
-pub async fn claim(pool: &Pool, owner: &str, lease_ms: i64) -> sqlx::Result<Option<Claimed>> {
-    let now = now_ms();
-    let row = sqlx::query(
-        "UPDATE jobs SET state = 'running', lease_owner = ?, lease_until = ?, attempts = attempts + 1, updated_at = ?
-         WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_at <= ? ORDER BY run_at, id LIMIT 1)
-         RETURNING id, connection_id, plugin, kind, event_id, task_name, payload, attempts, max_attempts",
-    )
-    .bind(owner)
-    .bind(now + lease_ms)
-    .bind(now)
-    .bind(now)
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.map(|row| {
-        let kind = if row.get::<String, _>("kind") == "event" {
-            JobKind::Event {
-                event_id: row.get("event_id"),
-            }
-        } else {
-            JobKind::Task {
-                name: row.get("task_name"),
-                payload: row
-                    .get::<Option<String>, _>("payload")
-                    .unwrap_or_else(|| "{}".into()),
-            }
-        };
-        Claimed {
-            id: JobId::from(row.get::<String, _>("id")),
-            connection_id: row.get("connection_id"),
-            plugin: row.get("plugin"),
-            kind,
-            attempt: row.get::<i64, _>("attempts") as u32,
-            max_attempts: row.get::<i64, _>("max_attempts") as u32,
-        }
-    }))
-}
-
-/// Extends the lease of a running job; false if the job is no longer ours.
-pub async fn heartbeat(pool: &Pool, id: &JobId, owner: &str, lease_ms: i64) -> sqlx::Result<bool> {
-    let done = sqlx::query(
-        "UPDATE jobs SET lease_until = ? WHERE id = ? AND lease_owner = ? AND state = 'running'",
-    )
-    .bind(now_ms() + lease_ms)
-    .bind(id.as_str())
-    .bind(owner)
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// Puts back jobs whose lease expired (their worker died), recording the lost
-/// attempt. Returns how many were put back.
-pub async fn reclaim_expired(pool: &Pool) -> sqlx::Result<u64> {
-    let now = now_ms();
-    let mut tx = pool.begin().await?;
-    let rows = sqlx::query(
-        "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_until = NULL, run_at = ?1, updated_at = ?1,
-             last_error = 'the worker running it stopped before finishing (lease expired)'
-         WHERE state = 'running' AND lease_until < ?1
-         RETURNING id, plugin, attempts",
-    )
-    .bind(now)
-    .fetch_all(&mut *tx)
-    .await?;
-    for row in &rows {
-        attempts::insert(
-            &mut tx,
-            &Attempt {
-                job_id: row.get("id"),
-                number: row.get("attempts"),
-                plugin: row.get("plugin"),
-                plugin_version: None,
-                plugin_hash: None,
-                started_at: now,
-                duration_ms: 0,
-                outcome: "retry".into(),
-                error: Some("lease expired: the worker stopped before finishing".into()),
-                summary: None,
-            },
-        )
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(rows.len() as u64)
-}
-
-/// How a run ended, as the queue records it.
-#[derive(Debug, Clone)]
-pub enum Finish {
-    Succeeded {
-        summary: String,
-    },
-    /// Try again at `run_at`.
-    Retry {
-        error: String,
-        run_at: i64,
-    },
-    Failed {
-        error: String,
-    },
-    Dead {
-        error: String,
-    },
-}
-
-/// Records the attempt and moves the job on, in one transaction, then refreshes
-/// the event's status.
-pub async fn finish(
-    pool: &Pool,
-    job: &Claimed,
-    finish: &Finish,
-    attempt: Attempt,
-) -> sqlx::Result<()> {
-    let now = now_ms();
-    let mut tx = pool.begin().await?;
-    let (state, run_at, error, summary, finished) = match finish {
-        Finish::Succeeded { summary } => (
-            JobState::Succeeded,
-            None,
-            None,
-            Some(summary.as_str()),
-            Some(now),
-        ),
-        Finish::Retry { error, run_at } => (
-            JobState::Queued,
-            Some(*run_at),
-            Some(error.as_str()),
-            None,
-            None,
-        ),
-        Finish::Failed { error } => (
-            JobState::Failed,
-            None,
-            Some(error.as_str()),
-            None,
-            Some(now),
-        ),
-        Finish::Dead { error } => (JobState::Dead, None, Some(error.as_str()), None, Some(now)),
-    };
-    sqlx::query(
-        "UPDATE jobs SET state = ?, run_at = COALESCE(?, run_at), last_error = ?, summary = COALESCE(?, summary),
-             lease_owner = NULL, lease_until = NULL, updated_at = ?, finished_at = ?
-         WHERE id = ?",
-    )
-    .bind(state.as_str())
-    .bind(run_at)
-    .bind(error)
-    .bind(summary)
-    .bind(now)
-    .bind(finished)
-    .bind(job.id.as_str())
-    .execute(&mut *tx)
-    .await?;
-    attempts::insert(&mut tx, &attempt).await?;
-    if let JobKind::Event { event_id } = &job.kind {
-        events::refresh_status(&mut tx, event_id).await?;
-    }
-    tx.commit().await
 }
 
 /// The job's plugin is absent: park it without counting the attempt.
@@ -322,6 +170,83 @@ pub async fn wake_waiting(pool: &Pool, plugin: &str) -> sqlx::Result<u64> {
     .execute(pool)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// The job's connection is disabled (or removed): park it without counting
+/// the attempt, until [`reconcile`] resumes it.
+pub async fn park_paused(pool: &Pool, job: &Claimed, why: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE jobs SET state = 'paused', attempts = attempts - 1, lease_owner = NULL, lease_until = NULL,
+             last_error = ?, updated_at = ?
+         WHERE id = ? AND lease_owner = ? AND state = 'running'",
+    )
+    .bind(why)
+    .bind(now_ms())
+    .bind(job.id.as_str())
+    .bind(&job.owner)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The plugin, once loaded, does not subscribe to the job's event (it was
+/// created while the plugin was unknown): the job ends as `skipped`.
+pub async fn skip(pool: &Pool, job: &Claimed, why: &str) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "UPDATE jobs SET state = 'skipped', attempts = attempts - 1, lease_owner = NULL, lease_until = NULL,
+             summary = ?, updated_at = ?2, finished_at = ?2
+         WHERE id = ?3 AND lease_owner = ?4 AND state = 'running'",
+    )
+    .bind(why)
+    .bind(now_ms())
+    .bind(job.id.as_str())
+    .bind(&job.owner)
+    .execute(&mut *tx)
+    .await?;
+    if let JobKind::Event { event_id } = &job.kind {
+        events::refresh_status(&mut tx, event_id).await?;
+    }
+    tx.commit().await
+}
+
+/// Brings pending jobs in line with the connections: jobs of disabled or
+/// removed connections pause, paused jobs of enabled ones resume, and jobs
+/// waiting for a plugin follow a connection whose plugin name was changed
+/// (a misspelling fixed). Returns how many jobs were resumed.
+pub async fn reconcile(pool: &Pool) -> sqlx::Result<u64> {
+    let now = now_ms();
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "UPDATE jobs SET state = 'paused', updated_at = ?1,
+             last_error = 'its connection is disabled; enable it to resume'
+         WHERE state IN ('queued', 'waiting')
+           AND connection_id IN (SELECT id FROM connections WHERE enabled = 0 OR removed_at IS NOT NULL)",
+    )
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let resumed = sqlx::query(
+        "UPDATE jobs SET state = 'queued', run_at = MIN(run_at, ?1), last_error = NULL, updated_at = ?1
+         WHERE state = 'paused'
+           AND connection_id IN (SELECT id FROM connections WHERE enabled = 1 AND removed_at IS NULL)",
+    )
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let renamed = sqlx::query(
+        "UPDATE jobs SET plugin = (SELECT c.plugin FROM connections c WHERE c.id = jobs.connection_id),
+             state = CASE state WHEN 'waiting' THEN 'queued' ELSE state END, updated_at = ?1
+         WHERE state IN ('queued', 'waiting', 'paused')
+           AND plugin != (SELECT c.plugin FROM connections c WHERE c.id = jobs.connection_id)",
+    )
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(resumed + renamed)
 }
 
 /// Stores a running job's progress (JSON `{done, total, message}`).
@@ -379,9 +304,17 @@ pub struct JobView {
     pub created_at: i64,
     pub updated_at: i64,
     pub finished_at: Option<i64>,
+    /// Ordering keys (JSON list), when the job has any.
+    pub ordering_key: Option<String>,
+    /// Pending jobs folded into this run.
+    pub coalesced: i64,
+    /// The job this one was folded into.
+    pub coalesced_into: Option<String>,
+    /// Reschedules after 429/503 with Retry-After (no attempt used).
+    pub throttles: i64,
 }
 
-const SELECT_VIEW: &str = "SELECT j.id, c.name AS connection, j.plugin, j.kind, j.event_id, j.task_name, j.payload, j.state, j.attempts, j.max_attempts, j.run_at, j.last_error, j.summary, j.progress, j.created_at, j.updated_at, j.finished_at FROM jobs j JOIN connections c ON c.id = j.connection_id";
+const SELECT_VIEW: &str = "SELECT j.id, c.name AS connection, j.plugin, j.kind, j.event_id, j.task_name, j.payload, j.state, j.attempts, j.max_attempts, j.run_at, j.last_error, j.summary, j.progress, j.created_at, j.updated_at, j.finished_at, j.ordering_key, j.coalesced, j.coalesced_into, j.throttles FROM jobs j JOIN connections c ON c.id = j.connection_id";
 
 fn view(row: sqlx::sqlite::SqliteRow) -> JobView {
     JobView {
@@ -404,6 +337,10 @@ fn view(row: sqlx::sqlite::SqliteRow) -> JobView {
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
         finished_at: row.get("finished_at"),
+        ordering_key: row.get("ordering_key"),
+        coalesced: row.get("coalesced"),
+        coalesced_into: row.get("coalesced_into"),
+        throttles: row.get("throttles"),
     }
 }
 

@@ -9,10 +9,12 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use super::backoff;
-use super::jobs::{self, Claimed, Finish, JobKind};
+use super::decide::{self, Decision};
+use super::jobs::{self, ClaimPolicy, Claimed, Finish, JobKind};
+use super::policy::RetryPolicy;
 use crate::catalog::CatalogHandle;
 use crate::config::{QueueConfig, RuntimeConfig};
+use crate::flow::{FlowControl, Outcome};
 use crate::ids::{now_ms, rfc3339};
 use crate::outbound::{allow, AllowList};
 use crate::registry::{Plugin, Registry};
@@ -31,6 +33,20 @@ pub struct Workers {
     pub limits: RuntimeConfig,
     pub wake: Arc<Notify>,
     pub shutdown: CancellationToken,
+    pub flow: Arc<FlowControl>,
+}
+
+/// Gives the connection's slot back to flow control however a run ends.
+struct Slot<'a> {
+    flow: &'a FlowControl,
+    connection: i64,
+    outcome: Outcome,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.flow.finished(self.connection, self.outcome);
+    }
 }
 
 impl Workers {
@@ -39,7 +55,8 @@ impl Workers {
         let mut handles: Vec<_> = (0..self.queue.workers)
             .map(|n| {
                 let me = self.clone();
-                tokio::spawn(async move { me.run(format!("{}-w{n}", std::process::id())).await })
+                let owner = format!("{}:w{n}", super::recovery::instance());
+                tokio::spawn(async move { me.run(owner).await })
             })
             .collect();
         if self.queue.workers > 0 {
@@ -58,8 +75,15 @@ impl Workers {
             // Registered before claiming, so a wake-up between the claim and the
             // wait is not lost.
             let notified = self.wake.notified();
-            match jobs::claim(&self.pool, &owner, lease_ms).await {
-                Ok(Some(job)) => self.process(&owner, job).await,
+            match self.claim(&owner, lease_ms).await {
+                Ok(Some(job)) => {
+                    let slot = Slot {
+                        flow: &self.flow,
+                        connection: job.connection_id,
+                        outcome: Outcome::Neutral,
+                    };
+                    self.process(job, slot).await
+                }
                 Ok(None) => {
                     tokio::select! {
                         _ = notified => {}
@@ -73,6 +97,30 @@ impl Workers {
                 }
             }
         }
+    }
+
+    /// Claims under flow control: connections at their limit or behind an open
+    /// circuit are left alone; coalescing follows the plugins' manifests.
+    async fn claim(&self, owner: &str, lease_ms: i64) -> sqlx::Result<Option<Claimed>> {
+        let _serial = self.flow.claim_lock.lock().await;
+        let catalog = self.catalog.get();
+        let policy = ClaimPolicy {
+            excluded: self.flow.excluded(),
+            coalescing: catalog
+                .connections()
+                .filter(|c| {
+                    self.registry
+                        .get(&c.plugin)
+                        .is_some_and(|p| p.manifest.coalesce)
+                })
+                .map(|c| c.id)
+                .collect(),
+        };
+        let job = jobs::claim(&self.pool, owner, lease_ms, &policy).await?;
+        if let Some(job) = &job {
+            self.flow.started(job.connection_id);
+        }
+        Ok(job)
     }
 
     async fn reap_expired_leases(&self) {
@@ -93,23 +141,24 @@ impl Workers {
         }
     }
 
-    async fn process(&self, owner: &str, job: Claimed) {
+    async fn process(&self, job: Claimed, slot: Slot<'_>) {
         let span = tracing::info_span!(
             "queue.job",
             job_id = %job.id,
             connection = tracing::field::Empty,
             plugin = %job.plugin,
             attempt = job.attempt,
+            coalesced = job.coalesced,
         );
-        self.process_inner(owner, job).instrument(span).await
+        self.process_inner(job, slot).instrument(span).await
     }
 
-    async fn process_inner(&self, owner: &str, job: Claimed) {
+    async fn process_inner(&self, job: Claimed, mut slot: Slot<'_>) {
         let started_at = now_ms();
         let clock = Instant::now();
         let prepared = match self.prepare(&job).await {
             Ok(Some(p)) => p,
-            Ok(None) => return, // parked: waiting for its plugin
+            Ok(None) => return, // parked (waiting, paused) or skipped
             Err(error) => {
                 let attempt =
                     self.attempt(&job, None, started_at, clock, "failed", Some(&error), None);
@@ -118,26 +167,32 @@ impl Workers {
             }
         };
         tracing::Span::current().record("connection", prepared.scope.connection.as_str());
-        let heartbeat = self.keep_lease(owner, &job);
+        let (heartbeat, lost) = self.keep_lease(&job);
         let wall = match job.kind {
             JobKind::Event { .. } => self.limits.event_timeout,
             JobKind::Task { .. } => self.limits.task_timeout,
         };
-        let result = self
-            .runtime
-            .invoke(
-                &prepared.plugin.pre,
-                prepared.scope.clone(),
-                prepared.ctx,
-                prepared.call,
-                wall,
-            )
-            .await;
+        let invocation = self.runtime.invoke(
+            &prepared.plugin.pre,
+            prepared.scope.clone(),
+            prepared.ctx,
+            prepared.call,
+            wall,
+        );
+        let result = tokio::select! {
+            result = invocation => result,
+            _ = lost.cancelled() => {
+                // Another worker runs the job now: stop, and record nothing.
+                tracing::warn!("the job's lease was taken over; stopped without recording");
+                return;
+            }
+        };
         heartbeat.cancel();
         let plugin = Some(&*prepared.plugin);
         let (finish, attempt) = match result {
             Ok(summary) => {
                 tracing::info!(summary = %summary, elapsed_ms = clock.elapsed().as_millis() as u64, "job succeeded");
+                slot.outcome = Outcome::Success;
                 let attempt = self.attempt(
                     &job,
                     plugin,
@@ -149,47 +204,30 @@ impl Workers {
                 );
                 (Finish::Succeeded { summary }, attempt)
             }
-            Err(err) => self.decide(&job, plugin, started_at, clock, &err),
+            Err(err) => {
+                let policy =
+                    RetryPolicy::new(&self.queue, self.flow.policy(job.connection_id).as_ref());
+                let decision = decide::decide(&job, &err, &policy);
+                slot.outcome = decision.outcome();
+                self.log_decision(&decision);
+                let (outcome, error) = decision.recorded();
+                let attempt =
+                    self.attempt(&job, plugin, started_at, clock, outcome, Some(&error), None);
+                (decision.into_finish(), attempt)
+            }
         };
         self.record(&job, finish, attempt).await;
     }
 
-    /// Retry, fail or give up, and say so once in the log.
-    fn decide(
-        &self,
-        job: &Claimed,
-        plugin: Option<&Plugin>,
-        started_at: i64,
-        clock: Instant,
-        err: &InvokeError,
-    ) -> (Finish, Attempt) {
-        let error = err.to_string();
-        if err.retryable() && job.attempt < job.max_attempts {
-            let delay = backoff::delay(
-                job.attempt,
-                self.queue.backoff_base,
-                self.queue.backoff_max,
-                err.retry_after(),
-            );
-            tracing::warn!(error = %error, retry_in_ms = delay.as_millis() as u64, "job will be retried");
-            let attempt = self.attempt(job, plugin, started_at, clock, "retry", Some(&error), None);
-            return (
-                Finish::Retry {
-                    error,
-                    run_at: now_ms() + delay.as_millis() as i64,
-                },
-                attempt,
-            );
+    /// Says once in the log what happens to a failed job.
+    fn log_decision(&self, decision: &Decision) {
+        match decision {
+            Decision::Retry { error, delay, .. } => {
+                tracing::warn!(error = %error, retry_in_ms = delay.as_millis() as u64, "job will be retried")
+            }
+            Decision::Dead { error } => tracing::error!(error = %error, "job is dead"),
+            Decision::Failed { error } => tracing::error!(error = %error, "job failed"),
         }
-        if err.retryable() {
-            let error = format!("gave up after {} attempts: {error}", job.attempt);
-            tracing::error!(error = %error, "job is dead");
-            let attempt = self.attempt(job, plugin, started_at, clock, "dead", Some(&error), None);
-            return (Finish::Dead { error }, attempt);
-        }
-        tracing::error!(error = %error, "job failed");
-        let attempt = self.attempt(job, plugin, started_at, clock, "failed", Some(&error), None);
-        (Finish::Failed { error }, attempt)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -222,7 +260,11 @@ impl Workers {
         for wait in [0u64, 100, 500, 2000, 5000] {
             tokio::time::sleep(Duration::from_millis(wait)).await;
             match jobs::finish(&self.pool, job, &finish, attempt.clone()).await {
-                Ok(()) => return,
+                Ok(true) => return,
+                Ok(false) => {
+                    tracing::warn!("the job's lease was taken over; its outcome is not recorded");
+                    return;
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, "cannot record the job's outcome; retrying")
                 }
@@ -233,30 +275,37 @@ impl Workers {
         );
     }
 
-    /// Renews the lease while the invocation runs.
-    fn keep_lease(&self, owner: &str, job: &Claimed) -> CancellationToken {
+    /// Renews the lease while the invocation runs. The second token fires when
+    /// the lease turns out to be someone else's.
+    fn keep_lease(&self, job: &Claimed) -> (CancellationToken, CancellationToken) {
         let stop = CancellationToken::new();
+        let lost = CancellationToken::new();
         let (pool, id, owner, lease) = (
             self.pool.clone(),
             job.id.clone(),
-            owner.to_string(),
+            job.owner.clone(),
             self.queue.lease,
         );
-        let token = stop.clone();
+        let (token, lost_token) = (stop.clone(), lost.clone());
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(lease / 3) => {}
                     _ = token.cancelled() => return,
                 }
-                if let Err(err) =
-                    jobs::heartbeat(&pool, &id, &owner, lease.as_millis() as i64).await
-                {
-                    tracing::warn!(job_id = %id, error = %err, "cannot renew the job's lease");
+                match jobs::heartbeat(&pool, &id, &owner, lease.as_millis() as i64).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        lost_token.cancel();
+                        return;
+                    }
+                    Err(err) => {
+                        tracing::warn!(job_id = %id, error = %err, "cannot renew the job's lease")
+                    }
                 }
             }
         });
-        stop
+        (stop, lost)
     }
 
     /// Gathers the invocation's inputs. `Ok(None)`: the plugin is absent and the
@@ -272,11 +321,20 @@ impl Workers {
             .connection(job.connection_id)
             .cloned()
             .ok_or("its connection no longer exists")?;
-        if !connection.enabled {
-            return Err(format!(
-                "connection {:?} is disabled; enable it, then retry the job",
-                connection.name
-            ));
+        if !connection.enabled || connection.removed {
+            let why = if connection.removed {
+                format!("connection {:?} was removed from the configuration; declare it again to resume", connection.name)
+            } else {
+                format!(
+                    "connection {:?} is disabled; enable it to resume",
+                    connection.name
+                )
+            };
+            tracing::info!("{why}");
+            if let Err(err) = jobs::park_paused(&self.pool, job, &why).await {
+                tracing::warn!(error = %err, "cannot pause the job");
+            }
+            return Ok(None);
         }
         let source = catalog
             .source(connection.source_id)
@@ -289,6 +347,11 @@ impl Workers {
             }
             return Ok(None);
         };
+        if let JobKind::Event { .. } = &job.kind {
+            if let Some(skipped) = self.unsubscribed(job, &plugin).await {
+                return skipped;
+            }
+        }
         plugin.validate_config(&connection.config)?;
         let hosts = match &connection.allowed_hosts {
             Some(hosts) => hosts.clone(),
@@ -318,7 +381,8 @@ impl Workers {
                 name: name.clone(),
                 payload: payload.clone(),
             },
-            JobKind::Event { event_id } => {
+            JobKind::Event { .. } => {
+                let event_id = job.event_to_deliver().unwrap_or_default();
                 let event = events::get(&self.pool, event_id)
                     .await
                     .map_err(|e| format!("cannot load event {event_id}: {e}"))?
@@ -348,6 +412,37 @@ impl Workers {
             call,
             ctx,
         }))
+    }
+}
+
+impl Workers {
+    /// A job made while its plugin was unknown, for an event the plugin (now
+    /// loaded) does not subscribe to, ends `skipped`.
+    async fn unsubscribed(
+        &self,
+        job: &Claimed,
+        plugin: &Plugin,
+    ) -> Option<Result<Option<Prepared>, String>> {
+        let JobKind::Event { event_id } = &job.kind else {
+            return None;
+        };
+        let event = match events::get(&self.pool, event_id).await {
+            Ok(Some(e)) => e,
+            _ => return None,
+        };
+        let (object_type, topic) = (
+            event.object_type.unwrap_or_default(),
+            event.topic.unwrap_or_default(),
+        );
+        if crate::routing::Routing::of(&plugin.manifest).subscribes(&object_type, &topic) {
+            return None;
+        }
+        let why = format!("plugin {} does not subscribe to {topic}", plugin.name());
+        tracing::info!("{why}; job skipped");
+        if let Err(err) = jobs::skip(&self.pool, job, &why).await {
+            tracing::warn!(error = %err, "cannot skip the job");
+        }
+        Some(Ok(None))
     }
 }
 

@@ -20,6 +20,12 @@ pub struct Manifest {
     pub config_schema: serde_json::Value,
     pub default_allowed_hosts: Vec<String>,
     pub tasks: Vec<Task>,
+    /// Pending events of one key collapse into one run (the latest).
+    #[serde(default)]
+    pub coalesce: bool,
+    /// The connector's own ordering rules, tried before the host's.
+    #[serde(default)]
+    pub ordering_keys: Vec<crate::routing::OrderingRule>,
 }
 
 impl TryFrom<types::PluginManifest> for Manifest {
@@ -51,7 +57,22 @@ impl TryFrom<types::PluginManifest> for Manifest {
                     .map_err(|e| format!("plugin {}: {e}", m.name))?;
             }
         }
+        let mut ordering_keys = Vec::new();
+        for rule in m.ordering_keys {
+            if !rule.pointer.is_empty() && !rule.pointer.starts_with('/') {
+                return Err(format!(
+                    "plugin {}: ordering key pointer {:?} must be a JSON pointer (`/object/id`)",
+                    m.name, rule.pointer
+                ));
+            }
+            ordering_keys.push(crate::routing::OrderingRule {
+                events: rule.events,
+                pointer: rule.pointer,
+            });
+        }
         Ok(Self {
+            coalesce: m.coalesce,
+            ordering_keys,
             name: m.name,
             version: m.version,
             description: m.description,

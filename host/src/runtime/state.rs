@@ -26,6 +26,8 @@ pub struct HostServices {
     pub max_attempts: u32,
     /// Wakes the workers when a task is scheduled to run now.
     pub wake: Arc<tokio::sync::Notify>,
+    /// Per-connection outbound rate limits (taken in the `http` import).
+    pub flow: Arc<crate::flow::FlowControl>,
 }
 
 /// The connection, job and grants an invocation acts for.

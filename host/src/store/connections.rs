@@ -20,11 +20,13 @@ pub struct Connection {
     pub allowed_hosts: Option<Vec<String>>,
     pub config: serde_json::Value,
     pub updated_at: i64,
+    /// No longer declared in the configuration: receives no new events.
+    pub removed: bool,
 }
 
 pub async fn list(pool: &Pool, sealer: &Sealer) -> anyhow::Result<Vec<Connection>> {
     let rows = sqlx::query(
-        "SELECT id, name, source_id, plugin, enabled, allowed_hosts, config, updated_at FROM connections ORDER BY name",
+        "SELECT id, name, source_id, plugin, enabled, allowed_hosts, config, updated_at, removed_at IS NOT NULL AS removed FROM connections ORDER BY name",
     )
     .fetch_all(pool)
     .await?;
@@ -46,6 +48,7 @@ pub async fn list(pool: &Pool, sealer: &Sealer) -> anyhow::Result<Vec<Connection
                 allowed_hosts,
                 config,
                 updated_at: row.get("updated_at"),
+                removed: row.get("removed"),
             })
         })
         .collect()
@@ -74,10 +77,11 @@ pub async fn upsert(
             && c.plugin == decl.plugin
             && c.enabled == decl.enabled
             && c.allowed_hosts == decl.allowed_hosts
-            && c.config == decl.config;
+            && c.config == decl.config
+            && !c.removed;
         if !same {
             sqlx::query(
-                "UPDATE connections SET source_id = ?, plugin = ?, enabled = ?, allowed_hosts = ?, config = ?, updated_at = ? WHERE id = ?",
+                "UPDATE connections SET source_id = ?, plugin = ?, enabled = ?, allowed_hosts = ?, config = ?, updated_at = ?, removed_at = NULL WHERE id = ?",
             )
             .bind(source_id)
             .bind(&decl.plugin)
@@ -117,6 +121,21 @@ pub async fn set_enabled(pool: &Pool, name: &str, enabled: bool) -> anyhow::Resu
         .execute(pool)
         .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Marks removed the connections the configuration no longer declares (their
+/// pending jobs pause; nothing is deleted). Returns their names.
+pub async fn mark_removed(pool: &Pool, declared: &[String]) -> anyhow::Result<Vec<String>> {
+    let names = serde_json::to_string(declared)?;
+    let rows: Vec<String> = sqlx::query_scalar(
+        "UPDATE connections SET removed_at = ?1, updated_at = ?1
+         WHERE removed_at IS NULL AND name NOT IN (SELECT value FROM json_each(?2)) RETURNING name",
+    )
+    .bind(now_ms())
+    .bind(names)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows)
 }
 
 /// Latest change of any source or connection, to notice edits by other processes.

@@ -144,7 +144,7 @@ pub async fn list(pool: &Pool, f: &EventFilter) -> anyhow::Result<Vec<Event>> {
 pub async fn refresh_status(conn: &mut SqliteConnection, id: &str) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE events SET status = CASE
-             WHEN EXISTS (SELECT 1 FROM jobs WHERE event_id = ?1 AND state IN ('queued', 'running', 'waiting')) THEN 'queued'
+             WHEN EXISTS (SELECT 1 FROM jobs WHERE event_id = ?1 AND state IN ('queued', 'running', 'waiting', 'paused')) THEN 'queued'
              WHEN EXISTS (SELECT 1 FROM jobs WHERE event_id = ?1 AND state IN ('failed', 'dead')) THEN 'failed'
              WHEN EXISTS (SELECT 1 FROM jobs WHERE event_id = ?1) THEN 'processed'
              ELSE status END,

@@ -45,6 +45,7 @@ pub struct Grist;
 impl Connector for Grist {
     fn manifest() -> Manifest {
         let mut manifest = Manifest::new("grist", env!("CARGO_PKG_VERSION"))
+            .coalesce()
             .description(
                 "Keeps every project of the portal as one row of a Grist table: project fields and \
                  survey answers (one or more columns per question), upserted by project id.",

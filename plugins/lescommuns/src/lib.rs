@@ -36,6 +36,7 @@ pub struct LesCommuns;
 impl Connector for LesCommuns {
     fn manifest() -> Manifest {
         Manifest::new("lescommuns", env!("CARGO_PKG_VERSION"))
+            .coalesce()
             .description(
                 "Shares the projects of tagged recommendations with the Les Communs hub, keeps \
                  them up to date, and shows the services the hub proposes as a resource add-on \

@@ -53,7 +53,7 @@ pub use connector::Connector;
 pub use connector::Exported;
 pub use context::{Context, Event};
 pub use error::Error;
-pub use manifest::{Manifest, TaskInfo};
+pub use manifest::{Manifest, OrderingRule, TaskInfo};
 pub use scheduler::{schedule, schedule_json};
 
 /// Re-exported so connectors use the same `serde_json` as the SDK's signatures.

@@ -47,6 +47,20 @@ pub struct Manifest {
     pub default_allowed_hosts: Vec<String>,
     /// Tasks an operator may start.
     pub tasks: Vec<TaskInfo>,
+    /// Pending events of one ordering key collapse into one run of the latest
+    /// (for connectors that reload the whole object anyway).
+    pub coalesce: bool,
+    /// Ordering rules of the connector's own, tried before the host's.
+    pub ordering_keys: Vec<OrderingRule>,
+}
+
+/// Where the ordering key of some events is (see [`Manifest::ordering_key`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderingRule {
+    /// Events it applies to (the forms of subscriptions).
+    pub events: String,
+    /// JSON pointer into the webhook body; a list there gives several keys.
+    pub pointer: String,
 }
 
 /// A task the connector offers (run by [`Connector::run_task`](crate::Connector::run_task)).
@@ -70,7 +84,26 @@ impl Manifest {
             config_schema: EMPTY_CONFIG_SCHEMA.to_owned(),
             default_allowed_hosts: Vec::new(),
             tasks: Vec::new(),
+            coalesce: false,
+            ordering_keys: Vec::new(),
         }
+    }
+
+    /// Declares that the connector reloads the whole object on each event: the
+    /// host may deliver only the latest of the pending events of one key.
+    pub fn coalesce(mut self) -> Self {
+        self.coalesce = true;
+        self
+    }
+
+    /// Orders `events` by the value at the JSON `pointer` of the webhook body
+    /// (instead of the Recoco project id the host derives by default).
+    pub fn ordering_key(mut self, events: impl Into<String>, pointer: impl Into<String>) -> Self {
+        self.ordering_keys.push(OrderingRule {
+            events: events.into(),
+            pointer: pointer.into(),
+        });
+        self
     }
 
     /// Sets the description.
@@ -122,6 +155,15 @@ impl From<Manifest> for wit::PluginManifest {
                 .map(|task| wit::TaskInfo {
                     name: task.name,
                     description: task.description,
+                })
+                .collect(),
+            coalesce: manifest.coalesce,
+            ordering_keys: manifest
+                .ordering_keys
+                .into_iter()
+                .map(|rule| wit::OrderingRule {
+                    events: rule.events,
+                    pointer: rule.pointer,
                 })
                 .collect(),
         }

@@ -15,6 +15,10 @@ impl Host for StoreState {
     ) -> wasmtime::Result<Result<HttpResponse, HttpError>> {
         let scope = self.scope()?;
         let started = Instant::now();
+        self.services
+            .flow
+            .acquire_request(scope.connection_id)
+            .await;
         let url = request.url.clone();
         let result = self
             .services

@@ -56,6 +56,7 @@ impl Host for StoreState {
             dedup_key,
             max_attempts: self.services.max_attempts,
             run_at: now_ms() + delay_ms as i64,
+            ordering_key: None,
         };
         let started = Instant::now();
         let done = jobs::enqueue_task(&self.services.pool, &job).await;
