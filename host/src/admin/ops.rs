@@ -24,10 +24,11 @@ impl KnownPlugins {
         let mut known = Self::default();
         for (name, manifest) in plugins::known(pool).await? {
             if let Ok(m) = serde_json::from_value::<crate::registry::Manifest>(manifest) {
+                let routing = routing::Routing::of(&m);
                 known
                     .tasks
                     .insert(name.clone(), m.tasks.into_iter().map(|t| t.name).collect());
-                known.subscriptions.insert(name, routing::Routing::of(&m));
+                known.subscriptions.insert(name, routing);
             }
         }
         Ok(known)

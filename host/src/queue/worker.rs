@@ -18,7 +18,7 @@ use crate::flow::{FlowControl, Outcome};
 use crate::ids::{now_ms, rfc3339};
 use crate::outbound::{allow, AllowList};
 use crate::registry::{Plugin, Registry};
-use crate::runtime::{types, Call, InvokeError, Runtime, Scope};
+use crate::runtime::{types, Call, Runtime, Scope};
 use crate::secrets::{secret_values, Scrubber};
 use crate::store::attempts::Attempt;
 use crate::store::{events, Pool};
