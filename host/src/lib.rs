@@ -77,6 +77,8 @@ impl Service {
             .context("cannot apply the sources and connections of the configuration")?;
         let flow = Arc::new(flow::FlowControl::new(&config.queue));
         queue_setup(&pool, &config, &flow).await?;
+        // Connections marked removed by the setup.
+        catalog.reload().await?;
         let wake = Arc::new(Notify::new());
         let outbound = OutboundClient::new(&config.outbound)?;
         let services = Arc::new(HostServices {

@@ -11,7 +11,8 @@ use recoco_sync_tests::webhook;
 
 use super::queue_order::Recorder;
 
-const CHILD_CONFIG: &str = "RECOCO_SYNC_TEST_CHILD_CONFIG";
+// Not under RECOCO_SYNC_: the service would read it as a setting.
+const CHILD_CONFIG: &str = "QUEUE_TEST_CHILD_CONFIG";
 const JOBS: u64 = 500;
 
 /// Runs the service of the config file named by the environment; does nothing

@@ -186,6 +186,16 @@ pub async fn park_paused(pool: &Pool, job: &Claimed, why: &str) -> sqlx::Result<
     .bind(&job.owner)
     .execute(pool)
     .await?;
+    // The connection's other queued jobs pause with it (they would wait behind
+    // this one anyway, and an operator should see why).
+    sqlx::query(
+        "UPDATE jobs SET state = 'paused', last_error = ?, updated_at = ? WHERE connection_id = ? AND state = 'queued'",
+    )
+    .bind(why)
+    .bind(now_ms())
+    .bind(job.connection_id)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 

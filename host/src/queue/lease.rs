@@ -130,24 +130,21 @@ pub async fn claim(
 async fn coalesce(pool: &Pool, job: &mut Claimed, seq: i64) -> sqlx::Result<()> {
     let now = now_ms();
     let mut tx = pool.begin().await?;
-    // The first later job on one of our keys that cannot be folded in.
-    let barrier: Option<i64> = sqlx::query_scalar(
-        "SELECT MIN(other.seq) FROM job_keys mine
-           JOIN job_keys other ON other.connection_id = mine.connection_id AND other.key = mine.key AND other.seq > mine.seq
-           JOIN jobs o ON o.id = other.job_id
-         WHERE mine.job_id = ?1
-           AND (o.ordering_key IS NOT ?2 OR o.kind != 'event' OR o.state != 'queued' OR o.run_at > ?3)",
-    )
-    .bind(job.id.as_str())
-    .bind(&job.ordering_key)
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await?;
+    // Folds everything before the first later job on one of our keys that
+    // cannot be folded in. One statement, so the transaction starts by writing
+    // (a deferred read-then-write transaction can fail with SQLITE_BUSY).
     let folded = sqlx::query(
         "UPDATE jobs SET state = 'coalesced', coalesced_into = ?1, updated_at = ?2, finished_at = ?2,
              summary = 'coalesced into ' || ?1
          WHERE connection_id = ?3 AND ordering_key = ?4 AND kind = 'event' AND state = 'queued'
-           AND run_at <= ?2 AND rowid > ?5 AND rowid < ?6
+           AND run_at <= ?2 AND rowid > ?5
+           AND rowid < COALESCE((
+               SELECT MIN(other.seq) FROM job_keys mine
+                 JOIN job_keys other ON other.connection_id = mine.connection_id AND other.key = mine.key AND other.seq > mine.seq
+                 JOIN jobs o ON o.id = other.job_id
+               WHERE mine.job_id = ?1
+                 AND (o.ordering_key IS NOT ?4 OR o.kind != 'event' OR o.state != 'queued' OR o.run_at > ?2)
+             ), 9223372036854775807)
          RETURNING rowid AS seq, event_id",
     )
     .bind(job.id.as_str())
@@ -155,7 +152,6 @@ async fn coalesce(pool: &Pool, job: &mut Claimed, seq: i64) -> sqlx::Result<()> 
     .bind(job.connection_id)
     .bind(&job.ordering_key)
     .bind(seq)
-    .bind(barrier.unwrap_or(i64::MAX))
     .fetch_all(&mut *tx)
     .await?;
     if folded.is_empty() {

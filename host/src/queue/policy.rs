@@ -105,7 +105,10 @@ pub fn durations<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Er
 }
 
 fn opt_durations<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Duration>>, D::Error> {
-    durations(d).map(Some)
+    Option::<Vec<String>>::deserialize(d)?
+        .map(parse_durations)
+        .transpose()
+        .map_err(serde::de::Error::custom)
 }
 
 fn ser_opt_durations<S: serde::Serializer>(

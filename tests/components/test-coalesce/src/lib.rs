@@ -14,6 +14,7 @@ impl Connector for Coalesce {
         Manifest::new("test-coalesce", env!("CARGO_PKG_VERSION"))
             .description("Test component: POSTs each event; declares coalesce.")
             .subscribe("*")
+            .allow_host("config:/url")
             .coalesce()
             .ordering_key("test.Item", "/object/group")
     }
