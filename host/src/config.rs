@@ -40,6 +40,8 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     pub outbound: OutboundConfig,
     pub log: LogConfig,
+    /// The admin API and page: sessions, names accepted without a key.
+    pub admin: AdminConfig,
     /// Recoco portals that send webhooks.
     pub sources: Vec<SourceDecl>,
     /// Connector instances fed by a source.
@@ -61,6 +63,7 @@ impl Default for Config {
             runtime: RuntimeConfig::default(),
             outbound: OutboundConfig::default(),
             log: LogConfig::default(),
+            admin: AdminConfig::default(),
             sources: Vec::new(),
             connections: Vec::new(),
         }
@@ -206,6 +209,27 @@ impl Default for LogConfig {
         Self {
             format: "text".into(),
             level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// How long a sign-in on the admin page lasts.
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
+    /// Without any key (loopback-only mode), requests must name the service by a
+    /// loopback address or `localhost` in their `Host` header (against DNS
+    /// rebinding); these names are accepted too (e.g. a name in /etc/hosts).
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            session_ttl: Duration::from_secs(8 * 3600),
+            allowed_hosts: Vec::new(),
         }
     }
 }

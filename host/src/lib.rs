@@ -37,7 +37,6 @@ use intake::{EventSink, EventWriter, IntakeState};
 use outbound::OutboundClient;
 use registry::Registry;
 use runtime::{HostServices, Runtime};
-use secrets::Sealer;
 use source_api::SourceApi;
 
 /// How often the catalog checks for changes made by other processes.
@@ -66,7 +65,14 @@ impl Service {
     pub async fn start(config: Config) -> anyhow::Result<Self> {
         install_crypto_provider();
         let pool = store::open(&config.database_url).await?;
-        let sealer = Sealer::load(config.secret_key.as_deref(), &config.secret_key_file)?;
+        let sealer = secrets::open_checked(
+            &pool,
+            &secrets::KeySource {
+                hex_key: config.secret_key.as_deref(),
+                key_file: &config.secret_key_file,
+            },
+        )
+        .await?;
         let catalog = Arc::new(CatalogHandle::load(pool.clone(), sealer).await?);
         catalog
             .apply_config(&config)
@@ -140,6 +146,7 @@ impl Service {
             wake: self.wake.clone(),
             token: self.config.admin_token.clone(),
             max_attempts: self.config.queue.max_attempts,
+            admin: self.config.admin.clone(),
         });
         Router::new()
             .route(

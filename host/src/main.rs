@@ -14,7 +14,7 @@ use recoco_sync::config::{Config, Overrides};
 use recoco_sync::ids::{now_ms, rfc3339};
 use recoco_sync::intake::signature;
 use recoco_sync::queue::jobs::{self, JobFilter};
-use recoco_sync::secrets::{redact_config, Sealer};
+use recoco_sync::secrets::redact_config;
 use recoco_sync::store::{self, attempts, events, events::EventFilter};
 
 #[derive(Parser)]
@@ -71,6 +71,16 @@ enum Command {
     },
     /// Sources and connections as stored (secrets redacted).
     Status,
+    /// Admin API keys: create (shown once), list, revoke.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Re-encrypt every stored secret under a new master key, in one transaction.
+    /// Stop the service first; with a key file the new key replaces it.
+    Rekey {
+        /// The new key (64 hex characters). Generated when absent (key file only).
+        #[arg(long, env = "RECOCO_NEW_SECRET_KEY", hide_env_values = true)]
+        new_key: Option<String>,
+    },
     /// Sign and send a webhook body to a running service (for trying things out).
     Send {
         /// Webhook URL, e.g. http://127.0.0.1:8000/api/webhook/recoco-prod
@@ -101,6 +111,22 @@ enum EventsCmd {
     Show { id: String },
     /// Route an event again (new jobs).
     Replay { id: String },
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Create a key and print it (the only time it is shown; only its hash is kept).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// `read` (sees everything, changes nothing) or `admin`.
+        #[arg(long, default_value = "read")]
+        scope: String,
+    },
+    /// Name, scope, creation and last use of every key.
+    List,
+    /// Revoke a key now (and end its page sessions); no restart needed.
+    Revoke { name: String },
 }
 
 #[derive(Subcommand)]
@@ -176,7 +202,14 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 /// Sub-commands that work on the database.
 async fn operate(config: Config, command: Command) -> anyhow::Result<()> {
     let pool = store::open(&config.database_url).await?;
-    let sealer = Sealer::load(config.secret_key.as_deref(), &config.secret_key_file)?;
+    let sealer = recoco_sync::secrets::open_checked(
+        &pool,
+        &recoco_sync::secrets::KeySource {
+            hex_key: config.secret_key.as_deref(),
+            key_file: &config.secret_key_file,
+        },
+    )
+    .await?;
     let catalog = CatalogHandle::load(pool.clone(), sealer).await?;
     let max_attempts = config.queue.max_attempts;
     match command {
@@ -334,9 +367,69 @@ async fn operate(config: Config, command: Command) -> anyhow::Result<()> {
             println!("{id}");
             eprintln!("task {task} of {connection} queued as {id}; follow it with `recoco-sync jobs show {id}`");
         }
+        Command::Keys(cmd) => keys_command(&pool, cmd).await?,
+        Command::Rekey { new_key } => {
+            let done = recoco_sync::secrets::rekey(
+                &pool,
+                &recoco_sync::secrets::KeySource {
+                    hex_key: config.secret_key.as_deref(),
+                    key_file: &config.secret_key_file,
+                },
+                new_key.as_deref(),
+            )
+            .await?;
+            println!(
+                "{} sealed value(s) re-encrypted under the new key",
+                done.values
+            );
+            match done.key_file {
+                Some(path) => println!("the new key is in {}", path.display()),
+                None => println!("now set secret_key to the new key before starting the service"),
+            }
+        }
         Command::Serve { .. } | Command::Send { .. } => unreachable!("handled by main"),
     }
     pool.close().await;
+    Ok(())
+}
+
+/// `recoco-sync keys …`.
+async fn keys_command(pool: &store::Pool, cmd: KeysCmd) -> anyhow::Result<()> {
+    use recoco_sync::store::keys::{self, Scope};
+    match cmd {
+        KeysCmd::Create { name, scope } => {
+            let key = keys::create(pool, &name, Scope::parse(&scope)?).await?;
+            println!("{key}");
+            eprintln!("key {name:?} ({scope}) created; it is shown only now: store it safely");
+        }
+        KeysCmd::List => {
+            let when = |t: Option<i64>| t.map(rfc3339).unwrap_or_else(|| "never".into());
+            println!(
+                "{:<24} {:<6} {:<25} {:<25} status",
+                "name", "scope", "created", "last used"
+            );
+            for k in keys::list(pool).await? {
+                let status = match k.revoked_at {
+                    Some(t) => format!("revoked {}", rfc3339(t)),
+                    None => "active".into(),
+                };
+                println!(
+                    "{:<24} {:<6} {:<25} {:<25} {status}",
+                    k.name,
+                    k.scope.as_str(),
+                    rfc3339(k.created_at),
+                    when(k.last_used_at)
+                );
+            }
+        }
+        KeysCmd::Revoke { name } => {
+            anyhow::ensure!(
+                keys::revoke(pool, &name).await?,
+                "no active key named {name:?}"
+            );
+            println!("key {name:?} revoked");
+        }
+    }
     Ok(())
 }
 

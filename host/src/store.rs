@@ -5,7 +5,9 @@
 pub mod attempts;
 pub mod connections;
 pub mod events;
+pub mod keys;
 pub mod plugins;
+pub mod private;
 pub mod sources;
 pub mod state;
 
@@ -34,12 +36,7 @@ pub async fn open(url: &str) -> anyhow::Result<Pool> {
         // Checkpoints copy the WAL into the database and fsync it; done by
         // [`spawn_checkpointer`] off the commit path rather than inside a commit.
         .pragma("wal_autocheckpoint", "0");
-    if let Some(dir) = std::path::Path::new(options.get_filename()).parent() {
-        if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-    }
+    private::prepare(options.get_filename())?;
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
         .min_connections(1)

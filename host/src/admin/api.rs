@@ -267,3 +267,21 @@ pub async fn toggle_connection(
     s.catalog.reload().await?;
     Ok(Json(json!({"connection": name, "enabled": enabled})))
 }
+
+/// Admin keys (names, scopes, dates; never the keys).
+pub async fn list_keys(State(s): State<AdminState>) -> ApiResult {
+    let list: Vec<Value> = crate::store::keys::list(&s.pool)
+        .await?
+        .into_iter()
+        .map(|k| {
+            json!({
+                "name": k.name,
+                "scope": k.scope,
+                "created_at": rfc3339(k.created_at),
+                "last_used_at": k.last_used_at.map(rfc3339),
+                "revoked_at": k.revoked_at.map(rfc3339),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"keys": list})))
+}
