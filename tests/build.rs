@@ -15,6 +15,8 @@ const TEST_COMPONENTS: &[&str] = &[
     "test-swap-trap",
     "test-swap-bad-schema",
     "test-other-world",
+    "test-xss",
+    "test-xss-name",
 ];
 
 fn main() -> anyhow::Result<()> {

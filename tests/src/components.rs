@@ -58,3 +58,13 @@ pub fn swap_bad_schema() -> PathBuf {
 pub fn other_world() -> PathBuf {
     env!("COMPONENT_test_other_world").into()
 }
+
+/// Markup in its description, task description, summary, error and progress.
+pub fn xss() -> PathBuf {
+    env!("COMPONENT_test_xss").into()
+}
+
+/// A task named with markup (refused at load).
+pub fn xss_name() -> PathBuf {
+    env!("COMPONENT_test_xss_name").into()
+}

@@ -60,6 +60,17 @@ impl TestService {
         config_toml: &str,
         plugins: &[(&str, &Path)],
     ) -> Self {
+        Self::start_on("127.0.0.1:0".parse().unwrap(), dir, config_toml, plugins).await
+    }
+
+    /// Like [`TestService::start_in`], listening on `bind` (an address of a test
+    /// network namespace's veth, for a real non-loopback client).
+    pub async fn start_on(
+        bind: std::net::SocketAddr,
+        dir: tempfile::TempDir,
+        config_toml: &str,
+        plugins: &[(&str, &Path)],
+    ) -> Self {
         crate::init_logs();
         let plugins_dir = dir.path().join("connectors");
         std::fs::create_dir_all(&plugins_dir).unwrap();
@@ -75,7 +86,7 @@ impl TestService {
         let config =
             Config::from_parts(&text, &[], &Overrides::default()).expect("valid test config");
         let service = Service::start(config).await.expect("service starts");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = service.shutdown.clone();
         let handle = tokio::spawn(service.serve(listener));

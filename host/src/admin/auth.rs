@@ -4,7 +4,8 @@
 //! - a key (`Authorization: Bearer rsk_…`, or the bootstrap `admin_token`);
 //! - a session cookie opened by signing in with a key on the page; state
 //!   changes also need its CSRF token in `X-CSRF-Token`;
-//! - no credential at all, only while no key exists and no `admin_token` is set,
+//! - no credential at all, only while no key was ever created and no `admin_token`
+//!   is set,
 //!   and only from a loopback socket peer (never `X-Forwarded-For`), with a
 //!   `Host` naming a loopback address or an allowed name (DNS rebinding), and,
 //!   for state changes, no foreign `Origin`/`Referer` (CSRF).
@@ -93,7 +94,7 @@ pub async fn key_by_hash(
 
 /// True when the admin surface requires a key.
 pub async fn keys_required(state: &AdminState) -> Result<bool, ApiError> {
-    Ok(state.token.is_some() || keys::any_active(&state.pool).await?)
+    Ok(state.token.is_some() || keys::any_created(&state.pool).await?)
 }
 
 /// Identifies the caller, or says why not (401: no or bad credential, 403: not

@@ -159,10 +159,11 @@ pub async fn revoke(pool: &Pool, name: &str) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-/// True when at least one key is active: the admin surface then requires one.
-pub async fn any_active(pool: &Pool) -> anyhow::Result<bool> {
+/// True once any key was ever created: the admin surface then always requires
+/// one (revoking the last key does not reopen the keyless loopback mode).
+pub async fn any_created(pool: &Pool) -> anyhow::Result<bool> {
     Ok(
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM admin_keys WHERE revoked_at IS NULL)")
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM admin_keys)")
             .fetch_one(pool)
             .await?,
     )
