@@ -3,6 +3,8 @@
 //! file and fakes of the third parties it talks to.
 
 mod admin;
+mod admin_browser;
+mod admin_netns;
 mod forward;
 mod grist;
 mod grist_real;
