@@ -157,6 +157,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut overrides = Overrides {
         database_url: cli.database_url.clone(),
+        sets: cli.sets.clone(),
         ..Default::default()
     };
     if let Some(Command::Serve {
