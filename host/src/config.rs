@@ -652,6 +652,8 @@ mod tests {
         assert_eq!(c.plugin_cache_path(), d.plugin_cache_path());
         assert_eq!(c.queue.backoff_max, d.queue.backoff_max);
         assert_eq!(c.runtime.memory_limit, d.runtime.memory_limit);
+        assert_eq!(c.admin.session_ttl, d.admin.session_ttl);
+        assert_eq!(c.admin.allowed_hosts, d.admin.allowed_hosts);
         assert_eq!(c.connections[0].config["secret"], "whsec_abc");
     }
 
