@@ -253,21 +253,25 @@ pub fn permit(access: &Access, method: &Method, headers: &HeaderMap) -> Result<(
     match &access.via {
         Via::Bearer => Ok(()),
         Via::Loopback => same_origin(headers),
-        Via::Session { csrf_token, .. } => {
-            same_origin(headers)?;
-            let given = headers
-                .get(CSRF_HEADER)
-                .map(|v| v.as_bytes())
-                .unwrap_or_default();
-            if given.is_empty() || !bool::from(given.ct_eq(csrf_token.as_bytes())) {
-                return Err(refused(
-                    StatusCode::FORBIDDEN,
-                    "missing or wrong CSRF token (X-CSRF-Token)",
-                ));
-            }
-            Ok(())
-        }
+        Via::Session { csrf_token, .. } => session_change(csrf_token, headers),
     }
+}
+
+/// A state change made through a page session: same origin, and the session's
+/// CSRF token in `X-CSRF-Token`.
+pub fn session_change(csrf_token: &str, headers: &HeaderMap) -> Result<(), ApiError> {
+    same_origin(headers)?;
+    let given = headers
+        .get(CSRF_HEADER)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    if given.is_empty() || !bool::from(given.ct_eq(csrf_token.as_bytes())) {
+        return Err(refused(
+            StatusCode::FORBIDDEN,
+            "missing or wrong CSRF token (X-CSRF-Token)",
+        ));
+    }
+    Ok(())
 }
 
 /// The middleware in front of every API route.

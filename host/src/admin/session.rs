@@ -100,16 +100,8 @@ pub async fn sign_out(
 ) -> Result<Response, ApiError> {
     if let Ok(access) = auth::identify(&s, &headers, peer).await {
         if let Via::Session { token, csrf_token } = &access.via {
-            // Any scope may sign out; only the CSRF token is required.
-            let read_only_ok = Access {
-                scope: keys::Scope::Admin,
-                via: Via::Session {
-                    token: token.clone(),
-                    csrf_token: csrf_token.clone(),
-                },
-                ..access.clone()
-            };
-            auth::permit(&read_only_ok, &axum::http::Method::DELETE, &headers)?;
+            // Any scope may sign out; the CSRF token is still required.
+            auth::session_change(csrf_token, &headers)?;
             keys::close_session(&s.pool, token).await?;
             tracing::info!(key = %access.name, "admin sign-out");
         }
