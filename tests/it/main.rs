@@ -3,6 +3,7 @@
 //! file and fakes of the third parties it talks to.
 
 mod admin;
+mod convergence;
 mod forward;
 mod grist;
 mod grist_real;
