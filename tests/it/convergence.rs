@@ -29,16 +29,25 @@ async fn grist_requests_per_event_and_per_100_projects() {
     recoco.add_project(project(1312, 0));
     assert_eq!(run_task(&svc, "setup", json!({})).await.state, "succeeded");
     let before = grist.log().len();
-    assert_eq!(run_task(&svc, "sync-all", json!({})).await.state, "succeeded");
+    assert_eq!(
+        run_task(&svc, "sync-all", json!({})).await.state,
+        "succeeded"
+    );
     let sync_all = grist.log().len() - before;
     // Ten events on one project after its row exists.
     let events = 10;
     let before = grist.log().len();
     for _ in 0..events {
-        let job = deliver(&svc, include_bytes!("../fixtures/webhook-project-update.json")).await;
+        let job = deliver(
+            &svc,
+            include_bytes!("../fixtures/webhook-project-update.json"),
+        )
+        .await;
         assert_eq!(job.state, "succeeded", "{job:?}");
     }
     let per_event = (grist.log().len() - before) as f64 / events as f64;
-    println!("FIGURES grist requests: {per_event:.2} per event, {sync_all} per sync-all of 101 projects");
+    println!(
+        "FIGURES grist requests: {per_event:.2} per event, {sync_all} per sync-all of 101 projects"
+    );
     svc.stop().await;
 }

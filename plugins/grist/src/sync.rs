@@ -109,7 +109,8 @@ pub fn write_records(config: &Config, records: &[Record]) -> Result<Synced, Erro
         table::remember(&mut map, &missing, &new_columns, &columns);
         save_map(config, &map)?;
     }
-    let refused_table = |why: String| Error::permanent(format!("table {:?}: {why}", config.table_id));
+    let refused_table =
+        |why: String| Error::permanent(format!("table {:?}: {why}", config.table_id));
     let prepared = match prepare_all(records, &columns, &map, config) {
         Ok(prepared) => prepared,
         Err(_) if !fresh => {
@@ -143,8 +144,14 @@ pub fn write_records(config: &Config, records: &[Record]) -> Result<Synced, Erro
         again
     };
     used.extend(again.iter());
-    let skipped = used.iter().flat_map(|p| p.skipped.iter().cloned()).collect();
-    let formula = used.iter().flat_map(|p| p.formula.iter().cloned()).collect();
+    let skipped = used
+        .iter()
+        .flat_map(|p| p.skipped.iter().cloned())
+        .collect();
+    let formula = used
+        .iter()
+        .flat_map(|p| p.formula.iter().cloned())
+        .collect();
     Ok(Synced {
         written,
         skipped,

@@ -379,8 +379,7 @@ fn mark_inactive(config: &Config, run: &mut Run) -> Result<(), Error> {
         columns: &columns,
         map: &map,
     };
-    let (Ok(key), Found::Column(active)) = (table::key_column(&table), table.find("active"))
-    else {
+    let (Ok(key), Found::Column(active)) = (table::key_column(&table), table.find("active")) else {
         run.inactive_note = Some(
             "rows of deleted projects were not checked: the table has no `object_id` or \
              `active` column"
@@ -395,7 +394,9 @@ fn mark_inactive(config: &Config, run: &mut Run) -> Result<(), Error> {
     run.inactive_done = rows.len() < ROWS_PAGE as usize;
     let mut unseen: Vec<u64> = rows
         .iter()
-        .filter(|(_, cells)| cells[1] != serde_json::json!(0) && cells[1] != serde_json::json!(false))
+        .filter(|(_, cells)| {
+            cells[1] != serde_json::json!(0) && cells[1] != serde_json::json!(false)
+        })
         .filter_map(|(_, cells)| cells[0].as_u64())
         .filter(|id| *id != 0 && !run.ids.contains(id))
         .collect();
@@ -521,7 +522,9 @@ mod tests {
             .collect();
         run.record_page(None, None, 150, 0, many);
         assert_eq!(run.failures.len(), KEPT_FAILURES);
-        assert!(run.summary("T").contains("; and 50 more (see the log); 0 rows of projects"));
+        assert!(run
+            .summary("T")
+            .contains("; and 50 more (see the log); 0 rows of projects"));
         assert_eq!(run.counts(), "0 of 150 projects synced, 150 failed");
     }
 
