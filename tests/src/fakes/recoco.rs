@@ -2,7 +2,9 @@
 //! `/token/` with a configurable access lifetime, expired tokens refused with
 //! `403 token_not_valid`, limit/offset pagination with absolute `next` links,
 //! projects (detail and list shapes), survey sessions, answers and questions,
-//! and resource add-ons with their validation rules. Every request is logged.
+//! and resource add-ons with their validation rules, projects created and
+//! deleted while a client walks the list (pages that shift). Every request is
+//! logged.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -52,6 +54,23 @@ pub struct Inner {
     pub log: Vec<Logged>,
     /// Time every request waits before being answered (a slow portal).
     pub latency: Duration,
+    /// Project list pages served so far.
+    pub list_requests: usize,
+    /// Changes made to the portal while a client walks the project list, each
+    /// right after the list page numbered `after` is served: the pages that
+    /// follow shift, as they do in Recoco (newest first, limit/offset).
+    pub during_list: Vec<ListChange>,
+}
+
+/// Projects created and deleted between two list pages.
+#[derive(Debug, Clone, Default)]
+pub struct ListChange {
+    /// Applied once this many list pages were served.
+    pub after: usize,
+    /// Detail-shaped projects created (the newest: they go to the first page).
+    pub create: Vec<Value>,
+    /// Ids soft-deleted.
+    pub delete: Vec<i64>,
 }
 
 #[derive(Clone)]
@@ -83,6 +102,8 @@ impl FakeRecoco {
             fail_next: VecDeque::new(),
             log: Vec::new(),
             latency: Duration::ZERO,
+            list_requests: 0,
+            during_list: Vec::new(),
         }));
         let router = Router::new()
             .route("/api/token/", post(token))
@@ -415,6 +436,19 @@ async fn list_projects(
     });
     let items: Vec<Value> = items.into_iter().map(list_item).collect();
     let body = page(&headers, &uri, &q, items, Some(1000));
+    s.list_requests += 1;
+    let served = s.list_requests;
+    let (due, later): (Vec<ListChange>, Vec<ListChange>) = std::mem::take(&mut s.during_list)
+        .into_iter()
+        .partition(|c| c.after <= served);
+    s.during_list = later;
+    for change in due {
+        for p in change.create {
+            let id = p["id"].as_i64().expect("project id");
+            s.projects.insert(id, p);
+        }
+        s.deleted.extend(change.delete);
+    }
     ok(&mut s, "GET", &uri, &headers, 200, body)
 }
 
