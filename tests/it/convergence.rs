@@ -52,7 +52,10 @@ impl GristApi {
     pub(crate) async fn rows(&self, doc: &str) -> Vec<Map<String, Value>> {
         let response = self
             .client
-            .get(format!("{}/docs/{doc}/tables/Projets/records", self.api_url))
+            .get(format!(
+                "{}/docs/{doc}/tables/Projets/records",
+                self.api_url
+            ))
             .bearer_auth(&self.api_key)
             .send()
             .await
@@ -66,6 +69,80 @@ impl GristApi {
             .map(|r| r["fields"].as_object().unwrap().clone())
             .collect()
     }
+}
+
+impl GristApi {
+    /// Acts as a user: makes column `col` of `Projets` a formula column.
+    pub(crate) async fn make_formula(&self, doc: &str, col: &str, formula: &str) {
+        let response = self
+            .client
+            .patch(format!("{}/docs/{doc}/tables/Projets/columns", self.api_url))
+            .bearer_auth(&self.api_key)
+            .json(&json!({"columns": [{"id": col, "fields": {"isFormula": true, "formula": formula}}]}))
+            .send()
+            .await
+            .expect("Grist answers");
+        assert!(response.status().is_success(), "{}", response.status());
+    }
+}
+
+/// A user turns one of the connector's columns into a formula: events,
+/// `setup` and `sync-all` go on writing every other column, and say which
+/// column they left to Grist.
+pub(crate) async fn formula_scenario(grist: &GristApi, doc: &str) {
+    let recoco = FakeRecoco::start().await;
+    recoco.with(|s| s.questions = questions());
+    let mut halle = project(1312, 0);
+    recoco.add_project(halle.clone());
+    recoco.add_session(5501, 1312, answers(1312, 5501));
+    let config = format!(
+        "{}{FAST_QUEUE}{}",
+        source_block(Some(&recoco.api_url)),
+        connection(&grist.api_url, &grist.api_key, doc, "")
+    );
+    let svc = TestService::start(&config, &[]).await;
+    assert_eq!(run_task(&svc, "setup", json!({})).await.state, "succeeded");
+    let update = include_bytes!("../fixtures/webhook-project-update.json");
+    assert_eq!(deliver(&svc, update).await.state, "succeeded");
+    grist
+        .make_formula(doc, "etat_du_bati", "$name.upper()")
+        .await;
+
+    halle["name"] = json!("Halle (formule)");
+    recoco.add_project(halle);
+    let job = deliver(&svc, update).await;
+    assert_eq!(job.state, "succeeded", "{job:?}");
+    let summary = job.summary.unwrap();
+    assert!(
+        summary.contains("not written, formula columns (computed by Grist): etat_du_bati"),
+        "{summary}"
+    );
+    let rows = grist.rows(doc).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0]["name"], "Halle (formule)",
+        "the other columns are written"
+    );
+    assert_eq!(rows[0]["etat_du_bati_comment"], "Toiture à reprendre.");
+
+    let setup = run_task(&svc, "setup", json!({})).await;
+    assert!(
+        setup
+            .summary
+            .as_deref()
+            .unwrap()
+            .contains("formula columns, computed by Grist and never written: etat_du_bati"),
+        "{setup:?}"
+    );
+    let all = run_task(&svc, "sync-all", json!({})).await;
+    assert!(
+        all.summary
+            .as_deref()
+            .unwrap()
+            .contains("1 of 1 projects synced, 0 failed"),
+        "{all:?}"
+    );
+    svc.stop().await;
 }
 
 /// What the scenario did, for the failure messages and the log.
@@ -113,7 +190,12 @@ async fn churn(
                 )
             }
             1 => {
-                let all = ["patrimoine", "centre-bourg", "tiers-lieu, culture", "mobilité"];
+                let all = [
+                    "patrimoine",
+                    "centre-bourg",
+                    "tiers-lieu, culture",
+                    "mobilité",
+                ];
                 let tags: Vec<&str> = all.iter().copied().filter(|_| rng.chance(50)).collect();
                 recoco.with(|s| s.projects.get_mut(&id).unwrap()["tags"] = json!(tags));
                 (
@@ -305,7 +387,12 @@ pub(crate) async fn grist_scenario(
             },
         ]
     });
-    let job = run_task(&svc, "sync-all", json!({"page_size": 4, "pages_per_job": 50})).await;
+    let job = run_task(
+        &svc,
+        "sync-all",
+        json!({"page_size": 4, "pages_per_job": 50}),
+    )
+    .await;
     let summary = job.summary.clone().unwrap_or_default();
     assert_eq!(job.state, "succeeded", "seed {seed}: {job:?}");
     assert!(
@@ -316,7 +403,10 @@ pub(crate) async fn grist_scenario(
 
     // The oracle: the same portal synced from scratch.
     let oracle = TestService::start(&config(fresh_doc), &[]).await;
-    assert_eq!(run_task(&oracle, "setup", json!({})).await.state, "succeeded");
+    assert_eq!(
+        run_task(&oracle, "setup", json!({})).await.state,
+        "succeeded"
+    );
     let fresh_job = run_task(&oracle, "sync-all", json!({})).await;
     assert_eq!(fresh_job.state, "succeeded", "{fresh_job:?}");
     oracle.stop().await;
@@ -396,6 +486,18 @@ async fn grist_converges_whatever_webhooks_were_lost() {
         let (churned, fresh) = (fake.create_doc(), fake.create_doc());
         grist_scenario(&api, &churned, &fresh, seed, 40).await;
     }
+}
+
+#[tokio::test]
+async fn a_column_turned_into_a_formula_breaks_no_record() {
+    let fake = FakeGrist::start().await;
+    recoco_sync::install_crypto_provider();
+    let api = GristApi {
+        api_url: fake.api_url.clone(),
+        api_key: API_KEY.into(),
+        client: reqwest::Client::new(),
+    };
+    formula_scenario(&api, &fake.create_doc()).await;
 }
 
 /// Grist requests of one project event and of a `sync-all` of 100 projects
