@@ -771,3 +771,73 @@ async fn sync_all_hands_over_between_jobs_and_resumes_after_a_failure() {
     assert_eq!(w.grist.rows(&w.doc, TABLE).len(), 30);
     w.svc.stop().await;
 }
+
+#[tokio::test]
+async fn short_lived_tokens_are_renewed_before_they_expire() {
+    let w = World::start("").await;
+    w.recoco.with(|s| {
+        s.jwt_tokens = true;
+        s.access_lifetime = Duration::from_secs(2);
+        s.latency = Duration::from_millis(25);
+    });
+    // 100 projects: at least 201 requests of 25 ms, past the token's 2 seconds.
+    for id in 1..=100 {
+        w.recoco.add_project(project(id, id));
+    }
+    succeeded(&run_task(&w.svc, "setup", json!({})).await);
+    let job = run_task(&w.svc, "sync-all", json!({})).await;
+    assert!(succeeded(&job).contains("100 of 100 projects synced, 0 failed"));
+    let refused = w.recoco.log().iter().filter(|l| l.status == 403).count();
+    assert_eq!(refused, 0, "renewed from the JWT's exp, never refused");
+    assert!(w.recoco.with(|s| s.refreshes) >= 1, "and renewed");
+
+    // A refresh token refused: the host logs in again, and the run goes on.
+    let logins = w.recoco.logins();
+    w.recoco.with(|s| s.refuse_refresh = true);
+    let job = run_task(&w.svc, "sync-all", json!({})).await;
+    assert!(succeeded(&job).contains("100 of 100 projects synced, 0 failed"));
+    assert!(w.recoco.logins() > logins, "logged in again");
+    w.svc.stop().await;
+}
+
+#[tokio::test]
+async fn recoco_429_and_5xx_are_retried_during_events_and_sync_all() {
+    let w = World::start("").await;
+    succeeded(&run_task(&w.svc, "setup", json!({})).await);
+    w.recoco.add_project(project(1312, 0));
+    // The project's read is throttled, then its answers' read fails.
+    w.recoco.with(|s| s.fail_next.extend([429, 502]));
+    let job = deliver(
+        &w.svc,
+        include_bytes!("../fixtures/webhook-project-update.json"),
+    )
+    .await;
+    succeeded(&job);
+    let attempts = w.svc.attempts(&job.id).await;
+    let outcomes: Vec<&str> = attempts.iter().map(|a| a.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["retry", "retry", "succeeded"]);
+    assert!(
+        attempts[0].error.as_deref().unwrap().contains("429"),
+        "{attempts:?}"
+    );
+    let gap = attempts[1].started_at - attempts[0].started_at;
+    assert!(
+        gap >= 900,
+        "Recoco's Retry-After: 1 honoured, waited {gap} ms"
+    );
+    assert_eq!(w.rows_of(1312).len(), 1);
+
+    for id in 1..=30 {
+        w.recoco.add_project(project(id, id));
+    }
+    // The first list page answers 503 once: the job is retried.
+    w.recoco.with(|s| s.fail_next.push_back(503));
+    let job = run_task(&w.svc, "sync-all", json!({"page_size": 10})).await;
+    assert!(
+        succeeded(&job).contains("31 of 31 projects synced, 0 failed"),
+        "{job:?}"
+    );
+    assert_eq!(job.attempts, 2, "{job:?}");
+    assert_eq!(w.grist.rows(&w.doc, TABLE).len(), 31);
+    w.svc.stop().await;
+}

@@ -31,6 +31,11 @@ pub struct Logged {
 
 pub struct Inner {
     pub access_lifetime: Duration,
+    /// Issue JWTs as Recoco (simplejwt) does, whose `exp` says when they end;
+    /// otherwise opaque `access-N` tokens (whose end a client cannot know).
+    pub jwt_tokens: bool,
+    /// Refuse every refresh token (`401 token_not_valid`): clients log in again.
+    pub refuse_refresh: bool,
     access: HashMap<String, Instant>,
     refresh: HashSet<String>,
     next_token: u64,
@@ -86,6 +91,8 @@ impl FakeRecoco {
     pub async fn start() -> Self {
         let inner = Arc::new(Mutex::new(Inner {
             access_lifetime: Duration::from_secs(300),
+            jwt_tokens: false,
+            refuse_refresh: false,
             access: HashMap::new(),
             refresh: HashSet::new(),
             next_token: 1,
@@ -186,11 +193,30 @@ fn record(s: &mut Inner, method: &str, uri: &Uri, status: u16, headers: &HeaderM
     });
 }
 
+/// Token number `n` of `kind` (`access`, `refresh`), living `lifetime`.
+fn token_text(s: &Inner, kind: &str, n: u64, lifetime: Duration) -> String {
+    if !s.jwt_tokens {
+        return format!("{kind}-{n}");
+    }
+    use base64::Engine as _;
+    let enc = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let iat = chrono::Utc::now().timestamp();
+    let exp = iat + lifetime.as_secs().max(1) as i64;
+    format!(
+        "{}.{}.{}",
+        enc(json!({"alg": "HS256", "typ": "JWT"})),
+        enc(
+            json!({"token_type": kind, "exp": exp, "iat": iat, "jti": format!("{kind}{n}"), "user_id": 7})
+        ),
+        enc(json!("fake-signature"))
+    )
+}
+
 fn issue(s: &mut Inner) -> (String, String) {
     let n = s.next_token;
     s.next_token += 1;
-    let access = format!("access-{n}");
-    let refresh = format!("refresh-{n}");
+    let access = token_text(s, "access", n, s.access_lifetime);
+    let refresh = token_text(s, "refresh", n, Duration::from_secs(86_400));
     s.access
         .insert(access.clone(), Instant::now() + s.access_lifetime);
     s.refresh.insert(refresh.clone());
@@ -254,11 +280,11 @@ async fn refresh(State(st): State<Shared>, uri: Uri, headers: HeaderMap, body: B
         .and_then(|v| v["refresh"].as_str().map(str::to_string));
     let mut s = st.lock().unwrap();
     let (status, body) = match given {
-        Some(r) if s.refresh.contains(&r) => {
+        Some(r) if s.refresh.contains(&r) && !s.refuse_refresh => {
             s.refreshes += 1;
             let n = s.next_token;
             s.next_token += 1;
-            let access = format!("access-{n}");
+            let access = token_text(&s, "access", n, s.access_lifetime);
             let expiry = Instant::now() + s.access_lifetime;
             s.access.insert(access.clone(), expiry);
             (200, json!({"access": access}))
