@@ -615,3 +615,145 @@ async fn hub_errors_are_retried_or_fail_with_the_hubs_message() {
     assert_eq!(w.hub.projets().len(), 1);
     w.svc.stop().await;
 }
+
+/// The add-on of `recommendation` as Recoco holds it, once `check` accepts it.
+async fn addon_where(w: &World, recommendation: i64, check: impl Fn(&Value) -> bool) -> Value {
+    wait_for(&format!("the add-on of {recommendation}"), WAIT, || async {
+        w.recoco.with(|s| {
+            s.addons
+                .values()
+                .find(|a| a["recommendation"] == recommendation && check(a))
+                .cloned()
+        })
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_porteur_is_the_owner_and_stale_addons_are_withdrawn() {
+    let w = World::start(|hub| connection("communs", hub, API_KEY, "projects = [1312]", 2)).await;
+    w.recoco.with(|s| {
+        s.projects.get_mut(&1312).unwrap()["owner"] = json!({"id": 51, "first_name": "Sylvie",
+            "last_name": "Martin", "username": "maire@saint-albin.fr", "email": "maire@saint-albin.fr",
+            "profile": {"organization": {"id": 3, "name": "Commune de Saint-Albin-des-Prés"}}});
+    });
+    w.hub.script_services("1312", vec![services()]);
+    let job = w.send(TASK_4242.to_vec(), "communs").await;
+    assert!(summary(&job).contains("created hub projet"), "{job:?}");
+    let projet = w.hub.projet_of("1312").unwrap();
+    assert_eq!(
+        (
+            &projet["porteur"]["referentEmail"],
+            &projet["porteur"]["referentPrenom"],
+            &projet["porteur"]["referentNom"]
+        ),
+        (
+            &json!("maire@saint-albin.fr"),
+            &json!("Sylvie"),
+            &json!("Martin")
+        ),
+        "the owner, not an advisor"
+    );
+    w.addon(4242, &services()).await;
+    w.loads_settled().await;
+
+    // The recommendation's resource loses the tag: its add-on stops showing services.
+    let job = w
+        .send(task_event(4242, 1312, &["batiment"]), "communs")
+        .await;
+    assert!(
+        summary(&job).contains("; its add-on 1 was disabled and emptied"),
+        "{job:?}"
+    );
+    let addon = addon_where(&w, 4242, |a| a["enabled"] == false).await;
+    assert_eq!(addon["data"], json!([]));
+
+    // Tagged again: the services are back.
+    w.send(task_event(4242, 1312, &["les-communs"]), "communs")
+        .await;
+    addon_where(&w, 4242, |a| {
+        a["enabled"] == true && a["data"] == services()
+    })
+    .await;
+    wait_for("the reload", WAIT, || async {
+        let loads = w.loads().await;
+        (loads.len() == 2 && loads.iter().all(|j| j.state == "succeeded")).then_some(())
+    })
+    .await;
+
+    // The hub stops proposing services: after the configured attempts, the
+    // add-on is emptied, and the last load says so.
+    w.hub.script_services("1312", vec![json!([])]);
+    let job = w.send(PROJECT_UPDATE.to_vec(), "communs").await;
+    assert!(summary(&job).contains("updated hub projet"), "{job:?}");
+    let addon = addon_where(&w, 4242, |a| a["enabled"] == false).await;
+    assert_eq!(addon["data"], json!([]));
+    let loads = w.loads_settled().await;
+    let last = loads.last().unwrap();
+    assert!(
+        summary(last).contains("after 2 attempts; giving up")
+            && summary(last).contains("recommendation 4242: its add-on 1 was disabled and emptied"),
+        "{last:?}"
+    );
+    w.svc.stop().await;
+}
+
+#[tokio::test]
+async fn refusals_of_recoco_and_the_hub_are_explained_or_retried() {
+    let w = World::start(|hub| connection("communs", hub, API_KEY, "projects = [1312]", 2)).await;
+    w.hub.script_services("1312", vec![services()]);
+
+    // A valid token without the "manage resources" permission: named, not retried.
+    w.recoco.with(|s| s.addons_forbidden = true);
+    let job = w.send(TASK_4242.to_vec(), "communs").await;
+    assert!(summary(&job).contains("created hub projet"), "{job:?}");
+    let loads = w.loads_settled().await;
+    let load = &loads[0];
+    assert_eq!(
+        (load.state.as_str(), load.attempts),
+        ("failed", 1),
+        "{load:?}"
+    );
+    assert!(
+        load.last_error
+            .as_deref()
+            .unwrap()
+            .contains("lacks the \"manage resources\" permission"),
+        "{load:?}"
+    );
+    w.recoco.with(|s| s.addons_forbidden = false);
+
+    // A 429 without Retry-After: retried with the host's backoff.
+    w.hub.with(|s| s.retry_after_on_429 = false);
+    w.hub.fail_next(&[429]);
+    let job = w.send(PROJECT_UPDATE.to_vec(), "communs").await;
+    assert!(summary(&job).contains("updated hub projet"), "{job:?}");
+    let outcomes: Vec<String> = w
+        .svc
+        .attempts(&job.id)
+        .await
+        .into_iter()
+        .map(|a| a.outcome)
+        .collect();
+    assert_eq!(outcomes, ["retry", "succeeded"]);
+
+    // A description over the hub's body limit: permanent at once, not five 500s.
+    let writes = |w: &World| {
+        w.hub.requests("PATCH", "/projets").len() + w.hub.requests("POST", "/projets").len()
+    };
+    let writes_before = writes(&w);
+    w.recoco
+        .with(|s| s.projects.get_mut(&1312).unwrap()["description"] = json!("x".repeat(120_000)));
+    let answer = w.svc.send(PROJECT_UPDATE.to_vec()).await;
+    let job = w.job_of(&answer, "communs").await;
+    assert_eq!((job.state.as_str(), job.attempts), ("failed", 1), "{job:?}");
+    assert!(
+        job.last_error
+            .as_deref()
+            .unwrap()
+            .contains("over the hub's 100 kB limit"),
+        "{job:?}"
+    );
+    assert_eq!(writes(&w), writes_before, "nothing sent");
+    w.svc.stop().await;
+}

@@ -61,6 +61,8 @@ pub struct Inner {
     pub latency: Duration,
     /// Project list pages served so far.
     pub list_requests: usize,
+    /// The API user lacks "manage resources": add-on routes answer 403.
+    pub addons_forbidden: bool,
     /// Changes made to the portal while a client walks the project list, each
     /// right after the list page numbered `after` is served: the pages that
     /// follow shift, as they do in Recoco (newest first, limit/offset).
@@ -110,6 +112,7 @@ impl FakeRecoco {
             log: Vec::new(),
             latency: Duration::ZERO,
             list_requests: 0,
+            addons_forbidden: false,
             during_list: Vec::new(),
         }));
         let router = Router::new()
@@ -322,6 +325,12 @@ fn authorize(s: &mut Inner, method: &str, uri: &Uri, headers: &HeaderMap) -> Res
             s,
             json!({"detail": "Le type de jeton fourni n'est pas valide", "code": "token_not_valid",
                 "messages": [{"token_class": "AccessToken", "token_type": "access", "message": "Le jeton est invalide ou expiré"}]}),
+        );
+    }
+    if s.addons_forbidden && uri.path().starts_with("/api/resource-addons/") {
+        return refuse(
+            s,
+            json!({"detail": "Vous n'avez pas la permission d'effectuer cette action."}),
         );
     }
     if let Some(status) = s.fail_next.pop_front() {
