@@ -4,6 +4,7 @@
 
 mod admin;
 mod convergence;
+mod convergence_config;
 mod forward;
 mod grist;
 mod grist_real;
