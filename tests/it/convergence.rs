@@ -19,7 +19,7 @@ use crate::grist::{answers, connection, deliver, project, questions, run_task};
 
 /// A small deterministic generator (splitmix64): the scenario is random but
 /// reproducible from its seed, printed on failure.
-pub(crate) struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
     pub(crate) fn next(&mut self) -> u64 {

@@ -13,23 +13,23 @@ use recoco_sync_tests::wait_for;
 use recoco_sync_tests::webhook::envelope;
 use serde_json::{json, Value};
 
-const WAIT: Duration = Duration::from_secs(40);
-const TASK_4242: &[u8] = include_bytes!("../fixtures/webhook-task-lescommuns.json");
-const PROJECT_UPDATE: &[u8] = include_bytes!("../fixtures/webhook-project-update.json");
+pub(crate) const WAIT: Duration = Duration::from_secs(40);
+pub(crate) const TASK_4242: &[u8] = include_bytes!("../fixtures/webhook-task-lescommuns.json");
+pub(crate) const PROJECT_UPDATE: &[u8] = include_bytes!("../fixtures/webhook-project-update.json");
 
-fn project(id: i64) -> Value {
+pub(crate) fn project(id: i64) -> Value {
     let mut p: Value =
         serde_json::from_str(include_str!("../fixtures/project-detail.json")).unwrap();
     p["id"] = json!(id);
     p
 }
 
-fn services() -> Value {
+pub(crate) fn services() -> Value {
     serde_json::from_str(include_str!("../fixtures/lescommuns-services.json")).unwrap()
 }
 
 /// A tagged (or not) recommendation event of `project`.
-fn task_event(id: i64, project: i64, tags: &[&str]) -> Vec<u8> {
+pub(crate) fn task_event(id: i64, project: i64, tags: &[&str]) -> Vec<u8> {
     envelope(
         "tasks.Task",
         "update",
@@ -39,7 +39,13 @@ fn task_event(id: i64, project: i64, tags: &[&str]) -> Vec<u8> {
 }
 
 /// A `[[connections]]` block of the lescommuns plugin.
-fn connection(name: &str, hub: &FakeHub, key: &str, selection: &str, attempts: u32) -> String {
+pub(crate) fn connection(
+    name: &str,
+    hub: &FakeHub,
+    key: &str,
+    selection: &str,
+    attempts: u32,
+) -> String {
     format!(
         "[[connections]]\nname = {name:?}\nsource = {SOURCE:?}\nplugin = \"lescommuns\"\n\
          [connections.config]\nhub_url = {:?}\napi_key = {key:?}\n{selection}\n\
@@ -48,17 +54,17 @@ fn connection(name: &str, hub: &FakeHub, key: &str, selection: &str, attempts: u
     )
 }
 
-struct World {
-    recoco: FakeRecoco,
-    hub: FakeHub,
-    svc: TestService,
+pub(crate) struct World {
+    pub(crate) recoco: FakeRecoco,
+    pub(crate) hub: FakeHub,
+    pub(crate) svc: TestService,
 }
 
 impl World {
     /// Recoco with projects 1312 and 1400 and recommendations 4242, 4243 (of
     /// 1312) and 5000 (of 1400), each linked to a resource; `connections` built
     /// with the hub.
-    async fn start(connections: impl FnOnce(&FakeHub) -> String) -> Self {
+    pub(crate) async fn start(connections: impl FnOnce(&FakeHub) -> String) -> Self {
         let recoco = FakeRecoco::start().await;
         recoco.add_project(project(1312));
         recoco.add_project(project(1400));
@@ -81,13 +87,13 @@ impl World {
     }
 
     /// Sends `body` and returns the settled job of `connection` for it.
-    async fn send(&self, body: Vec<u8>, connection: &str) -> JobView {
+    pub(crate) async fn send(&self, body: Vec<u8>, connection: &str) -> JobView {
         let answer = self.svc.send(body).await;
         assert_eq!(answer.status, 200, "{:?}", answer.json);
         self.job_of(&answer, connection).await
     }
 
-    async fn job_of(&self, answer: &Answer, connection: &str) -> JobView {
+    pub(crate) async fn job_of(&self, answer: &Answer, connection: &str) -> JobView {
         let event_id = answer.json["id"].as_str().unwrap();
         self.svc.settled_event(event_id, WAIT).await;
         let jobs = self.svc.jobs_of_event(event_id).await;
@@ -97,7 +103,7 @@ impl World {
     }
 
     /// The add-on of `recommendation`, once it holds `data`.
-    async fn addon(&self, recommendation: i64, data: &Value) -> Value {
+    pub(crate) async fn addon(&self, recommendation: i64, data: &Value) -> Value {
         wait_for(&format!("the add-on of {recommendation}"), WAIT, || async {
             self.recoco.with(|s| {
                 s.addons
@@ -110,7 +116,7 @@ impl World {
     }
 
     /// Task jobs named `load-services`, oldest first.
-    async fn loads(&self) -> Vec<JobView> {
+    pub(crate) async fn loads(&self) -> Vec<JobView> {
         let mut loads: Vec<JobView> = self
             .svc
             .jobs(JobFilter {
@@ -126,7 +132,7 @@ impl World {
     }
 
     /// Waits until no task job is pending or running; returns the loads.
-    async fn loads_settled(&self) -> Vec<JobView> {
+    pub(crate) async fn loads_settled(&self) -> Vec<JobView> {
         wait_for("the services loads to settle", WAIT, || async {
             let loads = self.loads().await;
             let busy = loads
@@ -137,7 +143,7 @@ impl World {
         .await
     }
 
-    async fn state(&self, connection: &str) -> Value {
+    pub(crate) async fn state(&self, connection: &str) -> Value {
         let answer = self
             .svc
             .admin(
@@ -148,7 +154,7 @@ impl World {
         answer.json["state"].clone()
     }
 
-    async fn run_task(&self, connection: &str, task: &str, payload: Value) -> String {
+    pub(crate) async fn run_task(&self, connection: &str, task: &str, payload: Value) -> String {
         let response = self
             .svc
             .client
@@ -166,7 +172,7 @@ impl World {
     }
 }
 
-fn summary(job: &JobView) -> &str {
+pub(crate) fn summary(job: &JobView) -> &str {
     assert_eq!(job.state, "succeeded", "{job:?}");
     job.summary.as_deref().unwrap()
 }

@@ -5,6 +5,7 @@
 mod admin;
 mod convergence;
 mod convergence_config;
+mod convergence_lescommuns;
 mod forward;
 mod grist;
 mod grist_real;

@@ -106,6 +106,43 @@ pub fn on_event(config: &Config, event: &Event) -> Result<String, Error> {
     }
 }
 
+/// Name of the task that re-shares every followed project.
+pub const SYNC_ALL: &str = "sync-all";
+
+/// Runs [`SYNC_ALL`]: every project the connection follows (it had a tagged
+/// recommendation) is reloaded from Recoco and its hub projet updated, then its
+/// services are loaded again (an add-on whose services the hub no longer
+/// proposes is emptied). Recoco lists no recommendations, so a tag change whose
+/// webhook was lost is only seen at the recommendation's next event.
+pub fn sync_all(config: &Config) -> Result<String, Error> {
+    let mut done = Vec::new();
+    let mut skipped = Vec::new();
+    for project in links::tracked() {
+        if let Some(reason) = unselected(config, project) {
+            skipped.push(reason);
+            continue;
+        }
+        match share_and_schedule(config, project) {
+            Ok(summary) => done.push(summary),
+            // The whole task is retried: re-sharing is an upsert.
+            Err(err) if err.is_retryable() => return Err(err),
+            Err(err) if err.message().contains("HTTP 404") => skipped.push(format!(
+                "project {project} is gone from Recoco (the hub has no deletion: its projet is left as is)"
+            )),
+            Err(err) => skipped.push(format!("project {project}: {}", err.message())),
+        }
+    }
+    let mut summary = format!("sync-all: {} projects re-shared", done.len());
+    if !done.is_empty() {
+        summary.push_str(&format!(" ({})", done.join("; ")));
+    }
+    if !skipped.is_empty() {
+        summary.push_str(&format!("; not shared: {}", skipped.join("; ")));
+    }
+    info!("{summary}");
+    Ok(summary)
+}
+
 /// Runs the operator task [`TASK`]: shares `project` now, if selected.
 pub fn run_task(config: &Config, request: ShareRequest) -> Result<String, Error> {
     if let Some(reason) = unselected(config, request.project) {
