@@ -153,11 +153,10 @@ pub fn prepare(record: &Record, table: &Table, config: &Config) -> Result<Prepar
     }
     for (logical, value) in values {
         match table.find(logical) {
-            Found::Column(c) if c.formula => {
-                if selected(config, logical, Some(&c.id)) {
-                    formula.push(c.id.clone());
-                }
+            Found::Column(c) if c.formula && selected(config, logical, Some(&c.id)) => {
+                formula.push(c.id.clone());
             }
+            Found::Column(c) if c.formula => {}
             Found::Column(c) if selected(config, logical, Some(&c.id)) => {
                 fields.insert(c.id.clone(), value.clone());
             }
