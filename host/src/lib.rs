@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod catalog;
 pub mod config;
+pub mod connection_check;
 pub mod ids;
 pub mod intake;
 pub mod outbound;
@@ -111,6 +112,9 @@ impl Service {
             shutdown: CancellationToken::new(),
         };
         service.check_connections();
+        // Jobs parked for a config fixed in the file since the last run.
+        connection_check::wake_fixed(&service.pool, &service.catalog.get(), &service.registry)
+            .await;
         Ok(service)
     }
 
@@ -123,7 +127,9 @@ impl Service {
                 }
                 Some(p) => {
                     if let Err(problem) = p.validate_config(&c.config) {
-                        tracing::error!(connection = %c.name, "{problem}");
+                        let reason =
+                            connection_check::described(c, &p.manifest.config_schema, &problem);
+                        tracing::error!(connection = %c.name, "connection invalid: {reason}; its jobs wait until the config is fixed");
                     }
                 }
             }
@@ -148,10 +154,21 @@ impl Service {
             max_attempts: self.config.queue.max_attempts,
             admin: self.config.admin.clone(),
         });
+        let (catalog, registry) = (self.catalog.clone(), self.registry.clone());
         Router::new()
             .route(
                 "/healthz",
-                get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+                get(move || async move {
+                    // Up; connections that cannot run as configured are listed.
+                    let invalid: Vec<serde_json::Value> = connection_check::invalid_connections(
+                        &catalog.get(),
+                        &registry,
+                    )
+                    .into_iter()
+                    .map(|(name, reason)| serde_json::json!({"name": name, "reason": reason}))
+                    .collect();
+                    axum::Json(serde_json::json!({"status": "ok", "invalid_connections": invalid}))
+                }),
             )
             .merge(intake)
             .merge(admin)
@@ -194,14 +211,21 @@ impl Service {
             self.shutdown.clone(),
         ));
         let (catalog, shutdown) = (self.catalog.clone(), self.shutdown.clone());
+        let (pool, registry) = (self.pool.clone(), self.registry.clone());
         handles.push(tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(CATALOG_REFRESH) => {}
                     _ = shutdown.cancelled() => return,
                 }
-                if let Err(err) = catalog.refresh_if_changed().await {
-                    tracing::warn!(error = %err, "cannot refresh sources and connections");
+                match catalog.refresh_if_changed().await {
+                    Ok(true) => {
+                        connection_check::wake_fixed(&pool, &catalog.get(), &registry).await;
+                    }
+                    Ok(false) => {}
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot refresh sources and connections")
+                    }
                 }
             }
         }));

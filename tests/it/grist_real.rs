@@ -7,6 +7,9 @@
 //! when set; otherwise this test runs the start script (`$RECOCO_SYNC_GRIST_SCRIPT`,
 //! else `<workspace>/../shared/grist-real/start-grist.sh`) and reads its last
 //! lines. Without either it fails, saying how to provide one.
+//!
+//! The convergence scenario and the formula column of `convergence.rs` run
+//! here too, each in fresh documents of that server.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -15,6 +18,7 @@ use recoco_sync_tests::fakes::recoco::FakeRecoco;
 use recoco_sync_tests::service::{source_block, TestService, FAST_QUEUE};
 use serde_json::{json, Map, Value};
 
+use crate::convergence::{formula_scenario, grist_scenario, GristApi};
 use crate::grist::{answers, connection, deliver, fixture, project, questions, run_task};
 
 struct RealGrist {
@@ -298,6 +302,64 @@ async fn the_connector_works_against_a_real_grist() {
     assert_eq!(rows[&1288]["active"], json!(false));
 
     svc.stop().await;
+    api.call(reqwest::Method::DELETE, &format!("/docs/{doc}"), None)
+        .await;
+}
+
+impl Api {
+    async fn new_doc(&self, workspace: &str) -> String {
+        let name = format!("recoco-sync-test-{}", uuid::Uuid::new_v4());
+        let doc = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/workspaces/{workspace}/docs"),
+                Some(json!({"name": name})),
+            )
+            .await;
+        doc.as_str().expect("the new document's id").to_string()
+    }
+}
+
+async fn real_api() -> (Api, RealGrist) {
+    let real = tokio::task::spawn_blocking(real_grist).await.unwrap();
+    recoco_sync::install_crypto_provider();
+    let api = Api {
+        client: reqwest::Client::new(),
+        base: real.url.trim_end_matches('/').to_string(),
+        key: real.api_key.clone(),
+    };
+    (api, real)
+}
+
+#[tokio::test]
+async fn the_connector_converges_against_a_real_grist() {
+    let (api, real) = real_api().await;
+    let (churned, fresh) = (
+        api.new_doc(&real.workspace).await,
+        api.new_doc(&real.workspace).await,
+    );
+    let grist = GristApi {
+        api_url: format!("{}/api", api.base),
+        api_key: real.api_key.clone(),
+        client: api.client.clone(),
+    };
+    grist_scenario(&grist, &churned, &fresh, 7, 30).await;
+    for doc in [churned, fresh] {
+        api.call(reqwest::Method::DELETE, &format!("/docs/{doc}"), None)
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn a_formula_column_in_a_real_grist_breaks_no_record() {
+    let (api, real) = real_api().await;
+    let doc = api.new_doc(&real.workspace).await;
+    let grist = GristApi {
+        api_url: format!("{}/api", api.base),
+        api_key: real.api_key.clone(),
+        client: api.client.clone(),
+    };
+    formula_scenario(&grist, &doc).await;
     api.call(reqwest::Method::DELETE, &format!("/docs/{doc}"), None)
         .await;
 }

@@ -5,6 +5,9 @@
 mod admin;
 mod admin_browser;
 mod admin_netns;
+mod convergence;
+mod convergence_config;
+mod convergence_lescommuns;
 mod forward;
 mod grist;
 mod grist_real;

@@ -165,6 +165,7 @@ pub async fn list_connections(State(s): State<AdminState>) -> ApiResult {
         .connections()
         .map(|c| {
             let plugin = s.registry.get(&c.plugin);
+            let invalid = crate::connection_check::problem(c, &s.registry);
             let schema = plugin.as_ref().map(|p| &p.manifest.config_schema);
             let hosts = match (&c.allowed_hosts, &plugin) {
                 (Some(h), _) => h.clone(),
@@ -183,6 +184,17 @@ pub async fn list_connections(State(s): State<AdminState>) -> ApiResult {
                 "allowed_hosts_from_plugin": c.allowed_hosts.is_none(),
                 "config": redact_config(&c.config, schema),
                 "config_problem": plugin.as_ref().and_then(|p| p.validate_config(&c.config).err()),
+                // `invalid`: its jobs wait until the config is fixed (`invalid_reason` says why).
+                "status": if plugin.is_none() {
+                    "plugin_not_loaded"
+                } else if invalid.is_some() {
+                    "invalid"
+                } else if !c.enabled {
+                    "disabled"
+                } else {
+                    "ok"
+                },
+                "invalid_reason": invalid,
                 "tasks": plugin.as_ref().map(|p| p.manifest.tasks.clone()).unwrap_or_default(),
                 "updated_at": rfc3339(c.updated_at),
             })

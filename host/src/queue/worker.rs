@@ -13,6 +13,7 @@ use super::backoff;
 use super::jobs::{self, Claimed, Finish, JobKind};
 use crate::catalog::CatalogHandle;
 use crate::config::{QueueConfig, RuntimeConfig};
+use crate::connection_check;
 use crate::ids::{now_ms, rfc3339};
 use crate::outbound::{allow, AllowList};
 use crate::registry::{Plugin, Registry};
@@ -289,7 +290,13 @@ impl Workers {
             }
             return Ok(None);
         };
-        plugin.validate_config(&connection.config)?;
+        if let Err(problem) = plugin.validate_config(&connection.config) {
+            // Like a missing plugin: the job waits until the config is fixed.
+            let reason =
+                connection_check::described(&connection, &plugin.manifest.config_schema, &problem);
+            connection_check::park(&self.pool, job, &connection, &reason).await;
+            return Ok(None);
+        }
         let hosts = match &connection.allowed_hosts {
             Some(hosts) => hosts.clone(),
             None => {
