@@ -40,6 +40,7 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     pub outbound: OutboundConfig,
     pub log: LogConfig,
+    pub storage: StorageConfig,
     /// Recoco portals that send webhooks.
     pub sources: Vec<SourceDecl>,
     /// Connector instances fed by a source.
@@ -61,6 +62,7 @@ impl Default for Config {
             runtime: RuntimeConfig::default(),
             outbound: OutboundConfig::default(),
             log: LogConfig::default(),
+            storage: StorageConfig::default(),
             sources: Vec::new(),
             connections: Vec::new(),
         }
@@ -210,6 +212,29 @@ impl Default for LogConfig {
     }
 }
 
+/// Disk use of the database (see `store::maintenance`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Size the write-ahead log (`<database>-wal`) is kept under, in bytes: it is
+    /// truncated once it passes half of this.
+    pub wal_max_bytes: u64,
+    /// Succeeded jobs (with their attempts) and processed or ignored events
+    /// older than this are deleted; failed, dead, paused and pending work never.
+    /// `"0s"` keeps everything.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            wal_max_bytes: crate::store::DEFAULT_WAL_MAX_BYTES,
+            retention: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
 /// A Recoco portal, as declared in the file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -247,6 +272,10 @@ pub struct ConnectionDecl {
     /// Plugin configuration, validated against the plugin's schema.
     #[serde(default = "empty_table")]
     pub config: serde_json::Value,
+    /// Routing filter: a CEL expression over the event (see `filter`); events
+    /// it does not accept create no job for this connection.
+    #[serde(default)]
+    pub filter: Option<String>,
 }
 
 fn yes() -> bool {
@@ -332,6 +361,9 @@ impl Config {
         if self.queue.max_attempts == 0 {
             bail!("queue.max_attempts must be at least 1");
         }
+        if self.storage.wal_max_bytes < 1024 * 1024 {
+            bail!("storage.wal_max_bytes must be at least 1 MiB (1048576)");
+        }
         if self.runtime.memory_limit < 1024 * 1024 {
             bail!("runtime.memory_limit must be at least 1 MiB");
         }
@@ -366,6 +398,10 @@ impl Config {
             }
             if !connection.config.is_object() {
                 bail!("connection {:?}: config must be a table", connection.name);
+            }
+            if let Some(filter) = &connection.filter {
+                crate::filter::Filter::compile(filter)
+                    .map_err(|e| anyhow::anyhow!("connection {:?}: {e}", connection.name))?;
             }
         }
         Ok(())

@@ -215,6 +215,7 @@ fn write_all<'a>(
                 e.remote_addr,
                 e.error,
                 e.received_at,
+                e.filtered,
             ])?;
             for job in jobs {
                 let (kind, event_id, task_name, payload) = job.kind_columns();
