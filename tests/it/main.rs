@@ -3,6 +3,9 @@
 //! file and fakes of the third parties it talks to.
 
 mod admin;
+mod disk;
+mod faults;
+mod filter;
 mod forward;
 mod grist;
 mod grist_real;

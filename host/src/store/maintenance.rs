@@ -21,7 +21,7 @@ use crate::ids::now_ms;
 /// How often the WAL is copied back into the database (PASSIVE).
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 /// How often the WAL's size is looked at.
-const WATCH_EVERY: Duration = Duration::from_millis(50);
+const WATCH_EVERY: Duration = Duration::from_millis(10);
 /// How often the retention pass runs (also once at start).
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// Rows deleted per transaction, so a pass never holds the writer long.
@@ -75,8 +75,15 @@ async fn checkpointer(pool: Pool, limits: Limits, stop: CancellationToken) {
         };
         let size = limits.database.as_deref().map_or(0, wal_size);
         if size > threshold {
+            let started = std::time::Instant::now();
             match checkpoint(&pool, "TRUNCATE").await {
-                Ok(busy) => tracing::debug!(wal_bytes = size, busy, "WAL truncated"),
+                Ok(busy) => tracing::debug!(
+                    wal_bytes = size,
+                    busy,
+                    after = limits.database.as_deref().map_or(0, wal_size),
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "WAL truncated"
+                ),
                 Err(err) => tracing::warn!(error = %err, wal_bytes = size, "WAL truncation failed"),
             }
             last_passive = tokio::time::Instant::now();
