@@ -664,6 +664,8 @@ mod tests {
         assert_eq!(c.plugin_cache_path(), d.plugin_cache_path());
         assert_eq!(c.queue.backoff_max, d.queue.backoff_max);
         assert_eq!(c.runtime.memory_limit, d.runtime.memory_limit);
+        assert_eq!(c.storage.wal_max_bytes, d.storage.wal_max_bytes);
+        assert_eq!(c.storage.retention, d.storage.retention);
         assert_eq!(c.connections[0].config["secret"], "whsec_abc");
     }
 

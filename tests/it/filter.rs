@@ -136,6 +136,10 @@ async fn an_event_every_filter_drops_is_ignored_with_the_reason() {
         .await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.json["status"], "ignored");
+    assert_eq!(
+        answer.json["message"],
+        "Webhook event stored; the filters of its connections dropped it"
+    );
     let id = answer.json["id"].as_str().unwrap();
     assert!(svc.jobs_of_event(id).await.is_empty());
     let event = svc.event(id).await.unwrap();

@@ -143,6 +143,10 @@ pub async fn receive(
                     EventStatus::Queued
                 };
                 let message = match jobs.len() {
+                    0 if event.filtered.is_some() => {
+                        "Webhook event stored; the filters of its connections dropped it"
+                            .to_string()
+                    }
                     0 => "Webhook event stored; no connection subscribes to it".to_string(),
                     n => format!("Webhook event stored; {n} job(s) queued"),
                 };
