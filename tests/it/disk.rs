@@ -29,9 +29,12 @@ async fn the_wal_stays_under_its_limit_under_sustained_intake() {
     let svc = TestService::start(&config, &[("noop.wasm", &components::noop())]).await;
     let database = svc.dir.path().join("recoco-sync.db");
 
+    // The load runs until enough has gone through the WAL to prove the bound
+    // (five times the limit), or 40 s, or 200,000 webhooks: bounded either way.
     let stop = Arc::new(AtomicBool::new(false));
+    let enough = Arc::new(AtomicBool::new(false));
     let sampler = {
-        let (stop, database) = (stop.clone(), database.clone());
+        let (stop, enough, database) = (stop.clone(), enough.clone(), database.clone());
         tokio::spawn(async move {
             let (mut max, mut drops, mut last, mut traffic) = (0u64, 0u32, 0u64, 0u64);
             while !stop.load(Ordering::Relaxed) {
@@ -40,12 +43,15 @@ async fn the_wal_stays_under_its_limit_under_sustained_intake() {
                 drops += u32::from(size < last);
                 traffic += size.saturating_sub(last);
                 last = size;
+                if traffic > 5 * WAL_LIMIT {
+                    enough.store(true, Ordering::Relaxed);
+                }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             (max, drops, traffic)
         })
     };
-    // A bounded load: 32 senders for 8 s (or 40,000 webhooks), 2 KiB each.
+    // 32 senders, 2 KiB bodies.
     let body = envelope(
         "projects.Project",
         "update",
@@ -57,16 +63,18 @@ async fn the_wal_stays_under_its_limit_under_sustained_intake() {
     let started = Instant::now();
     let senders: Vec<_> = (0..32)
         .map(|_| {
-            let (client, url, body, signed, sent) = (
+            let (client, url, body, signed, sent, enough) = (
                 svc.client.clone(),
                 url.clone(),
                 body.clone(),
                 signed.clone(),
                 sent.clone(),
+                enough.clone(),
             );
             tokio::spawn(async move {
-                while started.elapsed() < Duration::from_secs(8)
-                    && sent.fetch_add(1, Ordering::Relaxed) < 40_000
+                while !enough.load(Ordering::Relaxed)
+                    && started.elapsed() < Duration::from_secs(40)
+                    && sent.fetch_add(1, Ordering::Relaxed) < 200_000
                 {
                     let mut request = client.post(&url).body(body.clone());
                     for (k, v) in signed.iter() {
