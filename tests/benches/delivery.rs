@@ -26,7 +26,8 @@ use recoco_sync::Service;
 use recoco_sync_tests::service::{source_block, SECRET, SOURCE};
 use recoco_sync_tests::webhook::{envelope, headers, now_secs};
 
-/// Webhooks of the throughput run, and how many senders send them.
+/// Webhooks of the throughput run (`BENCH_EVENTS` to change), and how many
+/// senders send them.
 const EVENTS: usize = 20_000;
 const SENDERS: usize = 64;
 /// The latency run: events per second, for how long.
@@ -64,6 +65,8 @@ async fn rust_target(arrivals: Arrivals, count: Arc<AtomicU64>) -> String {
 /// nginx answering 200 to everything, on a free port; killed on drop.
 struct Nginx {
     child: std::process::Child,
+    conf: std::path::PathBuf,
+    prefix: std::path::PathBuf,
     url: String,
 }
 
@@ -97,6 +100,7 @@ impl Nginx {
             .arg(&prefix)
             .arg("-c")
             .arg(&conf)
+            .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .ok()?;
@@ -105,6 +109,8 @@ impl Nginx {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Some(Self {
                     child,
+                    conf,
+                    prefix,
                     url: format!("http://127.0.0.1:{port}/hook"),
                 });
             }
@@ -115,8 +121,21 @@ impl Nginx {
 }
 
 impl Drop for Nginx {
+    /// `nginx -s stop` lets the master stop its worker (a killed master
+    /// would leave it behind); kill only if that fails.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let stopped = std::process::Command::new("/usr/sbin/nginx")
+            .arg("-p")
+            .arg(&self.prefix)
+            .arg("-c")
+            .arg(&self.conf)
+            .args(["-s", "stop"])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !stopped {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }
@@ -144,6 +163,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn main() {
+    let events: usize = std::env::var("BENCH_EVENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(EVENTS);
     let dir = tempfile::tempdir().unwrap();
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -223,7 +246,7 @@ fn main() {
             .map(|_| {
                 let (client, url, body) = (client.clone(), throughput_in.clone(), body.clone());
                 tokio::spawn(async move {
-                    for _ in 0..EVENTS / SENDERS {
+                    for _ in 0..events / SENDERS {
                         post(&client, &url, &body).await;
                     }
                 })
@@ -235,7 +258,7 @@ fn main() {
     });
     let delivered_at_end_of_intake = server_rt.block_on(succeeded(&pool)) - warm;
     let intake_secs = started.elapsed().as_secs_f64();
-    let sent = (EVENTS / SENDERS * SENDERS) as u64;
+    let sent = (events / SENDERS * SENDERS) as u64;
     let (delivered, drain_secs) = loop {
         let done = server_rt.block_on(succeeded(&pool)) - warm;
         if done >= sent || started.elapsed() > DRAIN_LIMIT {
