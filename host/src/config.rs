@@ -42,6 +42,7 @@ pub struct Config {
     pub log: LogConfig,
     /// The admin API and page: sessions, names accepted without a key.
     pub admin: AdminConfig,
+    pub storage: StorageConfig,
     /// Recoco portals that send webhooks.
     pub sources: Vec<SourceDecl>,
     /// Connector instances fed by a source.
@@ -64,6 +65,7 @@ impl Default for Config {
             outbound: OutboundConfig::default(),
             log: LogConfig::default(),
             admin: AdminConfig::default(),
+            storage: StorageConfig::default(),
             sources: Vec::new(),
             connections: Vec::new(),
         }
@@ -234,6 +236,29 @@ impl Default for AdminConfig {
     }
 }
 
+/// Disk use of the database (see `store::maintenance`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Size the write-ahead log (`<database>-wal`) is kept under, in bytes: it is
+    /// truncated once it passes half of this.
+    pub wal_max_bytes: u64,
+    /// Succeeded jobs (with their attempts) and processed or ignored events
+    /// older than this are deleted; failed, dead, paused and pending work never.
+    /// `"0s"` keeps everything.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            wal_max_bytes: crate::store::DEFAULT_WAL_MAX_BYTES,
+            retention: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
 /// A Recoco portal, as declared in the file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -271,6 +296,10 @@ pub struct ConnectionDecl {
     /// Plugin configuration, validated against the plugin's schema.
     #[serde(default = "empty_table")]
     pub config: serde_json::Value,
+    /// Routing filter: a CEL expression over the event (see `filter`); events
+    /// it does not accept create no job for this connection.
+    #[serde(default)]
+    pub filter: Option<String>,
 }
 
 fn yes() -> bool {
@@ -356,6 +385,9 @@ impl Config {
         if self.queue.max_attempts == 0 {
             bail!("queue.max_attempts must be at least 1");
         }
+        if self.storage.wal_max_bytes < 1024 * 1024 {
+            bail!("storage.wal_max_bytes must be at least 1 MiB (1048576)");
+        }
         if self.runtime.memory_limit < 1024 * 1024 {
             bail!("runtime.memory_limit must be at least 1 MiB");
         }
@@ -390,6 +422,10 @@ impl Config {
             }
             if !connection.config.is_object() {
                 bail!("connection {:?}: config must be a table", connection.name);
+            }
+            if let Some(filter) = &connection.filter {
+                crate::filter::Filter::compile(filter)
+                    .map_err(|e| anyhow::anyhow!("connection {:?}: {e}", connection.name))?;
             }
         }
         Ok(())
@@ -654,6 +690,8 @@ mod tests {
         assert_eq!(c.runtime.memory_limit, d.runtime.memory_limit);
         assert_eq!(c.admin.session_ttl, d.admin.session_ttl);
         assert_eq!(c.admin.allowed_hosts, d.admin.allowed_hosts);
+        assert_eq!(c.storage.wal_max_bytes, d.storage.wal_max_bytes);
+        assert_eq!(c.storage.retention, d.storage.retention);
         assert_eq!(c.connections[0].config["secret"], "whsec_abc");
     }
 

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod catalog;
 pub mod config;
 pub mod connection_check;
+pub mod filter;
 pub mod ids;
 pub mod intake;
 pub mod outbound;
@@ -65,7 +66,7 @@ impl Service {
     /// connections, loads the shipped and directory plugins.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
         install_crypto_provider();
-        let pool = store::open(&config.database_url).await?;
+        let pool = store::open_with(&config.database_url, config.storage.wal_max_bytes).await?;
         let sealer = secrets::open_checked(
             &pool,
             &secrets::KeySource {
@@ -201,8 +202,13 @@ impl Service {
             shutdown: self.shutdown.clone(),
         });
         let mut handles = workers.spawn();
-        handles.push(store::spawn_checkpointer(
+        handles.extend(store::maintenance::spawn(
             self.pool.clone(),
+            store::maintenance::Limits {
+                database: self.config.sqlite_path(),
+                wal_max_bytes: self.config.storage.wal_max_bytes,
+                retention: Some(self.config.storage.retention).filter(|r| !r.is_zero()),
+            },
             self.shutdown.clone(),
         ));
         handles.push(registry::watch::spawn(

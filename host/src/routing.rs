@@ -3,10 +3,13 @@
 //! intake and by replays.
 
 use crate::catalog::{subscription_matches, Catalog};
+use crate::filter;
 use crate::ids::{now_ms, EventId, JobId, SourceId};
 use crate::queue::{JobKind, NewJob};
 
-/// `subscriptions` gives a plugin's subscriptions (loaded or last seen).
+/// `subscriptions` gives a plugin's subscriptions (loaded or last seen);
+/// `filters` applies each connection's filter and remembers what it dropped.
+#[allow(clippy::too_many_arguments)]
 pub fn jobs_for(
     catalog: &Catalog,
     subscriptions: &(dyn Fn(&str) -> Option<Vec<String>> + Sync),
@@ -15,6 +18,7 @@ pub fn jobs_for(
     object_type: &str,
     topic: &str,
     max_attempts: u32,
+    filters: &mut filter::Check<'_>,
 ) -> Vec<NewJob> {
     let now = now_ms();
     catalog
@@ -24,7 +28,7 @@ pub fn jobs_for(
             subscriptions(&c.plugin).is_some_and(|subs| {
                 subs.iter()
                     .any(|s| subscription_matches(s, object_type, topic))
-            })
+            }) && filters.accepts(c)
         })
         .map(|c| NewJob {
             id: JobId::new(),

@@ -9,8 +9,8 @@ use serde::Serialize;
 use crate::catalog::Catalog;
 use crate::ids::{now_ms, EventId, JobId};
 use crate::queue::{jobs, JobKind, NewJob};
-use crate::routing;
 use crate::store::{events, events::EventStatus, plugins, Pool};
+use crate::{filter, routing};
 
 /// A plugin's subscriptions and tasks, as last seen (the CLI has no registry).
 #[derive(Debug, Clone, Default)]
@@ -70,6 +70,13 @@ pub async fn replay_event(
         );
     }
     let id = EventId::from(event.id.clone());
+    let mut filters = filter::Check::new(filter::Subject::new(
+        topic,
+        object_type,
+        event.action.as_deref(),
+        event.object_id.as_deref(),
+        &event.body,
+    ));
     let new_jobs = routing::jobs_for(
         catalog,
         subscriptions,
@@ -78,8 +85,10 @@ pub async fn replay_event(
         object_type,
         topic,
         max_attempts,
+        &mut filters,
     );
     let mut tx = pool.begin().await?;
+    events::set_filtered(&mut tx, &event.id, filters.dropped_json().as_deref()).await?;
     for job in &new_jobs {
         jobs::insert(&mut tx, job).await?;
     }

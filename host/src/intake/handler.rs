@@ -15,8 +15,8 @@ use super::signature::{self, SignatureError, SIGNATURE_HEADER, TIMESTAMP_HEADER}
 use super::writer::Write;
 use super::{envelope, IntakeState};
 use crate::ids::{now_ms, EventId};
-use crate::routing;
 use crate::store::events::{EventStatus, NewEvent};
+use crate::{filter, routing};
 
 /// Request headers kept with an event. Signatures are deliberately not kept.
 const KEPT_HEADERS: &[&str] = &[
@@ -95,6 +95,7 @@ pub async fn receive(
         )),
         error: None,
         received_at: now_ms(),
+        filtered: None,
     };
     let mut jobs = Vec::new();
     let (http_status, message) = match (&parsed, source.enabled) {
@@ -118,6 +119,13 @@ pub async fn receive(
                     "Source is disabled; the event is stored and can be replayed".to_string(),
                 )
             } else {
+                let mut filters = filter::Check::new(filter::Subject::new(
+                    &env.topic,
+                    &env.object_type,
+                    env.action.as_deref(),
+                    env.object_id.as_deref(),
+                    &body,
+                ));
                 jobs = routing::jobs_for(
                     &catalog,
                     &|plugin| state.registry.subscriptions(plugin),
@@ -126,13 +134,19 @@ pub async fn receive(
                     &env.object_type,
                     &env.topic,
                     state.max_attempts,
+                    &mut filters,
                 );
+                event.filtered = filters.dropped_json();
                 event.status = if jobs.is_empty() {
                     EventStatus::Ignored
                 } else {
                     EventStatus::Queued
                 };
                 let message = match jobs.len() {
+                    0 if event.filtered.is_some() => {
+                        "Webhook event stored; the filters of its connections dropped it"
+                            .to_string()
+                    }
                     0 => "Webhook event stored; no connection subscribes to it".to_string(),
                     n => format!("Webhook event stored; {n} job(s) queued"),
                 };

@@ -62,10 +62,24 @@ pub struct EventWriter {
     tx: mpsc::Sender<(Write, Reply)>,
 }
 
+/// How the flush thread makes the WAL durable: [`sync`], or a fault a test
+/// injects (a failing disk).
+pub type FlushFn = fn(&Path) -> std::io::Result<()>;
+
 impl EventWriter {
     /// Opens `database` (a SQLite file, already migrated) and starts the writer
     /// thread. `wake` is notified after a durable batch that queued jobs.
     pub fn start(database: &Path, max_batch: usize, wake: Arc<Notify>) -> anyhow::Result<Self> {
+        Self::start_with_flush(database, max_batch, wake, sync)
+    }
+
+    /// [`EventWriter::start`] with another WAL flush (fault-injection seam).
+    pub fn start_with_flush(
+        database: &Path,
+        max_batch: usize,
+        wake: Arc<Notify>,
+        sync: FlushFn,
+    ) -> anyhow::Result<Self> {
         let conn = open(database)?;
         let wal = PathBuf::from(format!("{}-wal", database.display()));
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
@@ -76,7 +90,7 @@ impl EventWriter {
             .context("cannot start the intake writer thread")?;
         std::thread::Builder::new()
             .name("intake-flush".into())
-            .spawn(move || flush(&wal, &to_flush, &wake))
+            .spawn(move || flush(&wal, &to_flush, &wake, sync))
             .context("cannot start the intake flush thread")?;
         Ok(Self { tx })
     }
@@ -165,7 +179,12 @@ fn run(
 
 /// The flush thread: waits for committed batches, flushes the WAL once for all
 /// of them, then answers them.
-fn flush(wal: &Path, committed: &std::sync::mpsc::Receiver<Committed>, wake: &Notify) {
+fn flush(
+    wal: &Path,
+    committed: &std::sync::mpsc::Receiver<Committed>,
+    wake: &Notify,
+    sync: FlushFn,
+) {
     while let Ok(first) = committed.recv() {
         let mut ready = vec![first];
         ready.extend(committed.try_iter());
@@ -215,6 +234,7 @@ fn write_all<'a>(
                 e.remote_addr,
                 e.error,
                 e.received_at,
+                e.filtered,
             ])?;
             for job in jobs {
                 let (kind, event_id, task_name, payload) = job.kind_columns();
