@@ -62,5 +62,6 @@ pub(super) fn to_wit(err: OutboundError) -> HttpError {
         OutboundError::Connection(why) => HttpError::Connection(why),
         OutboundError::TooLarge(cap) => HttpError::TooLarge(cap),
         OutboundError::InvalidRequest(why) => HttpError::InvalidRequest(why),
+        OutboundError::Refused(why) => HttpError::Refused(why),
     }
 }
