@@ -151,6 +151,15 @@ pub struct RuntimeConfig {
     pub memory_limit: usize,
     /// Instances that may exist at once (pooling allocator slots).
     pub max_instances: u32,
+    /// Quotas of every connection, unless its `[connections.limits]` says otherwise.
+    pub max_host_calls: u64,
+    pub max_summary_bytes: usize,
+    pub max_log_lines: u64,
+    pub max_log_bytes: u64,
+    pub max_state_keys: u64,
+    pub max_state_bytes: u64,
+    pub max_pending_tasks: u64,
+    pub max_requests: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -161,6 +170,14 @@ impl Default for RuntimeConfig {
             task_timeout: Duration::from_secs(4 * 3600),
             memory_limit: 64 * 1024 * 1024,
             max_instances: 128,
+            max_host_calls: 1_000_000,
+            max_summary_bytes: 16 * 1024,
+            max_log_lines: 1000,
+            max_log_bytes: 1024 * 1024,
+            max_state_keys: 10_000,
+            max_state_bytes: 64 * 1024 * 1024,
+            max_pending_tasks: 1000,
+            max_requests: 10_000,
         }
     }
 }
@@ -247,6 +264,23 @@ pub struct ConnectionDecl {
     /// Plugin configuration, validated against the plugin's schema.
     #[serde(default = "empty_table")]
     pub config: serde_json::Value,
+    /// This connection's quotas, where they differ from `[runtime]`.
+    #[serde(default)]
+    pub limits: ConnectionLimits,
+}
+
+/// Per-connection overrides of the `[runtime]` quotas (same names and units).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionLimits {
+    pub max_host_calls: Option<u64>,
+    pub max_summary_bytes: Option<usize>,
+    pub max_log_lines: Option<u64>,
+    pub max_log_bytes: Option<u64>,
+    pub max_state_keys: Option<u64>,
+    pub max_state_bytes: Option<u64>,
+    pub max_pending_tasks: Option<u64>,
+    pub max_requests: Option<u64>,
 }
 
 fn yes() -> bool {

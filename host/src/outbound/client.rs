@@ -415,7 +415,12 @@ mod tests {
             format!("http://{}{path}", self.addr)
         }
         fn last(&self) -> AxumHeaders {
-            self.seen.lock().unwrap().last().cloned().expect("a request")
+            self.seen
+                .lock()
+                .unwrap()
+                .last()
+                .cloned()
+                .expect("a request")
         }
         fn hits(&self) -> usize {
             self.seen.lock().unwrap().len()
@@ -440,15 +445,13 @@ mod tests {
                     (status, [("location", to.to)]).into_response()
                 }),
             )
-            .route(
-                "/big",
-                get(|| async { vec![b'x'; 5000] }),
-            )
+            .route("/big", get(|| async { vec![b'x'; 5000] }))
             .route(
                 "/stream",
                 get(|| async {
                     let chunks = futures::stream::iter(
-                        (0..10).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'y'; 500]))),
+                        (0..10)
+                            .map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'y'; 500]))),
                     );
                     axum::body::Body::from_stream(chunks)
                 }),
@@ -462,7 +465,9 @@ mod tests {
             )
             .layer(axum::middleware::from_fn_with_state(
                 seen.clone(),
-                |State(seen): State<Seen>, req: axum::extract::Request, next: axum::middleware::Next| async move {
+                |State(seen): State<Seen>,
+                 req: axum::extract::Request,
+                 next: axum::middleware::Next| async move {
                     seen.lock().unwrap().push(req.headers().clone());
                     next.run(req).await
                 },
@@ -567,7 +572,14 @@ mod tests {
         assert_eq!(b.hits(), 0);
         // Same origin is followed.
         let same = a.url(&format!("/redirect?to={}", a.url("/echo")));
-        assert_eq!(client.send_trusted(get_req(same, &[])).await.unwrap().status, 200);
+        assert_eq!(
+            client
+                .send_trusted(get_req(same, &[]))
+                .await
+                .unwrap()
+                .status,
+            200
+        );
     }
 
     #[tokio::test]
@@ -586,7 +598,10 @@ mod tests {
         assert_eq!(a.hits(), 0);
         // The operator's switch lets it through.
         let open = client(|c| c.allow_private_networks = true);
-        assert_eq!(open.send(&list, get_req(url, &[])).await.unwrap().status, 200);
+        assert_eq!(
+            open.send(&list, get_req(url, &[])).await.unwrap().status,
+            200
+        );
         // A wildcard does not grant a private IP literal either.
         let err = client(|_| {})
             .send(&allow(&["*".to_string()]), get_req(a.url("/echo"), &[]))
@@ -601,7 +616,10 @@ mod tests {
         let client = client(|c| c.max_response_bytes = 1000);
         let list = allow(&[a.addr.to_string()]);
         for path in ["/big", "/stream"] {
-            let err = client.send(&list, get_req(a.url(path), &[])).await.unwrap_err();
+            let err = client
+                .send(&list, get_req(a.url(path), &[]))
+                .await
+                .unwrap_err();
             assert_eq!(err, OutboundError::TooLarge(1000), "{path}");
         }
     }
@@ -616,7 +634,11 @@ mod tests {
         let started = std::time::Instant::now();
         let err = client.send(&list, request).await.unwrap_err();
         assert_eq!(err, OutboundError::Timeout);
-        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[tokio::test]
@@ -624,18 +646,31 @@ mod tests {
         let (own, other) = (fake().await, fake().await);
         let client = client(|c| c.allow_private_networks = true);
         client.guard().add_listen_address(own.addr);
-        let list = allow(&["*".to_string(), own.addr.to_string(), "localhost".to_string()]);
+        let list = allow(&[
+            "*".to_string(),
+            own.addr.to_string(),
+            "localhost".to_string(),
+        ]);
         for url in [
             own.url("/admin/api/connections"),
             format!("http://localhost:{}/admin/api/connections", own.addr.port()),
             other.url(&format!("/redirect?to={}", own.url("/admin/api/state"))),
         ] {
-            let err = client.send(&list, get_req(url.clone(), &[])).await.unwrap_err();
-            assert!(matches!(&err, OutboundError::Refused(w) if w.contains("this service")), "{url}: {err:?}");
+            let err = client
+                .send(&list, get_req(url.clone(), &[]))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&err, OutboundError::Refused(w) if w.contains("this service")),
+                "{url}: {err:?}"
+            );
         }
         assert_eq!(own.hits(), 0);
         // Requests elsewhere carry the loop-detection pseudonym.
-        client.send(&list, get_req(other.url("/echo"), &[])).await.unwrap();
+        client
+            .send(&list, get_req(other.url("/echo"), &[]))
+            .await
+            .unwrap();
         assert!(client.guard().sent_by_us(&other.last()));
     }
 }

@@ -114,7 +114,12 @@ mod tests {
 
         let any = SelfGuard::default();
         any.add_listen_address("0.0.0.0:9000".parse().unwrap());
-        for local in ["127.0.0.1:9000", "127.9.9.9:9000", "0.0.0.0:9000", "[::1]:9000"] {
+        for local in [
+            "127.0.0.1:9000",
+            "127.9.9.9:9000",
+            "0.0.0.0:9000",
+            "[::1]:9000",
+        ] {
             assert!(any.is_own(local.parse().unwrap()), "{local}");
         }
         assert!(!any.is_own("93.184.216.34:9000".parse().unwrap()));

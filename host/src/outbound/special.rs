@@ -18,7 +18,10 @@ use ipnet::{Ipv4Net, Ipv6Net};
 const V4_BLOCKS: &[(&str, &str)] = &[
     ("0.0.0.0/8", "\"this network\" (RFC 791)"),
     ("10.0.0.0/8", "private network (RFC 1918)"),
-    ("100.64.0.0/10", "shared address space, carrier-grade NAT (RFC 6598)"),
+    (
+        "100.64.0.0/10",
+        "shared address space, carrier-grade NAT (RFC 6598)",
+    ),
     ("127.0.0.0/8", "loopback (RFC 1122)"),
     ("169.254.0.0/16", "link-local, cloud metadata (RFC 3927)"),
     ("172.16.0.0/12", "private network (RFC 1918)"),
@@ -40,9 +43,15 @@ const V6_BLOCKS: &[(&str, &str)] = &[
     ("::/128", "unspecified (RFC 4291)"),
     ("::1/128", "loopback (RFC 4291)"),
     ("::/96", "deprecated IPv4-compatible (RFC 4291)"),
-    ("64:ff9b:1::/48", "local-use IPv4/IPv6 translation (RFC 8215)"),
+    (
+        "64:ff9b:1::/48",
+        "local-use IPv4/IPv6 translation (RFC 8215)",
+    ),
     ("100::/64", "discard-only (RFC 6666)"),
-    ("2001::/23", "IETF protocol assignments, Teredo (RFC 2928, RFC 4380)"),
+    (
+        "2001::/23",
+        "IETF protocol assignments, Teredo (RFC 2928, RFC 4380)",
+    ),
     ("2001:db8::/32", "documentation (RFC 3849)"),
     ("3fff::/20", "documentation (RFC 9637)"),
     ("5f00::/16", "segment routing SIDs (RFC 9602)"),
@@ -172,8 +181,8 @@ mod tests {
             "93.184.216.34",
             "2606:4700::1111",
             "2a00:1450:4007::200e",
-            "64:ff9b::808:808",   // NAT64 of 8.8.8.8
-            "2002:808:808::1",    // 6to4 of 8.8.8.8
+            "64:ff9b::808:808", // NAT64 of 8.8.8.8
+            "2002:808:808::1",  // 6to4 of 8.8.8.8
             "::ffff:93.184.216.34",
             "2001:200::1", // just after 2001::/23
         ] {
