@@ -15,6 +15,7 @@ const TEST_COMPONENTS: &[&str] = &[
     "test-swap-trap",
     "test-swap-bad-schema",
     "test-other-world",
+    "test-malicious",
 ];
 
 fn main() -> anyhow::Result<()> {

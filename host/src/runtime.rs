@@ -34,10 +34,10 @@ use stdio::{GuestOutput, Tail};
 const MANIFEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Slice after which a busy guest yields its thread to other tasks.
 const YIELD_EVERY: Duration = Duration::from_millis(50);
-/// A trap with at least this many frames, mostly one function, is a recursion
-/// that ran out of stack (Rust's stack lives in linear memory, so its overflow
-/// shows as an out-of-bounds access).
-const RECURSION_FRAMES: usize = 200;
+/// An out-of-bounds trap whose innermost frames (at least this many) are one
+/// function is a recursion that ran out of stack: Rust's stack lives in linear
+/// memory, so its overflow shows as an out-of-bounds access.
+const RECURSION_FRAMES: usize = 16;
 
 /// How an invocation failed.
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
@@ -389,18 +389,27 @@ fn classify(
     InvokeError::Trap(scrubbed)
 }
 
-/// The function that recursed, when a backtrace is a deep recursion.
+/// The function that recursed, when a backtrace is a deep recursion: (nearly)
+/// every captured frame is the same function. Wasmtime keeps the innermost
+/// frames only, so this looks at those.
 fn deep_recursion(backtrace: &wasmtime::WasmBacktrace) -> Option<String> {
     let frames = backtrace.frames();
     if frames.len() < RECURSION_FRAMES {
         return None;
     }
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for frame in frames.iter().take(RECURSION_FRAMES) {
-        *counts.entry(frame.func_name().unwrap_or("?")).or_default() += 1;
+    let mut counts: HashMap<u32, usize> = HashMap::new();
+    for frame in frames {
+        *counts.entry(frame.func_index()).or_default() += 1;
     }
-    let (name, n) = counts.into_iter().max_by_key(|(_, n)| *n)?;
-    (n * 2 >= RECURSION_FRAMES).then(|| name.to_string())
+    let (index, n) = counts.into_iter().max_by_key(|(_, n)| *n)?;
+    if n * 10 < frames.len() * 9 {
+        return None;
+    }
+    let name = frames
+        .iter()
+        .find(|f| f.func_index() == index)
+        .and_then(|f| f.func_name().map(str::to_string));
+    Some(name.unwrap_or_else(|| format!("wasm function {index}")))
 }
 
 /// `err` with its text cut to `max` bytes.

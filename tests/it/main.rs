@@ -11,3 +11,4 @@ mod hot_swap;
 mod intake;
 mod lescommuns;
 mod sandbox;
+mod security;

@@ -58,3 +58,8 @@ pub fn swap_bad_schema() -> PathBuf {
 pub fn other_world() -> PathBuf {
     env!("COMPONENT_test_other_world").into()
 }
+
+/// A hostile connector: one task per sandbox attack (`test-malicious`).
+pub fn malicious() -> PathBuf {
+    env!("COMPONENT_test_malicious").into()
+}

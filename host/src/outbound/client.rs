@@ -183,7 +183,8 @@ impl OutboundClient {
         let deadline = tokio::time::Instant::now() + timeout;
         for _ in 0..=MAX_REDIRECTS {
             let client = self.client_for(policy, &url)?;
-            tokio::time::timeout_at(deadline, self.refuse_self(&url))
+            let public_only = std::ptr::eq(client, &self.public);
+            tokio::time::timeout_at(deadline, self.check_target(&url, public_only))
                 .await
                 .map_err(|_| OutboundError::Timeout)??;
             let mut builder = client
@@ -233,26 +234,40 @@ impl OutboundClient {
         )))
     }
 
-    /// Refuses `url` when it leads to this service (its listen addresses).
-    async fn refuse_self(&self, url: &Url) -> Result<(), OutboundError> {
+    /// Refuses `url` when it leads to this service (its listen addresses) or,
+    /// with `public_only`, when its name resolves only to private addresses: a
+    /// clear, permanent refusal up front. The public client's resolver enforces
+    /// the latter again at connection time (a DNS answer may change).
+    async fn check_target(&self, url: &Url, public_only: bool) -> Result<(), OutboundError> {
         let (Some(host), Some(port)) = (url.host(), url.port_or_known_default()) else {
             return Ok(());
         };
-        let targets: Vec<SocketAddr> = match host {
-            url::Host::Ipv4(ip) => vec![SocketAddr::new(ip.into(), port)],
-            url::Host::Ipv6(ip) => vec![SocketAddr::new(ip.into(), port)],
+        let (name, targets): (Option<&str>, Vec<SocketAddr>) = match host {
+            url::Host::Ipv4(ip) => (None, vec![SocketAddr::new(ip.into(), port)]),
+            url::Host::Ipv6(ip) => (None, vec![SocketAddr::new(ip.into(), port)]),
             // A failed lookup fails the request itself a moment later.
-            url::Host::Domain(name) => tokio::net::lookup_host((name, port))
-                .await
-                .map(Iterator::collect)
-                .unwrap_or_default(),
+            url::Host::Domain(name) => (
+                Some(name),
+                tokio::net::lookup_host((name, port))
+                    .await
+                    .map(Iterator::collect)
+                    .unwrap_or_default(),
+            ),
         };
-        match targets.into_iter().find(|t| self.guard.is_own(*t)) {
-            Some(own) => Err(OutboundError::Refused(format!(
+        if let Some(own) = targets.iter().find(|t| self.guard.is_own(**t)) {
+            return Err(OutboundError::Refused(format!(
                 "{own} is an address of this service; a connector may not call the service it runs in"
-            ))),
-            None => Ok(()),
+            )));
         }
+        if let Some(name) = name.filter(|_| public_only) {
+            if !targets.is_empty() && targets.iter().all(|t| is_private(&t.ip())) {
+                return Err(OutboundError::Refused(format!(
+                    "{name} resolves only to private addresses ({}); an operator may set outbound.allow_private_networks",
+                    targets[0].ip()
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn client_for(&self, policy: Policy<'_>, url: &Url) -> Result<&reqwest::Client, OutboundError> {
@@ -591,7 +606,7 @@ mod tests {
             .send(&list, get_req(url.clone(), &[]))
             .await
             .unwrap_err();
-        let OutboundError::Connection(why) = &err else {
+        let OutboundError::Refused(why) = &err else {
             panic!("{err:?}")
         };
         assert!(why.contains("resolves only to private addresses"), "{why}");
