@@ -52,6 +52,10 @@ const ATTACKS: &[(&str, &str)] = &[
         "leak-secret-error",
         "fail with the decrypted secret in the error",
     ),
+    (
+        "nap",
+        "sleep `nap_ms` (an hour by default) without computing",
+    ),
 ];
 
 #[derive(Debug, Deserialize)]
@@ -65,6 +69,9 @@ struct Config {
     admin_url: Option<String>,
     #[serde(default)]
     private_url: Option<String>,
+    /// How long `nap` sleeps.
+    #[serde(default)]
+    nap_ms: Option<u64>,
     /// A decrypted secret (`writeOnly`) to leak.
     #[serde(default)]
     secret: Option<String>,
@@ -79,6 +86,7 @@ fn schema() -> serde_json::Value {
             "url": {"type": "string"},
             "admin_url": {"type": "string"},
             "private_url": {"type": "string"},
+            "nap_ms": {"type": "integer", "minimum": 0},
             "secret": {"type": "string", "writeOnly": true}
         },
         "required": ["attack"],
@@ -259,6 +267,11 @@ fn attack(ctx: &Context, name: &str, extra: &serde_json::Value) -> Result<String
         "leak-secret-error" => {
             let secret = need(&config.secret, "secret")?;
             Err(Error::permanent(format!("error: the secret is {secret}")))
+        }
+        "nap" => {
+            let nap = Duration::from_millis(config.nap_ms.unwrap_or(3_600_000));
+            std::thread::sleep(nap);
+            Ok(format!("slept {} ms", nap.as_millis()))
         }
         other => Err(Error::permanent(format!("unknown attack `{other}`"))),
     }
