@@ -663,6 +663,40 @@ mod tests {
         assert_eq!(c.queue.backoff_max, d.queue.backoff_max);
         assert_eq!(c.runtime.memory_limit, d.runtime.memory_limit);
         assert_eq!(c.connections[0].config["secret"], "whsec_abc");
+        // Quotas: the documented values are the defaults, and a connection's
+        // limits override them.
+        let (r, dr) = (&c.runtime, &d.runtime);
+        assert_eq!(
+            (
+                r.max_host_calls,
+                r.max_summary_bytes,
+                r.max_log_lines,
+                r.max_log_bytes
+            ),
+            (
+                dr.max_host_calls,
+                dr.max_summary_bytes,
+                dr.max_log_lines,
+                dr.max_log_bytes
+            )
+        );
+        assert_eq!(
+            (
+                r.max_state_keys,
+                r.max_state_bytes,
+                r.max_pending_tasks,
+                r.max_requests
+            ),
+            (
+                dr.max_state_keys,
+                dr.max_state_bytes,
+                dr.max_pending_tasks,
+                dr.max_requests
+            )
+        );
+        assert_eq!(c.connections[0].limits.max_requests, Some(50000));
+        assert_eq!(c.connections[0].limits.max_state_keys, Some(20000));
+        assert_eq!(c.connections[0].limits.max_log_lines, None);
     }
 
     #[test]
