@@ -364,3 +364,52 @@ async fn every_sandbox_attack_is_contained_while_a_benign_connection_runs() {
     assert_eq!(health.status(), 200);
     svc.stop().await;
 }
+
+/// The host-held Recoco JWT never follows a redirect off the API's origin: a
+/// portal answering `302` to another host gets a clear refusal, and the other
+/// host receives nothing.
+#[tokio::test]
+async fn the_source_api_never_follows_a_redirect_off_its_origin() {
+    use axum::routing::{get, post};
+    let wrong = Target::start().await;
+    let elsewhere = format!("{}/api/projects/1312/", wrong.url);
+    let portal = recoco_sync_tests::fakes::serve(
+        axum::Router::new()
+            .route(
+                "/api/token/",
+                post(|| async { axum::Json(json!({"access": "jwt-access-0123456789", "refresh": "jwt-refresh-0123456789"})) }),
+            )
+            .route(
+                "/api/projects/1312/",
+                get(move || {
+                    let to = elsewhere.clone();
+                    async move { (axum::http::StatusCode::FOUND, [("location", to)]) }
+                }),
+            ),
+    )
+    .await;
+    let target = Target::start().await;
+    let config = format!(
+        "{}{FAST_QUEUE}[[connections]]\nname = \"echo\"\nsource = {SOURCE:?}\nplugin = \"test-echo\"\n\
+         [connections.config]\nurl = \"{}/echo\"\nsource_path = \"/projects/1312/\"\n",
+        source_block(Some(&format!("{portal}/api"))),
+        target.url
+    );
+    let svc = TestService::start(&config, &[("echo.wasm", &components::echo())]).await;
+    let answer = svc
+        .send(envelope("projects.Project", json!({"id": 1312})))
+        .await;
+    let event_id = answer.json["id"].as_str().unwrap().to_string();
+    svc.settled_event(&event_id, WAIT).await;
+    let job = svc.jobs_of_event(&event_id).await.remove(0);
+    let summary: serde_json::Value = serde_json::from_str(job.summary.as_deref().unwrap()).unwrap();
+    let error = summary["source_api"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("refused by the host") && error.contains("another origin"),
+        "{summary}"
+    );
+    assert_eq!(summary["source_api"]["retryable"], false);
+    assert!(!error.contains("jwt-access"), "{error}");
+    assert!(wrong.received().is_empty(), "the JWT left the API's origin");
+    svc.stop().await;
+}
