@@ -413,3 +413,72 @@ async fn the_source_api_never_follows_a_redirect_off_its_origin() {
     assert!(wrong.received().is_empty(), "the JWT left the API's origin");
     svc.stop().await;
 }
+
+/// Behind a reverse proxy the service is reachable at an address it cannot
+/// recognise; its `Via` pseudonym still is: every route answers `508` to a
+/// request its own connectors sent.
+#[tokio::test]
+async fn the_service_answers_508_to_its_own_connectors_behind_a_proxy() {
+    use std::sync::{Arc, Mutex};
+    let upstream: Arc<Mutex<String>> = Arc::default();
+    let proxy = {
+        let upstream = upstream.clone();
+        recoco_sync_tests::fakes::serve(axum::Router::new().fallback(
+            move |method: axum::http::Method,
+                  uri: axum::http::Uri,
+                  headers: axum::http::HeaderMap,
+                  body: axum::body::Bytes| {
+                let base = upstream.lock().unwrap().clone();
+                async move {
+                    let mut request = reqwest::Client::new()
+                        .request(method, format!("{base}{uri}"))
+                        .body(body.to_vec());
+                    for (name, value) in &headers {
+                        if name != "host" {
+                            request = request.header(name.as_str(), value.as_bytes());
+                        }
+                    }
+                    let response = request.send().await.unwrap();
+                    let status =
+                        axum::http::StatusCode::from_u16(response.status().as_u16()).unwrap();
+                    (status, response.text().await.unwrap())
+                }
+            },
+        ))
+        .await
+    };
+    let config = format!(
+        "{}{FAST_QUEUE}[[connections]]\nname = \"mal\"\nsource = {SOURCE:?}\nplugin = \"test-malicious\"\n\
+         allowed_hosts = [{:?}]\n[connections.config]\nattack = \"call-the-host\"\nadmin_url = \"{proxy}/admin/api/connections\"\n",
+        source_block(None),
+        host_of(&proxy)
+    );
+    let svc = TestService::start(&config, &[("malicious.wasm", &components::malicious())]).await;
+    *upstream.lock().unwrap() = svc.url.clone();
+    // The proxy itself works: an operator's request through it is answered.
+    let through = svc
+        .client
+        .get(format!("{proxy}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(through.status(), 200);
+
+    let answer = svc
+        .send(envelope("projects.Project", json!({"id": 1})))
+        .await;
+    let event_id = answer.json["id"].as_str().unwrap().to_string();
+    svc.settled_event(&event_id, WAIT).await;
+    let job = svc.jobs_of_event(&event_id).await.remove(0);
+    let summary = job.summary.unwrap_or_default();
+    assert!(
+        summary.starts_with("the host answered HTTP 508")
+            && summary.contains("a connector may not call the service it runs in"),
+        "{summary}"
+    );
+    assert!(
+        !summary.contains("\"mal\""),
+        "the admin API answered: {summary}"
+    );
+    svc.stop().await;
+}
