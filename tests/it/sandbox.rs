@@ -156,14 +156,14 @@ async fn runtime_quotas_stop_each_excess_with_a_clear_error() {
         )
     };
     let config = format!(
-        "{}{FAST_QUEUE}[runtime]\ndeadline = \"1s\"\nevent_timeout = \"5s\"\nmax_host_calls = 1000\n\
+        "{}{FAST_QUEUE}[runtime]\ndeadline = \"2s\"\nevent_timeout = \"8s\"\nmax_host_calls = 100\n\
          max_summary_bytes = 1000\nmax_log_bytes = 20000\nmax_state_bytes = 100000\n{}{}{}{}{}{}",
         source_block(None),
         malicious("calls", "host-call-loop", ""),
         malicious("summary", "huge-summary", ""),
         malicious("logs", "log-flood", ""),
         malicious("state", "state-flood", ""),
-        malicious("nap-short", "nap", "nap_ms = 2500\n"),
+        malicious("nap-short", "nap", "nap_ms = 4000\n"),
         malicious("nap-long", "nap", ""),
     );
     let svc = TestService::start(&config, &[("malicious.wasm", &components::malicious())]).await;
@@ -192,7 +192,7 @@ async fn runtime_quotas_stop_each_excess_with_a_clear_error() {
     assert_eq!(calls.state, "failed");
     assert_eq!(
         calls.last_error.as_deref(),
-        Some("plugin made more than 1000 host calls in one invocation and was stopped")
+        Some("plugin made more than 100 host calls in one invocation and was stopped")
     );
 
     let summary = settled("summary").await.summary.unwrap();
@@ -228,10 +228,10 @@ async fn runtime_quotas_stop_each_excess_with_a_clear_error() {
         state.last_error
     );
 
-    // Sleeping is not computing: 2.5 s asleep fits in a 1 s CPU deadline…
+    // Sleeping is not computing: 4 s asleep fits in a 2 s CPU deadline…
     let nap = settled("nap-short").await;
     assert_eq!(nap.state, "succeeded", "{:?}", nap.last_error);
-    assert_eq!(nap.summary.as_deref(), Some("slept 2500 ms"));
+    assert_eq!(nap.summary.as_deref(), Some("slept 4000 ms"));
     // …and the wall-clock limit ends a guest that never returns.
     let id = id_of("nap-long");
     let first = recoco_sync_tests::wait_for("the long nap's first attempt", WAIT, || async {
@@ -242,7 +242,7 @@ async fn runtime_quotas_stop_each_excess_with_a_clear_error() {
         first
             .error
             .as_deref()
-            .map(|e| e.contains("took longer than 5s")),
+            .map(|e| e.contains("took longer than 8s")),
         Some(true),
         "{first:?}"
     );
