@@ -17,6 +17,7 @@ const TEST_COMPONENTS: &[&str] = &[
     "test-other-world",
     "test-xss",
     "test-xss-name",
+    "test-malicious",
 ];
 
 fn main() -> anyhow::Result<()> {

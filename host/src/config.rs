@@ -156,6 +156,15 @@ pub struct RuntimeConfig {
     pub memory_limit: usize,
     /// Instances that may exist at once (pooling allocator slots).
     pub max_instances: u32,
+    /// Quotas of every connection, unless its `[connections.limits]` says otherwise.
+    pub max_host_calls: u64,
+    pub max_summary_bytes: usize,
+    pub max_log_lines: u64,
+    pub max_log_bytes: u64,
+    pub max_state_keys: u64,
+    pub max_state_bytes: u64,
+    pub max_pending_tasks: u64,
+    pub max_requests: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -166,6 +175,14 @@ impl Default for RuntimeConfig {
             task_timeout: Duration::from_secs(4 * 3600),
             memory_limit: 64 * 1024 * 1024,
             max_instances: 128,
+            max_host_calls: 1_000_000,
+            max_summary_bytes: 16 * 1024,
+            max_log_lines: 1000,
+            max_log_bytes: 1024 * 1024,
+            max_state_keys: 10_000,
+            max_state_bytes: 64 * 1024 * 1024,
+            max_pending_tasks: 1000,
+            max_requests: 10_000,
         }
     }
 }
@@ -300,6 +317,23 @@ pub struct ConnectionDecl {
     /// it does not accept create no job for this connection.
     #[serde(default)]
     pub filter: Option<String>,
+    /// This connection's quotas, where they differ from `[runtime]`.
+    #[serde(default)]
+    pub limits: ConnectionLimits,
+}
+
+/// Per-connection overrides of the `[runtime]` quotas (same names and units).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionLimits {
+    pub max_host_calls: Option<u64>,
+    pub max_summary_bytes: Option<usize>,
+    pub max_log_lines: Option<u64>,
+    pub max_log_bytes: Option<u64>,
+    pub max_state_keys: Option<u64>,
+    pub max_state_bytes: Option<u64>,
+    pub max_pending_tasks: Option<u64>,
+    pub max_requests: Option<u64>,
 }
 
 fn yes() -> bool {
@@ -693,6 +727,40 @@ mod tests {
         assert_eq!(c.storage.wal_max_bytes, d.storage.wal_max_bytes);
         assert_eq!(c.storage.retention, d.storage.retention);
         assert_eq!(c.connections[0].config["secret"], "whsec_abc");
+        // Quotas: the documented values are the defaults, and a connection's
+        // limits override them.
+        let (r, dr) = (&c.runtime, &d.runtime);
+        assert_eq!(
+            (
+                r.max_host_calls,
+                r.max_summary_bytes,
+                r.max_log_lines,
+                r.max_log_bytes
+            ),
+            (
+                dr.max_host_calls,
+                dr.max_summary_bytes,
+                dr.max_log_lines,
+                dr.max_log_bytes
+            )
+        );
+        assert_eq!(
+            (
+                r.max_state_keys,
+                r.max_state_bytes,
+                r.max_pending_tasks,
+                r.max_requests
+            ),
+            (
+                dr.max_state_keys,
+                dr.max_state_bytes,
+                dr.max_pending_tasks,
+                dr.max_requests
+            )
+        );
+        assert_eq!(c.connections[0].limits.max_requests, Some(50000));
+        assert_eq!(c.connections[0].limits.max_state_keys, Some(20000));
+        assert_eq!(c.connections[0].limits.max_log_lines, None);
     }
 
     #[test]

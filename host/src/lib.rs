@@ -90,6 +90,13 @@ impl Service {
             wake: wake.clone(),
         });
         let runtime = Arc::new(Runtime::new(&config.runtime, services)?);
+        runtime.set_connection_limits(
+            config
+                .connections
+                .iter()
+                .map(|c| (c.name.clone(), c.limits.clone()))
+                .collect(),
+        );
         let cache = open_plugin_cache(&config, &runtime);
         let registry =
             Arc::new(Registry::new(runtime.clone(), pool.clone(), wake.clone(), cache).await?);
@@ -173,6 +180,11 @@ impl Service {
             )
             .merge(intake)
             .merge(admin)
+            // No route answers this service's own connectors (issue 10).
+            .layer(axum::middleware::from_fn_with_state(
+                self.runtime.outbound().guard().clone(),
+                outbound::guard::refuse_own_requests,
+            ))
             .layer(tower_http::trace::TraceLayer::new_for_http())
     }
 
@@ -242,6 +254,7 @@ impl Service {
     /// running jobs (up to their lease) to finish.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
+        self.runtime.outbound().guard().add_listen_address(addr);
         let router = self.router(self.event_writer()?);
         let background = self.spawn_background();
         tracing::info!(%addr, "recoco-sync listening");

@@ -19,3 +19,4 @@ mod hot_swap;
 mod intake;
 mod lescommuns;
 mod sandbox;
+mod security;

@@ -68,3 +68,8 @@ pub fn xss() -> PathBuf {
 pub fn xss_name() -> PathBuf {
     env!("COMPONENT_test_xss_name").into()
 }
+
+/// A hostile connector: one task per sandbox attack (`test-malicious`).
+pub fn malicious() -> PathBuf {
+    env!("COMPONENT_test_malicious").into()
+}
