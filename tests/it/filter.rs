@@ -190,6 +190,7 @@ async fn an_invalid_filter_is_refused_when_the_connection_is_saved() {
         allowed_hosts: None,
         config: json!({}),
         filter: Some("object.tags.exists(t, ".into()),
+        limits: Default::default(),
     };
     let err = connections::upsert(&svc.pool, &sealer, &decl, source_id)
         .await
