@@ -43,6 +43,9 @@ async fn serve(service: &Service, sink: EventSink) -> String {
     url
 }
 
+/// A body and its signed headers.
+type Signed = (bytes::Bytes, Vec<(String, String)>);
+
 /// Sends `REQUESTS_PER_ROUND` signed webhooks from `senders` concurrent
 /// clients; returns requests per second. Every request is a distinct event (its
 /// own body and signature, as Recoco sends them): intake refuses exact
@@ -52,7 +55,7 @@ async fn round(client: &reqwest::Client, url: &str, senders: usize) -> f64 {
     static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let now = now_secs();
     let per_sender = REQUESTS_PER_ROUND / senders;
-    let prepared: Vec<Vec<(bytes::Bytes, Vec<(String, String)>)>> = (0..senders)
+    let prepared: Vec<Vec<Signed>> = (0..senders)
         .map(|_| {
             (0..per_sender)
                 .map(|_| {
