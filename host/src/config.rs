@@ -85,6 +85,21 @@ pub struct IntakeConfig {
     pub trust_forwarded_for: bool,
     /// Most events committed in one transaction by the intake writer.
     pub max_batch: usize,
+    /// How long a delivered webhook is remembered, so the same request posted
+    /// again (a replay, a sender's retry) is answered with the first event
+    /// instead of being stored twice. Never shorter than `timestamp_tolerance`
+    /// (the longer of the two applies).
+    #[serde(with = "humantime_serde")]
+    pub dedup_window: Duration,
+    /// Largest total size of a webhook request's headers (names and values);
+    /// larger ones get 431.
+    pub max_header_bytes: usize,
+    /// Webhooks accepted per second and per source once the burst is spent
+    /// (counted after the signature check, so only the source itself can spend
+    /// it); more get 429 with Retry-After. 0 = unlimited. A source may set its own.
+    pub rate_limit_per_second: f64,
+    /// Webhooks a source may send at once before the rate applies.
+    pub rate_limit_burst: u32,
 }
 
 impl Default for IntakeConfig {
@@ -94,6 +109,10 @@ impl Default for IntakeConfig {
             timestamp_tolerance: Duration::from_secs(300),
             trust_forwarded_for: false,
             max_batch: 256,
+            dedup_window: Duration::from_secs(600),
+            max_header_bytes: 16 * 1024,
+            rate_limit_per_second: 100.0,
+            rate_limit_burst: 5000,
         }
     }
 }
@@ -285,8 +304,19 @@ pub struct SourceDecl {
     /// The portal's API base, e.g. `https://portal.example/api` (no trailing slash).
     #[serde(default)]
     pub api_url: Option<String>,
-    /// Webhook signing secrets; any of them validates a request (rotation).
-    pub secrets: Vec<String>,
+    /// Webhook signing secrets; any unexpired one validates a request
+    /// (rotation). Each is a string or `{ value = "…", expires_at = "RFC 3339" }`;
+    /// at least 16 bytes (of key, for `whsec_` secrets).
+    pub secrets: Vec<SecretDecl>,
+    /// How the source signs: `recoco` (the default) or `standard-webhooks`.
+    #[serde(default)]
+    pub scheme: Scheme,
+    /// This source's intake rate (webhooks per second), instead of `intake.rate_limit_per_second`.
+    #[serde(default)]
+    pub rate_limit_per_second: Option<f64>,
+    /// This source's burst, instead of `intake.rate_limit_burst`.
+    #[serde(default)]
+    pub rate_limit_burst: Option<u32>,
     /// Technical account used for the source API.
     #[serde(default)]
     pub api_username: Option<String>,
@@ -294,6 +324,98 @@ pub struct SourceDecl {
     pub api_password: Option<String>,
     #[serde(default = "yes")]
     pub enabled: bool,
+}
+
+/// How a source signs its webhooks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scheme {
+    /// `Django-Webhook-Signature-v1` (hex HMAC over `timestamp:body`).
+    #[default]
+    Recoco,
+    /// `webhook-id`, `webhook-timestamp`, `webhook-signature` (`whsec_` secrets).
+    StandardWebhooks,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Recoco => "recoco",
+            Self::StandardWebhooks => "standard-webhooks",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "recoco" => Some(Self::Recoco),
+            "standard-webhooks" => Some(Self::StandardWebhooks),
+            _ => None,
+        }
+    }
+
+    /// The HMAC key of a secret under this scheme.
+    pub fn signing_key(self, secret: &str) -> Result<Vec<u8>, String> {
+        match self {
+            Self::Recoco => Ok(secret.as_bytes().to_vec()),
+            Self::StandardWebhooks => crate::intake::standard_webhooks::key_from_secret(secret),
+        }
+    }
+}
+
+/// Shortest signing key accepted, in bytes.
+pub const MIN_SECRET_BYTES: usize = 16;
+
+/// A source secret as declared: a plain string, or a table with an expiry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum SecretDecl {
+    Plain(String),
+    Entry(SecretEntry),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretEntry {
+    pub value: String,
+    /// After this instant (RFC 3339) the secret no longer validates requests.
+    #[serde(default)]
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl SecretDecl {
+    pub fn value(&self) -> &str {
+        match self {
+            Self::Plain(v) => v,
+            Self::Entry(e) => &e.value,
+        }
+    }
+
+    /// Expiry in milliseconds since the epoch.
+    pub fn expires_at_ms(&self) -> Option<i64> {
+        match self {
+            Self::Plain(_) => None,
+            Self::Entry(e) => e.expires_at.map(|t| t.timestamp_millis()),
+        }
+    }
+}
+
+/// Why a secret cannot sign for `scheme`, naming it by its place, never its value.
+pub fn check_secret(scheme: Scheme, secret: &str, at: &str) -> anyhow::Result<()> {
+    let key = scheme
+        .signing_key(secret)
+        .map_err(|why| anyhow::anyhow!("{at}: {why}"))?;
+    if key.len() < MIN_SECRET_BYTES {
+        bail!(
+            "{at}: a signing secret must be at least {MIN_SECRET_BYTES} bytes{}, this one has {}",
+            if secret.starts_with(crate::intake::standard_webhooks::SECRET_PREFIX) {
+                " of decoded key"
+            } else {
+                ""
+            },
+            key.len()
+        );
+    }
+    Ok(())
 }
 
 /// A connection: one plugin fed by one source, with its own config and grants.
@@ -425,8 +547,12 @@ impl Config {
         if self.runtime.memory_limit < 1024 * 1024 {
             bail!("runtime.memory_limit must be at least 1 MiB");
         }
+        let rate = self.intake.rate_limit_per_second;
+        if !rate.is_finite() || rate < 0.0 {
+            bail!("intake.rate_limit_per_second must be a positive number of webhooks per second (0 = unlimited)");
+        }
         let mut codes = std::collections::HashSet::new();
-        for source in &self.sources {
+        for (i, source) in self.sources.iter().enumerate() {
             if source.code.is_empty()
                 || !source
                     .code
@@ -441,8 +567,20 @@ impl Config {
             if !codes.insert(source.code.as_str()) {
                 bail!("source {:?} is declared twice", source.code);
             }
-            if source.secrets.iter().any(|s| s.is_empty()) {
-                bail!("source {:?} has an empty secret", source.code);
+            if source.secrets.is_empty() {
+                bail!("source {:?} has no secret", source.code);
+            }
+            for (n, secret) in source.secrets.iter().enumerate() {
+                check_secret(
+                    source.scheme,
+                    secret.value(),
+                    &format!("sources[{i}].secrets[{n}] (source {:?})", source.code),
+                )?;
+            }
+            if let Some(rate) = source.rate_limit_per_second {
+                if !rate.is_finite() || rate < 0.0 {
+                    bail!("source {:?}: rate_limit_per_second must be a positive number of webhooks per second (0 = unlimited)", source.code);
+                }
             }
             if let Some(api_url) = &source.api_url {
                 url::Url::parse(api_url)
@@ -660,7 +798,7 @@ mod tests {
             [[sources]]
             code = "recoco-prod"
             api_url = "https://portal.example/api"
-            secrets = ["${HOOK_SECRET}", "literal$$dollar"]
+            secrets = ["${HOOK_SECRET}", "literal$$dollar-16-bytes"]
             [[connections]]
             name = "fwd"
             source = "recoco-prod"
@@ -670,12 +808,10 @@ mod tests {
             url = "https://crm.example.org/hooks"
             secret = "${FWD}"
         "#;
-        let e = env(&[("HOOK_SECRET", "s3cr3t-value-1"), ("FWD", "whsec_abc")]);
+        let e = env(&[("HOOK_SECRET", "s3cr3t-value-0001"), ("FWD", "whsec_abc")]);
         let c = Config::from_parts(text, &e, &Overrides::default()).unwrap();
-        assert_eq!(
-            c.sources[0].secrets,
-            vec!["s3cr3t-value-1", "literal$dollar"]
-        );
+        let values: Vec<&str> = c.sources[0].secrets.iter().map(|s| s.value()).collect();
+        assert_eq!(values, vec!["s3cr3t-value-0001", "literal$dollar-16-bytes"]);
         assert!(c.sources[0].enabled);
         assert_eq!(c.connections[0].config["secret"], "whsec_abc");
     }
@@ -761,11 +897,91 @@ mod tests {
         assert_eq!(c.connections[0].limits.max_requests, Some(50000));
         assert_eq!(c.connections[0].limits.max_state_keys, Some(20000));
         assert_eq!(c.connections[0].limits.max_log_lines, None);
+        assert_eq!(c.intake.dedup_window, d.intake.dedup_window);
+        assert_eq!(c.intake.max_header_bytes, d.intake.max_header_bytes);
+        assert_eq!(c.intake.rate_limit_burst, d.intake.rate_limit_burst);
+        assert_eq!(c.sources[0].scheme, Scheme::Recoco);
     }
 
     #[test]
     fn duplicate_source_is_refused() {
-        let text = "[[sources]]\ncode = \"a\"\nsecrets = [\"x\"]\n[[sources]]\ncode = \"a\"\nsecrets = [\"y\"]\n";
-        assert!(Config::from_parts(text, &[], &Overrides::default()).is_err());
+        let text = "[[sources]]\ncode = \"a\"\nsecrets = [\"xxxxxxxxxxxxxxxx\"]\n[[sources]]\ncode = \"a\"\nsecrets = [\"yyyyyyyyyyyyyyyy\"]\n";
+        let err = Config::from_parts(text, &[], &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("declared twice"), "{err}");
+    }
+
+    #[test]
+    fn source_secrets_have_a_life_cycle_and_a_minimum_length() {
+        let text = r#"
+            [intake]
+            dedup_window = "1h"
+            max_header_bytes = 8192
+            rate_limit_per_second = 5.5
+            rate_limit_burst = 10
+            [[sources]]
+            code = "portal"
+            secrets = ["current-secret-0001", { value = "previous-secret-01", expires_at = "2027-01-31T12:00:00Z" }]
+            rate_limit_per_second = 2.0
+            rate_limit_burst = 3
+            [[sources]]
+            code = "other"
+            scheme = "standard-webhooks"
+            secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
+        "#;
+        let c = Config::from_parts(text, &[], &Overrides::default()).unwrap();
+        assert_eq!(c.intake.dedup_window, Duration::from_secs(3600));
+        assert_eq!(c.intake.max_header_bytes, 8192);
+        assert_eq!(
+            (c.intake.rate_limit_per_second, c.intake.rate_limit_burst),
+            (5.5, 10)
+        );
+        let portal = &c.sources[0];
+        assert_eq!(portal.scheme, Scheme::Recoco);
+        assert_eq!(
+            (portal.rate_limit_per_second, portal.rate_limit_burst),
+            (Some(2.0), Some(3))
+        );
+        assert_eq!(portal.secrets[0].expires_at_ms(), None);
+        assert_eq!(portal.secrets[1].value(), "previous-secret-01");
+        assert_eq!(portal.secrets[1].expires_at_ms(), Some(1_801_396_800_000));
+        assert_eq!(c.sources[1].scheme, Scheme::StandardWebhooks);
+
+        // Too short: refused at load, naming the key and never the value.
+        let short =
+            "[[sources]]\ncode = \"p\"\nsecrets = [\"long-enough-secret-1\", \"short-secret\"]\n";
+        let err = Config::from_parts(short, &[], &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sources[0].secrets[1]") && err.contains("at least 16 bytes"),
+            "{err}"
+        );
+        assert!(!err.contains("short-secret"), "{err}");
+        // A whsec_ secret counts its decoded key (12 bytes here), and must be base64.
+        let sw = |secret: &str| {
+            format!("[[sources]]\ncode = \"p\"\nscheme = \"standard-webhooks\"\nsecrets = [{secret:?}]\n")
+        };
+        let err = Config::from_parts(&sw("whsec_MTIzNDU2Nzg5MDEy"), &[], &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("decoded key") && err.contains("has 12"),
+            "{err}"
+        );
+        let err = Config::from_parts(&sw("whsec_!!notbase64!!"), &[], &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sources[0].secrets[0]") && err.contains("base64"),
+            "{err}"
+        );
+        let err = Config::from_parts(
+            &sw("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").replace("standard-webhooks", "github"),
+            &[],
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("github") || err.contains("scheme"), "{err}");
     }
 }

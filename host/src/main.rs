@@ -81,6 +81,9 @@ enum Command {
         #[arg(long, env = "RECOCO_NEW_SECRET_KEY", hide_env_values = true)]
         new_key: Option<String>,
     },
+    /// Webhook sources.
+    #[command(subcommand)]
+    Sources(SourcesCmd),
     /// Sign and send a webhook body to a running service (for trying things out).
     Send {
         /// Webhook URL, e.g. http://127.0.0.1:8000/api/webhook/recoco-prod
@@ -127,6 +130,20 @@ enum KeysCmd {
     List,
     /// Revoke a key now (and end its page sessions); no restart needed.
     Revoke { name: String },
+enum SourcesCmd {
+    /// Add a new signing secret to a source and retire its current ones after
+    /// a grace period. Prints the new secret once (give it to the sender).
+    RotateSecret {
+        /// Source code.
+        code: String,
+        /// The new secret (default: 32 random bytes, hex, or `whsec_` + base64
+        /// for a Standard Webhooks source).
+        #[arg(long, env = "RECOCO_NEW_SOURCE_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+        /// How long the current secrets keep validating, e.g. `24h`, `0s`.
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        grace: std::time::Duration,
+    },
 }
 
 #[derive(Subcommand)]
@@ -211,7 +228,7 @@ async fn operate(config: Config, command: Command) -> anyhow::Result<()> {
         },
     )
     .await?;
-    let catalog = CatalogHandle::load(pool.clone(), sealer).await?;
+    let catalog = CatalogHandle::load(pool.clone(), sealer.clone()).await?;
     let max_attempts = config.queue.max_attempts;
     match command {
         Command::Migrate => {
@@ -387,6 +404,33 @@ async fn operate(config: Config, command: Command) -> anyhow::Result<()> {
                 Some(path) => println!("the new key is in {}", path.display()),
                 None => println!("now set secret_key to the new key before starting the service"),
             }
+        }
+        Command::Sources(SourcesCmd::RotateSecret {
+            code,
+            secret,
+            grace,
+        }) => {
+            let scheme = catalog
+                .get()
+                .source_by_code(&code)
+                .map(|s| s.scheme)
+                .with_context(|| format!("no source {code:?}"))?;
+            let generated = secret.is_none();
+            let secret =
+                secret.unwrap_or_else(|| recoco_sync::store::sources::generate_secret(scheme));
+            let until = now_ms() + grace.as_millis() as i64;
+            let rotation =
+                recoco_sync::store::sources::rotate_secret(&pool, &sealer, &code, &secret, until)
+                    .await?;
+            if generated {
+                println!("{secret}");
+            }
+            eprintln!(
+                "source {code}: new secret added{}; its {} previous secret(s) validate until {}. Configure the sender with the new secret before then.",
+                if generated { " (printed above, shown only once)" } else { "" },
+                rotation.previous,
+                rfc3339(until)
+            );
         }
         Command::Serve { .. } | Command::Send { .. } => unreachable!("handled by main"),
     }

@@ -33,6 +33,8 @@ pub struct TestService {
     /// A pool of our own on the same file, to check what the service stored.
     pub pool: Pool,
     pub client: reqwest::Client,
+    /// Last second each body was signed at by [`TestService::send`].
+    signed_at: std::sync::Mutex<std::collections::HashMap<Vec<u8>, i64>>,
     shutdown: CancellationToken,
     handle: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -98,6 +100,7 @@ impl TestService {
             database_url,
             pool,
             client: reqwest::Client::new(),
+            signed_at: Default::default(),
             shutdown,
             handle,
         };
@@ -145,9 +148,21 @@ impl TestService {
         }
     }
 
-    /// Sends `body` signed now with [`SECRET`] to [`SOURCE`].
+    /// Sends `body` signed now with [`SECRET`] to [`SOURCE`]. The same body
+    /// sent again is signed at a later second, as Recoco's separate deliveries
+    /// are: intake answers an identical signed request as a duplicate.
     pub async fn send(&self, body: Vec<u8>) -> Answer {
-        let headers = crate::webhook::headers(&body, &[SECRET], crate::webhook::now_secs());
+        let timestamp = {
+            let mut signed_at = self.signed_at.lock().unwrap();
+            let now = crate::webhook::now_secs();
+            let ts = match signed_at.get(&body) {
+                Some(last) if *last >= now => last + 1,
+                _ => now,
+            };
+            signed_at.insert(body.clone(), ts);
+            ts
+        };
+        let headers = crate::webhook::headers(&body, &[SECRET], timestamp);
         self.post_webhook(SOURCE, body, &headers).await
     }
 
