@@ -82,6 +82,11 @@ async fn a_failed_batch_is_written_row_by_row_so_one_bad_event_fails_alone() {
             let w = recoco_sync::intake::writer::Write {
                 event: event(topic),
                 jobs: Vec::new(),
+                // No dedup keys: each of these writes is a new event.
+                claim: recoco_sync::intake::dedup::Claim {
+                    keys: Vec::new(),
+                    expired_before: 0,
+                },
             };
             Box::pin(async move { writer.write(w).await })
         })
@@ -97,7 +102,11 @@ async fn a_failed_batch_is_written_row_by_row_so_one_bad_event_fails_alone() {
         if i == 10 {
             assert_eq!(result, &Err("storage failed".to_string()));
         } else {
-            assert_eq!(result, &Ok(()), "write {i}");
+            assert_eq!(
+                result,
+                &Ok(recoco_sync::intake::writer::Stored::New),
+                "write {i}"
+            );
         }
     }
     let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
