@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod catalog;
 pub mod config;
+pub mod health;
 pub mod ids;
 pub mod intake;
 pub mod outbound;
@@ -26,7 +27,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::routing::get;
 use axum::Router;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -149,10 +149,7 @@ impl Service {
             admin: self.config.admin.clone(),
         });
         Router::new()
-            .route(
-                "/healthz",
-                get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
-            )
+            .merge(health::router(self.catalog.clone(), self.registry.clone()))
             .merge(intake)
             .merge(admin)
             .layer(tower_http::trace::TraceLayer::new_for_http())
