@@ -160,6 +160,15 @@ fn get(addr: &str, path: &str) -> (u16, String) {
 
 /// A Sentry ingestion endpoint on 127.0.0.1 that keeps every request body.
 fn fake_sentry() -> (String, Arc<Mutex<Vec<String>>>) {
+    let (addr, bodies) = fake_server(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+    );
+    (format!("http://public@{addr}/1"), bodies)
+}
+
+/// An HTTP server on 127.0.0.1 that keeps every request body and gives each
+/// the same `answer` (written in one piece).
+fn fake_server(answer: &'static [u8]) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let bodies = Arc::new(Mutex::new(Vec::new()));
@@ -187,12 +196,10 @@ fn fake_sentry() -> (String, Arc<Mutex<Vec<String>>>) {
                     .unwrap()
                     .push(String::from_utf8_lossy(&body).into_owned());
             }
-            let _ = stream.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
-            );
+            let _ = stream.write_all(answer);
         }
     });
-    (format!("http://public@{addr}/1"), bodies)
+    (addr.to_string(), bodies)
 }
 
 const CONFIG: &str = r#"
@@ -408,4 +415,126 @@ fn task_reports_a_stored_manifest_that_does_not_parse() {
     );
     let jobs = ok(cwd, &env, &["jobs", "list"]);
     assert!(jobs.trim().is_empty(), "a job was queued: {jobs}");
+}
+
+/// Polls `f` every 100 ms for up to 60 s.
+fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn every_operator_command_against_a_running_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let (target, received) = fake_server(
+        b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\nConnection: close\r\n\r\noops",
+    );
+    std::fs::write(
+        cwd.join("rs.toml"),
+        format!(
+            "[[sources]]\ncode = \"portal\"\nsecrets = [\"hook-secret-0001\"]\n\
+             [[connections]]\nname = \"crm\"\nsource = \"portal\"\nplugin = \"http-forward\"\n\
+             [connections.config]\nurl = \"http://{target}/hook\"\nsecret = \"whsec_c2VjcmV0LXZhbHVl\"\n"
+        ),
+    )
+    .unwrap();
+    let env = [("RECOCO_SYNC_CONFIG", "rs.toml")];
+    let served = Served::start(
+        cwd,
+        &env,
+        &[
+            "--set",
+            "queue.max_attempts=1",
+            "--set",
+            "queue.poll_interval=100ms",
+        ],
+    );
+    let url = format!("http://{}/api/webhook/portal", served.addr);
+    let body = r#"{"topic": "projects.Project/update", "object": {"id": 42}, "object_type": "projects.Project", "webhook_uuid": "6f1c2d3e-4a5b-4c6d-8e7f-901a2b3c4d5e"}"#;
+    std::fs::write(cwd.join("hook.json"), body).unwrap();
+    // `send` signs like Recoco; a wrong secret is refused.
+    let sent = ok(
+        cwd,
+        &env,
+        &[
+            "send",
+            "--url",
+            &url,
+            "--secret",
+            "hook-secret-0001",
+            "hook.json",
+        ],
+    );
+    assert!(sent.starts_with("200") || sent.starts_with("202"), "{sent}");
+    let err = fails(
+        cwd,
+        &env,
+        &[
+            "send",
+            "--url",
+            &url,
+            "--secret",
+            "wrong-secret-01",
+            "hook.json",
+        ],
+    );
+    assert!(err.contains("refused"), "{err}");
+    // The target answers 500 and one attempt is allowed: the job ends dead.
+    let job_line = eventually("a dead job", || {
+        let list = ok(cwd, &env, &["jobs", "list", "--state", "dead"]);
+        list.lines().find(|l| l.contains("crm")).map(str::to_string)
+    });
+    let job_id = job_line.split_whitespace().next().unwrap().to_string();
+    assert_eq!(received.lock().unwrap().len(), 1);
+    let events = ok(cwd, &env, &["events", "list"]);
+    let event_line = events
+        .lines()
+        .find(|l| l.contains("projects.Project/update"))
+        .unwrap_or_else(|| panic!("{events}"));
+    let event_id = event_line.split_whitespace().next().unwrap();
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(cwd, &env, &["events", "show", event_id])).unwrap();
+    assert_eq!(shown["body"]["object"]["id"], 42);
+    assert_eq!(shown["jobs"][0]["id"], job_id.as_str());
+    let job: serde_json::Value =
+        serde_json::from_str(&ok(cwd, &env, &["jobs", "show", &job_id])).unwrap();
+    assert_eq!(job["state"], "dead");
+    assert!(!job["attempts_log"].as_array().unwrap().is_empty(), "{job}");
+    let status: serde_json::Value = serde_json::from_str(&ok(cwd, &env, &["status"])).unwrap();
+    assert_eq!(status["jobs"]["dead"], 1, "{status}");
+    assert!(
+        !status.to_string().contains("c2VjcmV0LXZhbHVl"),
+        "a secret in status"
+    );
+    // Retry one, then all of a connection; replay the event (new jobs).
+    assert!(ok(cwd, &env, &["jobs", "retry", &job_id]).contains("queued again"));
+    eventually("the retried attempt", || {
+        (received.lock().unwrap().len() >= 2).then_some(())
+    });
+    eventually("the retried job to be dead again", || {
+        let list = ok(cwd, &env, &["jobs", "list", "--state", "dead"]);
+        list.contains(&job_id).then_some(())
+    });
+    let out = ok(cwd, &env, &["jobs", "retry-failed", "--connection", "crm"]);
+    assert!(out.contains("1 job(s) queued again"), "{out}");
+    let replayed: serde_json::Value =
+        serde_json::from_str(&ok(cwd, &env, &["events", "replay", event_id])).unwrap();
+    assert_eq!(replayed["jobs"].as_array().unwrap().len(), 1, "{replayed}");
+    eventually("the replayed and retried attempts", || {
+        (received.lock().unwrap().len() >= 4).then_some(())
+    });
+    let err = fails(cwd, &env, &["jobs", "retry", "no-such-job"]);
+    assert!(err.contains("not failed or dead"), "{err}");
+    // A task the plugin does not offer is refused, listing what it offers.
+    let err = fails(cwd, &env, &["task", "crm", "no-such-task"]);
+    assert!(err.contains("no task \"no-such-task\""), "{err}");
+    let (status, log) = served.terminate();
+    assert!(status.success(), "{log}");
 }
