@@ -11,6 +11,7 @@ pub mod config;
 pub mod health;
 pub mod ids;
 pub mod intake;
+pub mod metrics;
 pub mod outbound;
 pub mod queue;
 pub mod registry;
@@ -132,6 +133,12 @@ impl Service {
 
     /// Intake, admin API and page, health check.
     pub fn router(&self, sink: EventSink) -> Router {
+        let health = health::router(
+            self.catalog.clone(),
+            self.registry.clone(),
+            self.pool.clone(),
+            sink.clone(),
+        );
         let intake = intake::router(IntakeState {
             catalog: self.catalog.clone(),
             registry: self.registry.clone(),
@@ -149,9 +156,10 @@ impl Service {
             admin: self.config.admin.clone(),
         });
         Router::new()
-            .merge(health::router(self.catalog.clone(), self.registry.clone()))
-            .merge(intake)
-            .merge(admin)
+            .merge(health)
+            .merge(intake.layer(axum::middleware::from_fn(metrics::track_intake)))
+            .merge(metrics::router(self.pool.clone()))
+            .merge(admin.layer(axum::middleware::from_fn(telemetry::access_log)))
             .layer(tower_http::trace::TraceLayer::new_for_http())
     }
 

@@ -169,6 +169,7 @@ impl Runtime {
         };
         let scrubber = scope.scrubber.clone();
         let (mut store, tail) = self.new_store(Some(scope), &label, scrubber.clone());
+        let started = std::time::Instant::now();
         let result = tokio::time::timeout(wall, async {
             let instance = pre.instantiate_async(&mut store).await?;
             let handler = instance.recoco_connector_handler();
@@ -180,6 +181,7 @@ impl Runtime {
             }
         })
         .await;
+        crate::metrics::plugin_invocation(&label.plugin, started);
         match self.settle(result, wall, &store, &tail)? {
             Ok(summary) => Ok(scrubber.scrub(&summary)),
             Err(e) => Err(InvokeError::Guest {

@@ -245,6 +245,13 @@ fn serve_as_a_user_with_sentry_health_and_sigterm() {
         "{body}"
     );
     assert!(!body.contains("do-not-show-this-one"), "{body}");
+    let (status, body) = get(&served.addr, "/readyz");
+    assert_eq!(status, 503, "{body}");
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ready["checks"]["database"]["ok"], true, "{body}");
+    assert_eq!(ready["checks"]["intake_writer"]["ok"], true, "{body}");
+    assert_eq!(ready["checks"]["connections"]["ok"], false, "{body}");
+    assert_eq!(get(&served.addr, "/livez").0, 200);
     served.wait_for_line("does not match the schema", Duration::from_secs(5));
     let (status, log) = served.terminate();
     assert!(status.success(), "exit {status:?}:\n{log}");
@@ -417,6 +424,37 @@ fn task_reports_a_stored_manifest_that_does_not_parse() {
     assert!(jobs.trim().is_empty(), "a job was queued: {jobs}");
 }
 
+/// `GET /metrics`, checked line by line as Prometheus text: `# HELP`/`# TYPE`
+/// comments, else `name{labels} value`. Returns the samples by series.
+fn prometheus(addr: &str) -> std::collections::HashMap<String, f64> {
+    let (status, body) = get(addr, "/metrics");
+    assert_eq!(status, 200, "{body}");
+    let mut samples = std::collections::HashMap::new();
+    for line in body.lines().filter(|l| !l.is_empty()) {
+        if let Some(comment) = line.strip_prefix("# ") {
+            assert!(
+                comment.starts_with("HELP ") || comment.starts_with("TYPE "),
+                "{line}"
+            );
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
+        let name_end = series.find('{').unwrap_or(series.len());
+        assert!(
+            series[..name_end]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "{line}"
+        );
+        if name_end < series.len() {
+            assert!(series.ends_with('}'), "{line}");
+        }
+        let value: f64 = value.parse().unwrap_or_else(|e| panic!("{e}: {line}"));
+        samples.insert(series.to_string(), value);
+    }
+    samples
+}
+
 /// Polls `f` every 100 ms for up to 60 s.
 fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -493,6 +531,37 @@ fn every_operator_command_against_a_running_service() {
     });
     let job_id = job_line.split_whitespace().next().unwrap().to_string();
     assert_eq!(received.lock().unwrap().len(), 1);
+    // Metrics: valid Prometheus text whose counters moved with the events.
+    let metrics = prometheus(&served.addr);
+    assert_eq!(
+        metrics.get(r#"recoco_webhooks_received_total{source="portal",status="200"}"#),
+        Some(&1.0),
+        "{metrics:?}"
+    );
+    assert_eq!(
+        metrics.get(r#"recoco_webhooks_received_total{source="portal",status="401"}"#),
+        Some(&1.0)
+    );
+    assert_eq!(
+        metrics.get(r#"recoco_attempts_total{connection="crm",outcome="dead"}"#),
+        Some(&1.0)
+    );
+    assert_eq!(
+        metrics.get(r#"recoco_outbound_requests_total{host="127.0.0.1",status="500"}"#),
+        Some(&1.0)
+    );
+    assert_eq!(
+        metrics.get(r#"recoco_jobs{connection="crm",state="dead"}"#),
+        Some(&1.0)
+    );
+    assert!(metrics.contains_key("recoco_queue_depth"));
+    assert!(metrics.contains_key("recoco_queue_oldest_due_age_seconds"));
+    assert!(metrics
+        .keys()
+        .any(|k| k.starts_with("recoco_intake_duration_seconds_bucket")));
+    assert!(metrics
+        .keys()
+        .any(|k| k.starts_with("recoco_plugin_invocation_seconds_count")));
     let events = ok(cwd, &env, &["events", "list"]);
     let event_line = events
         .lines()
