@@ -475,6 +475,18 @@ pub struct Overrides {
     pub workers: Option<usize>,
     /// Any other setting, as `(dotted.key, value)`: `("queue.max_attempts", "3")`.
     pub sets: Vec<(String, String)>,
+    /// Leave out `[[sources]]` and `[[connections]]` (and so their `${VAR}`
+    /// secrets): for commands that read the database and never apply them.
+    pub skip_declarations: bool,
+}
+
+/// Where a setting was given, for error messages.
+struct Given {
+    path: Vec<String>,
+    raw: String,
+    origin: String,
+    /// Already retried as a plain string (the setting's type wanted one).
+    as_string: bool,
 }
 
 impl Config {
@@ -486,7 +498,7 @@ impl Config {
                 .with_context(|| format!("cannot read config file {}", path.display()))?,
             None => String::new(),
         };
-        Self::from_parts(&text, &env, overrides)
+        Self::from_source(&text, path, &env, overrides)
     }
 
     /// The pure part of [`Config::load`], for tests.
@@ -495,26 +507,99 @@ impl Config {
         env: &[(String, String)],
         overrides: &Overrides,
     ) -> anyhow::Result<Self> {
-        let mut doc: toml::Table = toml::from_str(text).context("config file is not valid TOML")?;
+        Self::from_source(text, None, env, overrides)
+    }
+
+    /// Like [`Config::from_parts`], naming `file` in errors.
+    ///
+    /// The rule for the environment: `RECOCO_SYNC_X` is a setting when `x` is a
+    /// top-level key or section of this file format (`RECOCO_SYNC_QUEUE__WORKERS`
+    /// sets `queue.workers`), and is then checked like a key of the file (a typo
+    /// inside a section is an error). Other `RECOCO_SYNC_*` variables
+    /// (`RECOCO_SYNC_CONFIG`, which is `--config`, or those of the tests) are not
+    /// settings and are left alone; see [`ignored_env_vars`]. A value is read as
+    /// TOML (`8`, `true`, `["a", "b"]`) unless the setting wants a string, in
+    /// which case it is taken as written (`RECOCO_SYNC_ADMIN_TOKEN=12345678`).
+    pub fn from_source(
+        text: &str,
+        file: Option<&Path>,
+        env: &[(String, String)],
+        overrides: &Overrides,
+    ) -> anyhow::Result<Self> {
+        let place = match file {
+            Some(f) => format!("config file {}", f.display()),
+            None => "the configuration".to_string(),
+        };
+        let mut doc: toml::Table =
+            toml::from_str(text).map_err(|e| anyhow::anyhow!("{place} is not valid TOML: {e}"))?;
         let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let mut given = Vec::new();
         for (key, value) in env {
-            let Some(rest) = key.strip_prefix(ENV_PREFIX) else {
+            let Some(path) = setting_path(key) else {
                 continue;
             };
-            let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
-            set_path(&mut doc, &path, parse_env_value(value))
-                .with_context(|| format!("cannot apply environment variable {key}"))?;
+            given.push(Given {
+                path,
+                raw: value.clone(),
+                origin: format!("environment variable {key}"),
+                as_string: false,
+            });
         }
         for (key, value) in &overrides.sets {
-            let path: Vec<String> = key.split('.').map(str::to_string).collect();
-            set_path(&mut doc, &path, parse_env_value(value))
-                .with_context(|| format!("cannot apply --set {key}"))?;
+            given.push(Given {
+                path: key.split('.').map(|p| p.trim().to_string()).collect(),
+                raw: value.clone(),
+                origin: format!("--set {key}"),
+                as_string: false,
+            });
+        }
+        for g in &given {
+            set_path(&mut doc, &g.path, parse_env_value(&g.raw))
+                .with_context(|| format!("cannot apply {}", g.origin))?;
+        }
+        if overrides.skip_declarations {
+            doc.remove("sources");
+            doc.remove("connections");
         }
         let mut value = toml::Value::Table(doc);
-        expand_env(&mut value, "", &lookup)?;
-        let mut config: Config = value.try_into().map_err(|e: toml::de::Error| {
-            anyhow::anyhow!("invalid configuration: {}", e.message())
-        })?;
+        expand_env(&mut value, "", &lookup).map_err(|e| anyhow::anyhow!("{place}: {e:#}"))?;
+        let mut config: Config = loop {
+            let err = match serde_path_to_error::deserialize::<_, Config>(value.clone()) {
+                Ok(config) => break config,
+                Err(err) => err,
+            };
+            let at = err.path().to_string();
+            // The value read as TOML does not fit the setting: take it as written
+            // (a string), and report that error if it does not fit either.
+            if let Some(g) = given
+                .iter_mut()
+                .rev()
+                .find(|g| !g.as_string && g.path.join(".") == at)
+            {
+                g.as_string = true;
+                if let toml::Value::Table(doc) = &mut value {
+                    set_path(doc, &g.path, toml::Value::String(g.raw.clone()))?;
+                }
+                continue;
+            }
+            let origin = given
+                .iter()
+                .rev()
+                .find(|g| {
+                    let p = g.path.join(".");
+                    at == p || at.starts_with(&format!("{p}.")) || p.starts_with(&format!("{at}."))
+                })
+                .map_or(place.as_str(), |g| g.origin.as_str());
+            let at = if at == "." || at.is_empty() {
+                "top level".to_string()
+            } else {
+                at
+            };
+            bail!(
+                "invalid setting in {origin}: {at}: {}",
+                err.inner().message()
+            );
+        };
         if let Some(listen) = overrides.listen {
             config.listen = listen;
         }
@@ -527,7 +612,9 @@ impl Config {
         if let Some(workers) = overrides.workers {
             config.queue.workers = workers;
         }
-        config.validate()?;
+        config
+            .validate()
+            .map_err(|e| anyhow::anyhow!("{place}: {e:#}"))?;
         Ok(config)
     }
 
@@ -538,6 +625,7 @@ impl Config {
         if self.sqlite_path().is_none() {
             bail!("database_url must name a SQLite file (sqlite://path/to/file.db), not an in-memory database");
         }
+        validate_log(&self.log)?;
         if self.queue.max_attempts == 0 {
             bail!("queue.max_attempts must be at least 1");
         }
@@ -624,6 +712,90 @@ impl Config {
         let rest = rest.split('?').next().unwrap_or(rest);
         (rest != ":memory:" && !rest.is_empty()).then(|| PathBuf::from(rest))
     }
+}
+
+/// The setting path of environment variable `key`, when it names one (see
+/// [`Config::from_source`] for the rule).
+fn setting_path(key: &str) -> Option<Vec<String>> {
+    let rest = key.strip_prefix(ENV_PREFIX)?;
+    let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+    top_level_keys().contains(&path[0].as_str()).then_some(path)
+}
+
+/// `RECOCO_SYNC_*` variables of `env` that are not settings (they are ignored).
+pub fn ignored_env_vars(env: &[(String, String)]) -> Vec<String> {
+    env.iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with(ENV_PREFIX) && setting_path(k).is_none())
+        .cloned()
+        .collect()
+}
+
+/// The top-level keys of the file format, read from `Config`'s own
+/// `Deserialize` (so a new field is a setting without another list to keep).
+pub fn top_level_keys() -> &'static [&'static str] {
+    use std::cell::Cell;
+    struct Probe<'a>(&'a Cell<&'static [&'static str]>);
+    impl<'de> serde::Deserializer<'de> for Probe<'_> {
+        type Error = serde::de::value::Error;
+        fn deserialize_any<V: serde::de::Visitor<'de>>(
+            self,
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("probe"))
+        }
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0.set(fields);
+            Err(serde::de::Error::custom("probe"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+    static KEYS: std::sync::OnceLock<&'static [&'static str]> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let fields = Cell::new(&[][..]);
+        let _ = Config::deserialize(Probe(&fields));
+        fields.get()
+    })
+}
+
+/// Log levels accepted in `[log] level` (alone or as `target=level`).
+const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
+
+/// `[log]`: a known format, and a level that is a level (not a target name,
+/// which would silence everything else).
+fn validate_log(log: &LogConfig) -> anyhow::Result<()> {
+    if !["text", "json"].contains(&log.format.as_str()) {
+        bail!(
+            "log.format must be \"text\" or \"json\" (got {:?})",
+            log.format
+        );
+    }
+    for directive in log
+        .level
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+    {
+        let level = directive.rsplit_once('=').map_or(directive, |(_, l)| l);
+        if !LOG_LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            bail!(
+                "log.level: {directive:?} is not a level; use one of {} (or target=level, comma-separated)",
+                LOG_LEVELS.join(", ")
+            );
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(&log.level)
+        .map_err(|e| anyhow::anyhow!("log.level {:?}: {e}", log.level))?;
+    Ok(())
 }
 
 /// Environment values are TOML scalars when they parse as such (`8`, `true`,
@@ -983,5 +1155,111 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("github") || err.contains("scheme"), "{err}");
+    }
+
+    #[test]
+    fn errors_name_the_key_and_where_it_was_given() {
+        let text = "[queue]\nworkers = \"four\"\n";
+        let err = Config::from_source(
+            text,
+            Some(Path::new("/etc/rs.toml")),
+            &[],
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("/etc/rs.toml") && err.contains("queue.workers") && err.contains("four"),
+            "{err}"
+        );
+        let e = env(&[("RECOCO_SYNC_RUNTIME__MAX_INSTANCES", "many")]);
+        let err = Config::from_source("", Some(Path::new("x.toml")), &e, &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("environment variable RECOCO_SYNC_RUNTIME__MAX_INSTANCES")
+                && err.contains("runtime.max_instances"),
+            "{err}"
+        );
+        let sets = Overrides {
+            sets: vec![("queue.bogus".into(), "1".into())],
+            ..Default::default()
+        };
+        let err = Config::from_parts("", &[], &sets).unwrap_err().to_string();
+        assert!(
+            err.contains("--set queue.bogus") && err.contains("bogus"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn environment_values_follow_the_settings_type() {
+        let e = env(&[
+            ("RECOCO_SYNC_ADMIN_TOKEN", "12345678"),
+            ("RECOCO_SYNC_QUEUE__MAX_ATTEMPTS", "3"),
+            ("RECOCO_SYNC_OUTBOUND__ALLOW_PRIVATE_NETWORKS", "true"),
+            ("RECOCO_SYNC_ADMIN__ALLOWED_HOSTS", "[\"sync.lan\"]"),
+            ("RECOCO_SYNC_QUEUE__LEASE", "45s"),
+        ]);
+        let c = Config::from_parts("", &e, &Overrides::default()).unwrap();
+        assert_eq!(c.admin_token.as_deref(), Some("12345678"));
+        assert_eq!(c.queue.max_attempts, 3);
+        assert!(c.outbound.allow_private_networks);
+        assert_eq!(c.admin.allowed_hosts, vec!["sync.lan"]);
+        assert_eq!(c.queue.lease, Duration::from_secs(45));
+        let sets = Overrides {
+            sets: vec![("secret_key_file".into(), "true".into())],
+            ..Default::default()
+        };
+        let c = Config::from_parts("", &[], &sets).unwrap();
+        assert_eq!(c.secret_key_file, PathBuf::from("true"));
+    }
+
+    #[test]
+    fn variables_that_are_not_settings_are_left_alone() {
+        let e = env(&[
+            ("RECOCO_SYNC_CONFIG", "/etc/recoco-sync.toml"),
+            ("RECOCO_SYNC_GRIST_SCRIPT", "/opt/start-grist.sh"),
+            ("RECOCO_SYNC_LISTEN", "127.0.0.1:9300"),
+        ]);
+        let c = Config::from_parts("", &e, &Overrides::default()).unwrap();
+        assert_eq!(c.listen.port(), 9300);
+        assert_eq!(
+            ignored_env_vars(&e),
+            vec!["RECOCO_SYNC_CONFIG", "RECOCO_SYNC_GRIST_SCRIPT"]
+        );
+        let keys = top_level_keys();
+        assert!(keys.contains(&"queue") && keys.contains(&"listen") && !keys.contains(&"config"));
+    }
+
+    #[test]
+    fn log_settings_are_checked() {
+        for (text, wanted) in [
+            ("[log]\nlevel = \"verbose\"", "not a level"),
+            ("[log]\nformat = \"xml\"", "log.format"),
+            ("[log]\nlevel = \"info,sqlx=loud\"", "not a level"),
+        ] {
+            let err = Config::from_parts(text, &[], &Overrides::default()).unwrap_err();
+            assert!(format!("{err:#}").contains(wanted), "{text}: {err:#}");
+        }
+        let c = Config::from_parts(
+            "[log]\nlevel = \"warn,recoco_sync=debug\"\nformat = \"json\"",
+            &[],
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.log.format, "json");
+    }
+
+    #[test]
+    fn declarations_can_be_left_out_with_their_secrets() {
+        let text = "[[sources]]\ncode = \"a\"\nsecrets = [\"${NOPE}\"]\n";
+        let skip = Overrides {
+            skip_declarations: true,
+            ..Default::default()
+        };
+        let c = Config::from_parts(text, &[], &skip).unwrap();
+        assert!(c.sources.is_empty());
+        assert!(Config::from_parts(text, &[], &Overrides::default()).is_err());
     }
 }

@@ -10,8 +10,10 @@ pub mod catalog;
 pub mod config;
 pub mod connection_check;
 pub mod filter;
+pub mod health;
 pub mod ids;
 pub mod intake;
+pub mod metrics;
 pub mod outbound;
 pub mod queue;
 pub mod registry;
@@ -28,7 +30,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::routing::get;
 use axum::Router;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -146,6 +147,12 @@ impl Service {
 
     /// Intake, admin API and page, health check.
     pub fn router(&self, sink: EventSink) -> Router {
+        let health = health::router(
+            self.catalog.clone(),
+            self.registry.clone(),
+            self.pool.clone(),
+            sink.clone(),
+        );
         let intake = intake::router(IntakeState {
             catalog: self.catalog.clone(),
             registry: self.registry.clone(),
@@ -162,24 +169,11 @@ impl Service {
             max_attempts: self.config.queue.max_attempts,
             admin: self.config.admin.clone(),
         });
-        let (catalog, registry) = (self.catalog.clone(), self.registry.clone());
         Router::new()
-            .route(
-                "/healthz",
-                get(move || async move {
-                    // Up; connections that cannot run as configured are listed.
-                    let invalid: Vec<serde_json::Value> = connection_check::invalid_connections(
-                        &catalog.get(),
-                        &registry,
-                    )
-                    .into_iter()
-                    .map(|(name, reason)| serde_json::json!({"name": name, "reason": reason}))
-                    .collect();
-                    axum::Json(serde_json::json!({"status": "ok", "invalid_connections": invalid}))
-                }),
-            )
-            .merge(intake)
-            .merge(admin)
+            .merge(health)
+            .merge(intake.layer(axum::middleware::from_fn(metrics::track_intake)))
+            .merge(metrics::router(self.pool.clone()))
+            .merge(admin.layer(axum::middleware::from_fn(telemetry::access_log)))
             // No route answers this service's own connectors (issue 10).
             .layer(axum::middleware::from_fn_with_state(
                 self.runtime.outbound().guard().clone(),

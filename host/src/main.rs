@@ -51,8 +51,16 @@ enum Command {
         #[arg(long)]
         workers: Option<usize>,
     },
-    /// Create or upgrade the database, apply the configured sources and connections, and exit.
-    Migrate,
+    /// Upgrade the database, apply the configured sources and connections, and exit.
+    Migrate {
+        /// Create the database (and the secret key file) when missing; without
+        /// it, a missing database is an error rather than a new empty one.
+        #[arg(long)]
+        create: bool,
+    },
+    /// Check a configuration file (with the environment) and exit.
+    #[command(subcommand)]
+    Config(ConfigCmd),
     /// Stored webhook events.
     #[command(subcommand)]
     Events(EventsCmd),
@@ -98,6 +106,13 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum ConfigCmd {
+    /// Parse and validate FILE as `serve` would (environment and `--set`
+    /// included); print a summary, or the error with its key and origin.
+    Check { file: PathBuf },
+}
+
+#[derive(Subcommand)]
 enum EventsCmd {
     /// Newest first.
     List {
@@ -130,6 +145,9 @@ enum KeysCmd {
     List,
     /// Revoke a key now (and end its page sessions); no restart needed.
     Revoke { name: String },
+}
+
+#[derive(Subcommand)]
 enum SourcesCmd {
     /// Add a new signing secret to a source and retire its current ones after
     /// a grace period. Prints the new secret once (give it to the sender).
@@ -170,25 +188,49 @@ enum JobsCmd {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    // First of all: Sentry's transport and reqwest need the TLS provider.
+    recoco_sync::install_crypto_provider();
     let cli = Cli::parse();
+    match cli_main(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn cli_main(cli: Cli) -> anyhow::Result<()> {
     let mut overrides = Overrides {
         database_url: cli.database_url.clone(),
         sets: cli.sets.clone(),
         ..Default::default()
     };
-    if let Some(Command::Serve {
-        listen,
-        plugins_dir,
-        workers,
-    }) = &cli.command
-    {
-        overrides.listen = *listen;
-        overrides.plugins_dir = plugins_dir.clone();
-        overrides.workers = *workers;
+    match &cli.command {
+        Some(Command::Serve {
+            listen,
+            plugins_dir,
+            workers,
+        }) => {
+            overrides.listen = *listen;
+            overrides.plugins_dir = plugins_dir.clone();
+            overrides.workers = *workers;
+        }
+        None | Some(Command::Migrate { .. }) | Some(Command::Config(_)) => {}
+        // The other commands work on the database and never apply the declared
+        // sources and connections: their `${VAR}` secrets need not be set.
+        Some(_) => overrides.skip_declarations = true,
+    }
+    if let Some(Command::Config(ConfigCmd::Check { file })) = &cli.command {
+        return config_check(file, &overrides);
     }
     let config = Config::load(cli.config.as_deref(), &overrides)?;
     let _telemetry = recoco_sync::telemetry::init(&config.log);
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    for name in recoco_sync::config::ignored_env_vars(&env) {
+        tracing::debug!(variable = %name, "not a setting: ignored");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -198,11 +240,56 @@ fn main() -> anyhow::Result<()> {
             plugins_dir: None,
             workers: None,
         }) {
-            Command::Serve { .. } => recoco_sync::run(config).await,
+            Command::Serve { .. } => {
+                let result = recoco_sync::run(config).await;
+                if let Err(err) = &result {
+                    tracing::error!(error = %format!("{err:#}"), "the service stopped");
+                }
+                result
+            }
             Command::Send { url, secret, file } => send(&url, &secret, &file).await,
             command => operate(config, command).await,
         }
     })
+}
+
+/// `recoco-sync config check FILE`.
+fn config_check(file: &std::path::Path, overrides: &Overrides) -> anyhow::Result<()> {
+    let config = Config::load(Some(file), overrides)?;
+    println!(
+        "{} is valid: listen {}, database {}, {} source(s), {} connection(s)",
+        file.display(),
+        config.listen,
+        config.database_url,
+        config.sources.len(),
+        config.connections.len()
+    );
+    Ok(())
+}
+
+/// Operator commands never create a database by accident (a command run in
+/// the wrong directory would otherwise make an empty one and a new key).
+fn require_existing(config: &Config) -> anyhow::Result<()> {
+    let cwd = std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_else(|_| "?".into());
+    if let Some(db) = config.sqlite_path() {
+        anyhow::ensure!(
+            db.exists(),
+            "no database at {} (relative paths are read from {cwd}): give --config or \
+             --database-url, or create it with `recoco-sync migrate --create`",
+            db.display()
+        );
+    }
+    if config.secret_key.is_none() {
+        anyhow::ensure!(
+            config.secret_key_file.exists(),
+            "no secret key file at {} (relative paths are read from {cwd}) and no secret_key \
+             set: without it the stored secrets cannot be read",
+            config.secret_key_file.display()
+        );
+    }
+    Ok(())
 }
 
 fn parse_set(s: &str) -> Result<(String, String), String> {
@@ -219,6 +306,9 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 
 /// Sub-commands that work on the database.
 async fn operate(config: Config, command: Command) -> anyhow::Result<()> {
+    if !matches!(command, Command::Migrate { create: true }) {
+        require_existing(&config)?;
+    }
     let pool = store::open(&config.database_url).await?;
     let sealer = recoco_sync::secrets::open_checked(
         &pool,
@@ -231,7 +321,7 @@ async fn operate(config: Config, command: Command) -> anyhow::Result<()> {
     let catalog = CatalogHandle::load(pool.clone(), sealer.clone()).await?;
     let max_attempts = config.queue.max_attempts;
     match command {
-        Command::Migrate => {
+        Command::Migrate { .. } => {
             catalog.apply_config(&config).await?;
             println!("database {} is up to date", config.database_url);
         }
@@ -372,6 +462,15 @@ async fn operate(config: Config, command: Command) -> anyhow::Result<()> {
             let payload: serde_json::Value =
                 serde_json::from_str(&payload).context("--payload must be JSON")?;
             let known = ops::KnownPlugins::load(&pool).await?;
+            if let Some(conn) = catalog.get().connection_by_name(&connection) {
+                if let Some(problem) = known.unreadable.get(&conn.plugin) {
+                    anyhow::bail!(
+                        "the stored manifest of plugin {} does not parse ({problem}); \
+                         its tasks cannot be checked: load a valid version of the plugin",
+                        conn.plugin
+                    );
+                }
+            }
             let id = ops::run_task(
                 &pool,
                 &catalog.get(),
@@ -432,7 +531,9 @@ async fn operate(config: Config, command: Command) -> anyhow::Result<()> {
                 rfc3339(until)
             );
         }
-        Command::Serve { .. } | Command::Send { .. } => unreachable!("handled by main"),
+        Command::Serve { .. } | Command::Send { .. } | Command::Config(_) => {
+            unreachable!("handled by main")
+        }
     }
     pool.close().await;
     Ok(())
@@ -480,7 +581,6 @@ async fn keys_command(pool: &store::Pool, cmd: KeysCmd) -> anyhow::Result<()> {
 
 /// Signs `file` like Recoco does and posts it.
 async fn send(url: &str, secret: &str, file: &std::path::Path) -> anyhow::Result<()> {
-    recoco_sync::install_crypto_provider();
     let body = if file.as_os_str() == "-" {
         let mut buf = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)?;

@@ -214,6 +214,7 @@ impl Runtime {
         let max_text = quotas.max_summary_bytes;
         let (mut store, tail) = self.new_store(Some(scope), &label, scrubber.clone(), quotas);
         let cpu = store.data().cpu.clone();
+        let started = std::time::Instant::now();
         let result = tokio::time::timeout(
             wall,
             cpu::metered(cpu, async {
@@ -228,6 +229,7 @@ impl Runtime {
             }),
         )
         .await;
+        crate::metrics::plugin_invocation(&label.plugin, started);
         if let Some(dropped) = store.data().log.dropped_message() {
             tracing::warn!(target: "connector", plugin = %label.plugin, connection = %label.connection, "{dropped}");
         }

@@ -23,7 +23,7 @@ impl Env {
     }
 
     /// Runs `recoco-sync ARGS` on this environment's database (in `data/`, which
-    /// the binary creates), with `--set` for the key file.
+    /// `migrate --create` creates), with `--set` for the key file.
     fn run(&self, extra_env: &[(&str, &str)], args: &[&str]) -> Output {
         let db = format!("sqlite://{}", self.data().join("rs.db").display());
         let key_file = format!(
@@ -62,6 +62,7 @@ impl Env {
 #[test]
 fn keys_are_created_once_listed_without_the_key_and_revoked() {
     let env = Env::new();
+    env.ok(&["migrate", "--create"]);
     let key = env
         .ok(&["keys", "create", "--name", "ops", "--scope", "admin"])
         .trim()
@@ -125,7 +126,7 @@ fn mode(path: &Path) -> u32 {
 #[test]
 fn the_data_directory_database_wal_and_key_are_private() {
     let env = Env::new();
-    env.ok(&["migrate"]);
+    env.ok(&["migrate", "--create"]);
     env.ok(&["keys", "create", "--name", "a"]);
     assert_eq!(mode(&env.data()), 0o700);
     for file in ["rs.db", "secret.key"] {
@@ -147,7 +148,7 @@ fn rekey_reseals_everything_and_a_wrong_key_is_refused_at_start() {
     let config = env.dir.path().join("rs.toml");
     std::fs::write(&config, SOURCE).unwrap();
     let cfg = config.to_str().unwrap();
-    env.ok(&["--config", cfg, "migrate"]);
+    env.ok(&["--config", cfg, "migrate", "--create"]);
     let old_key = std::fs::read_to_string(env.data().join("secret.key")).unwrap();
     let out = env.ok(&["rekey"]);
     assert!(out.contains("re-encrypted"), "{out}");

@@ -17,17 +17,24 @@ use crate::{filter, routing};
 pub struct KnownPlugins {
     pub subscriptions: HashMap<String, Vec<String>>,
     pub tasks: HashMap<String, Vec<String>>,
+    /// Plugins whose stored manifest does not parse, with the reason.
+    pub unreadable: HashMap<String, String>,
 }
 
 impl KnownPlugins {
     pub async fn load(pool: &Pool) -> anyhow::Result<Self> {
         let mut known = Self::default();
         for (name, manifest) in plugins::known(pool).await? {
-            if let Ok(m) = serde_json::from_value::<crate::registry::Manifest>(manifest) {
-                known
-                    .tasks
-                    .insert(name.clone(), m.tasks.into_iter().map(|t| t.name).collect());
-                known.subscriptions.insert(name, m.subscriptions);
+            match serde_json::from_value::<crate::registry::Manifest>(manifest) {
+                Ok(m) => {
+                    known
+                        .tasks
+                        .insert(name.clone(), m.tasks.into_iter().map(|t| t.name).collect());
+                    known.subscriptions.insert(name, m.subscriptions);
+                }
+                Err(err) => {
+                    known.unreadable.insert(name, err.to_string());
+                }
             }
         }
         Ok(known)

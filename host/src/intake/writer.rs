@@ -73,6 +73,16 @@ impl EventSink {
     }
 }
 
+impl EventSink {
+    /// Whether the writer thread still takes events (for `/readyz`).
+    pub fn is_running(&self) -> bool {
+        match self {
+            Self::Store(writer) => !writer.tx.is_closed(),
+            Self::Discard => true,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct EventWriter {
     tx: mpsc::Sender<(Write, Reply)>,

@@ -200,6 +200,7 @@ impl OutboundClient {
             let response = tokio::time::timeout_at(deadline, send)
                 .await
                 .map_err(|_| OutboundError::Timeout)??;
+            crate::metrics::outbound(url.host_str(), response.status);
             let Some(next) = redirect_target(&url, &response) else {
                 return Ok(response);
             };

@@ -152,6 +152,11 @@ impl Workers {
             }
             Err(err) => self.decide(&job, plugin, started_at, clock, &err),
         };
+        crate::metrics::attempt(
+            &prepared.scope.connection,
+            &attempt.outcome,
+            attempt.duration_ms,
+        );
         self.record(&job, finish, attempt).await;
     }
 
