@@ -16,6 +16,9 @@ const TEST_COMPONENTS: &[&str] = &[
     "test-swap-bad-schema",
     "test-other-world",
     "test-coalesce",
+    "test-xss",
+    "test-xss-name",
+    "test-malicious",
 ];
 
 fn main() -> anyhow::Result<()> {

@@ -1,24 +1,27 @@
 //! The admin surface over HTTP: a JSON API under `/admin/api` and a page at
-//! `/admin` built on it. Guarded by a bearer token, or served to loopback
-//! clients only when no token is configured. Secrets never leave: configs are
-//! redacted, sources show how many secrets they have, not which.
+//! `/admin` built on it. Callers are identified by [`auth`] (keys, page
+//! sessions, or loopback clients while no key exists); every answer carries a
+//! strict Content-Security-Policy and anti-framing headers ([`security_headers`]).
+//! Secrets never leave: configs are redacted, sources show how many secrets they
+//! have, not which.
 
 mod api;
+pub mod auth;
 pub mod ops;
+mod session;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, StatusCode};
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use subtle::ConstantTimeEq;
 use tokio::sync::Notify;
 
 use crate::catalog::CatalogHandle;
+use crate::config::AdminConfig;
 use crate::registry::Registry;
 use crate::store::Pool;
 
@@ -28,10 +31,12 @@ pub struct AdminState {
     pub catalog: Arc<CatalogHandle>,
     pub registry: Arc<Registry>,
     pub wake: Arc<Notify>,
+    /// The bootstrap key (`admin_token`).
     pub token: Option<String>,
     pub max_attempts: u32,
     /// Circuit breakers and concurrency, shown read-only.
     pub flow: Arc<crate::flow::FlowControl>,
+    pub admin: AdminConfig,
 }
 
 /// An API error: client errors carry their message, server errors are logged
@@ -65,6 +70,17 @@ impl IntoResponse for ApiError {
 }
 
 const PAGE: &str = include_str!("admin/page.html");
+const PAGE_JS: &str = include_str!("admin/page.js");
+const PAGE_CSS: &str = include_str!("admin/page.css");
+
+/// No inline script or style, nothing from elsewhere, no framing, no forms
+/// posting elsewhere: injected markup could neither run nor exfiltrate.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
 
 pub fn router(state: AdminState) -> Router {
     let api = Router::new()
@@ -97,44 +113,50 @@ pub fn router(state: AdminState) -> Router {
             "/admin/api/connections/{name}/{action}",
             post(api::toggle_connection),
         )
-        .route("/admin", get(|| async { Html(PAGE) }));
-    api.route_layer(middleware::from_fn_with_state(state.clone(), authorize))
-        .with_state(state)
+        .route("/admin/api/keys", get(api::list_keys));
+    // The page and sign-in hold no data: they are served to anyone.
+    let open = Router::new()
+        .route(
+            "/admin",
+            get(|| async { asset("text/html; charset=utf-8", PAGE) }),
+        )
+        .route(
+            "/admin/page.js",
+            get(|| async { asset("text/javascript; charset=utf-8", PAGE_JS) }),
+        )
+        .route(
+            "/admin/page.css",
+            get(|| async { asset("text/css; charset=utf-8", PAGE_CSS) }),
+        )
+        .route(
+            "/admin/api/session",
+            get(session::current)
+                .post(session::sign_in)
+                .delete(session::sign_out),
+        );
+    api.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::authorize,
+    ))
+    .merge(open)
+    .layer(middleware::from_fn(security_headers))
+    .with_state(state)
 }
 
-async fn authorize(
-    State(state): State<AdminState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    request: Request,
-    next: Next,
-) -> Response {
-    // The page itself holds no data; it asks for the token when the API refuses.
-    if request.uri().path() == "/admin" {
-        return next.run(request).await;
+/// Headers on every admin answer, errors included.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("content-security-policy", CONTENT_SECURITY_POLICY),
+        ("x-frame-options", "DENY"),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "same-origin"),
+        ("cross-origin-opener-policy", "same-origin"),
+        ("cross-origin-resource-policy", "same-origin"),
+        ("cache-control", "no-store"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
     }
-    match &state.token {
-        Some(token) => {
-            let given = request
-                .headers()
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .unwrap_or("");
-            if given.len() == token.len() && bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
-                next.run(request).await
-            } else {
-                ApiError(
-                    StatusCode::UNAUTHORIZED,
-                    "admin token required (Authorization: Bearer …)".into(),
-                )
-                .into_response()
-            }
-        }
-        None if peer.ip().is_loopback() => next.run(request).await,
-        None => ApiError(
-            StatusCode::FORBIDDEN,
-            "the admin API answers only loopback clients unless admin_token is configured".into(),
-        )
-        .into_response(),
-    }
+    response
 }

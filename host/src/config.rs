@@ -40,6 +40,9 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     pub outbound: OutboundConfig,
     pub log: LogConfig,
+    /// The admin API and page: sessions, names accepted without a key.
+    pub admin: AdminConfig,
+    pub storage: StorageConfig,
     /// Recoco portals that send webhooks.
     pub sources: Vec<SourceDecl>,
     /// Connector instances fed by a source.
@@ -61,6 +64,8 @@ impl Default for Config {
             runtime: RuntimeConfig::default(),
             outbound: OutboundConfig::default(),
             log: LogConfig::default(),
+            admin: AdminConfig::default(),
+            storage: StorageConfig::default(),
             sources: Vec::new(),
             connections: Vec::new(),
         }
@@ -80,6 +85,21 @@ pub struct IntakeConfig {
     pub trust_forwarded_for: bool,
     /// Most events committed in one transaction by the intake writer.
     pub max_batch: usize,
+    /// How long a delivered webhook is remembered, so the same request posted
+    /// again (a replay, a sender's retry) is answered with the first event
+    /// instead of being stored twice. Never shorter than `timestamp_tolerance`
+    /// (the longer of the two applies).
+    #[serde(with = "humantime_serde")]
+    pub dedup_window: Duration,
+    /// Largest total size of a webhook request's headers (names and values);
+    /// larger ones get 431.
+    pub max_header_bytes: usize,
+    /// Webhooks accepted per second and per source once the burst is spent
+    /// (counted after the signature check, so only the source itself can spend
+    /// it); more get 429 with Retry-After. 0 = unlimited. A source may set its own.
+    pub rate_limit_per_second: f64,
+    /// Webhooks a source may send at once before the rate applies.
+    pub rate_limit_burst: u32,
 }
 
 impl Default for IntakeConfig {
@@ -89,6 +109,10 @@ impl Default for IntakeConfig {
             timestamp_tolerance: Duration::from_secs(300),
             trust_forwarded_for: false,
             max_batch: 256,
+            dedup_window: Duration::from_secs(600),
+            max_header_bytes: 16 * 1024,
+            rate_limit_per_second: 100.0,
+            rate_limit_burst: 5000,
         }
     }
 }
@@ -177,6 +201,15 @@ pub struct RuntimeConfig {
     pub memory_limit: usize,
     /// Instances that may exist at once (pooling allocator slots).
     pub max_instances: u32,
+    /// Quotas of every connection, unless its `[connections.limits]` says otherwise.
+    pub max_host_calls: u64,
+    pub max_summary_bytes: usize,
+    pub max_log_lines: u64,
+    pub max_log_bytes: u64,
+    pub max_state_keys: u64,
+    pub max_state_bytes: u64,
+    pub max_pending_tasks: u64,
+    pub max_requests: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -187,6 +220,14 @@ impl Default for RuntimeConfig {
             task_timeout: Duration::from_secs(4 * 3600),
             memory_limit: 64 * 1024 * 1024,
             max_instances: 128,
+            max_host_calls: 1_000_000,
+            max_summary_bytes: 16 * 1024,
+            max_log_lines: 1000,
+            max_log_bytes: 1024 * 1024,
+            max_state_keys: 10_000,
+            max_state_bytes: 64 * 1024 * 1024,
+            max_pending_tasks: 1000,
+            max_requests: 10_000,
         }
     }
 }
@@ -236,6 +277,50 @@ impl Default for LogConfig {
     }
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// How long a sign-in on the admin page lasts.
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
+    /// Without any key (loopback-only mode), requests must name the service by a
+    /// loopback address or `localhost` in their `Host` header (against DNS
+    /// rebinding); these names are accepted too (e.g. a name in /etc/hosts).
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            session_ttl: Duration::from_secs(8 * 3600),
+            allowed_hosts: Vec::new(),
+        }
+    }
+}
+
+/// Disk use of the database (see `store::maintenance`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Size the write-ahead log (`<database>-wal`) is kept under, in bytes: it is
+    /// truncated once it passes half of this.
+    pub wal_max_bytes: u64,
+    /// Succeeded jobs (with their attempts) and processed or ignored events
+    /// older than this are deleted; failed, dead, paused and pending work never.
+    /// `"0s"` keeps everything.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            wal_max_bytes: crate::store::DEFAULT_WAL_MAX_BYTES,
+            retention: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
 /// A Recoco portal, as declared in the file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -245,8 +330,19 @@ pub struct SourceDecl {
     /// The portal's API base, e.g. `https://portal.example/api` (no trailing slash).
     #[serde(default)]
     pub api_url: Option<String>,
-    /// Webhook signing secrets; any of them validates a request (rotation).
-    pub secrets: Vec<String>,
+    /// Webhook signing secrets; any unexpired one validates a request
+    /// (rotation). Each is a string or `{ value = "…", expires_at = "RFC 3339" }`;
+    /// at least 16 bytes (of key, for `whsec_` secrets).
+    pub secrets: Vec<SecretDecl>,
+    /// How the source signs: `recoco` (the default) or `standard-webhooks`.
+    #[serde(default)]
+    pub scheme: Scheme,
+    /// This source's intake rate (webhooks per second), instead of `intake.rate_limit_per_second`.
+    #[serde(default)]
+    pub rate_limit_per_second: Option<f64>,
+    /// This source's burst, instead of `intake.rate_limit_burst`.
+    #[serde(default)]
+    pub rate_limit_burst: Option<u32>,
     /// Technical account used for the source API.
     #[serde(default)]
     pub api_username: Option<String>,
@@ -254,6 +350,98 @@ pub struct SourceDecl {
     pub api_password: Option<String>,
     #[serde(default = "yes")]
     pub enabled: bool,
+}
+
+/// How a source signs its webhooks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scheme {
+    /// `Django-Webhook-Signature-v1` (hex HMAC over `timestamp:body`).
+    #[default]
+    Recoco,
+    /// `webhook-id`, `webhook-timestamp`, `webhook-signature` (`whsec_` secrets).
+    StandardWebhooks,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Recoco => "recoco",
+            Self::StandardWebhooks => "standard-webhooks",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "recoco" => Some(Self::Recoco),
+            "standard-webhooks" => Some(Self::StandardWebhooks),
+            _ => None,
+        }
+    }
+
+    /// The HMAC key of a secret under this scheme.
+    pub fn signing_key(self, secret: &str) -> Result<Vec<u8>, String> {
+        match self {
+            Self::Recoco => Ok(secret.as_bytes().to_vec()),
+            Self::StandardWebhooks => crate::intake::standard_webhooks::key_from_secret(secret),
+        }
+    }
+}
+
+/// Shortest signing key accepted, in bytes.
+pub const MIN_SECRET_BYTES: usize = 16;
+
+/// A source secret as declared: a plain string, or a table with an expiry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum SecretDecl {
+    Plain(String),
+    Entry(SecretEntry),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretEntry {
+    pub value: String,
+    /// After this instant (RFC 3339) the secret no longer validates requests.
+    #[serde(default)]
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl SecretDecl {
+    pub fn value(&self) -> &str {
+        match self {
+            Self::Plain(v) => v,
+            Self::Entry(e) => &e.value,
+        }
+    }
+
+    /// Expiry in milliseconds since the epoch.
+    pub fn expires_at_ms(&self) -> Option<i64> {
+        match self {
+            Self::Plain(_) => None,
+            Self::Entry(e) => e.expires_at.map(|t| t.timestamp_millis()),
+        }
+    }
+}
+
+/// Why a secret cannot sign for `scheme`, naming it by its place, never its value.
+pub fn check_secret(scheme: Scheme, secret: &str, at: &str) -> anyhow::Result<()> {
+    let key = scheme
+        .signing_key(secret)
+        .map_err(|why| anyhow::anyhow!("{at}: {why}"))?;
+    if key.len() < MIN_SECRET_BYTES {
+        bail!(
+            "{at}: a signing secret must be at least {MIN_SECRET_BYTES} bytes{}, this one has {}",
+            if secret.starts_with(crate::intake::standard_webhooks::SECRET_PREFIX) {
+                " of decoded key"
+            } else {
+                ""
+            },
+            key.len()
+        );
+    }
+    Ok(())
 }
 
 /// A connection: one plugin fed by one source, with its own config and grants.
@@ -280,6 +468,27 @@ pub struct ConnectionDecl {
     /// Periodic tasks: `[{task = "sync-all", every = "24h"}]` or `cron = "…"`.
     #[serde(default)]
     pub schedule: Vec<crate::queue::policy::ScheduleDecl>,
+    /// Routing filter: a CEL expression over the event (see `filter`); events
+    /// it does not accept create no job for this connection.
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// This connection's quotas, where they differ from `[runtime]`.
+    #[serde(default)]
+    pub limits: ConnectionLimits,
+}
+
+/// Per-connection overrides of the `[runtime]` quotas (same names and units).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionLimits {
+    pub max_host_calls: Option<u64>,
+    pub max_summary_bytes: Option<usize>,
+    pub max_log_lines: Option<u64>,
+    pub max_log_bytes: Option<u64>,
+    pub max_state_keys: Option<u64>,
+    pub max_state_bytes: Option<u64>,
+    pub max_pending_tasks: Option<u64>,
+    pub max_requests: Option<u64>,
 }
 
 fn yes() -> bool {
@@ -299,6 +508,18 @@ pub struct Overrides {
     pub workers: Option<usize>,
     /// Any other setting, as `(dotted.key, value)`: `("queue.max_attempts", "3")`.
     pub sets: Vec<(String, String)>,
+    /// Leave out `[[sources]]` and `[[connections]]` (and so their `${VAR}`
+    /// secrets): for commands that read the database and never apply them.
+    pub skip_declarations: bool,
+}
+
+/// Where a setting was given, for error messages.
+struct Given {
+    path: Vec<String>,
+    raw: String,
+    origin: String,
+    /// Already retried as a plain string (the setting's type wanted one).
+    as_string: bool,
 }
 
 impl Config {
@@ -310,7 +531,7 @@ impl Config {
                 .with_context(|| format!("cannot read config file {}", path.display()))?,
             None => String::new(),
         };
-        Self::from_parts(&text, &env, overrides)
+        Self::from_source(&text, path, &env, overrides)
     }
 
     /// The pure part of [`Config::load`], for tests.
@@ -319,26 +540,99 @@ impl Config {
         env: &[(String, String)],
         overrides: &Overrides,
     ) -> anyhow::Result<Self> {
-        let mut doc: toml::Table = toml::from_str(text).context("config file is not valid TOML")?;
+        Self::from_source(text, None, env, overrides)
+    }
+
+    /// Like [`Config::from_parts`], naming `file` in errors.
+    ///
+    /// The rule for the environment: `RECOCO_SYNC_X` is a setting when `x` is a
+    /// top-level key or section of this file format (`RECOCO_SYNC_QUEUE__WORKERS`
+    /// sets `queue.workers`), and is then checked like a key of the file (a typo
+    /// inside a section is an error). Other `RECOCO_SYNC_*` variables
+    /// (`RECOCO_SYNC_CONFIG`, which is `--config`, or those of the tests) are not
+    /// settings and are left alone; see [`ignored_env_vars`]. A value is read as
+    /// TOML (`8`, `true`, `["a", "b"]`) unless the setting wants a string, in
+    /// which case it is taken as written (`RECOCO_SYNC_ADMIN_TOKEN=12345678`).
+    pub fn from_source(
+        text: &str,
+        file: Option<&Path>,
+        env: &[(String, String)],
+        overrides: &Overrides,
+    ) -> anyhow::Result<Self> {
+        let place = match file {
+            Some(f) => format!("config file {}", f.display()),
+            None => "the configuration".to_string(),
+        };
+        let mut doc: toml::Table =
+            toml::from_str(text).map_err(|e| anyhow::anyhow!("{place} is not valid TOML: {e}"))?;
         let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let mut given = Vec::new();
         for (key, value) in env {
-            let Some(rest) = key.strip_prefix(ENV_PREFIX) else {
+            let Some(path) = setting_path(key) else {
                 continue;
             };
-            let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
-            set_path(&mut doc, &path, parse_env_value(value))
-                .with_context(|| format!("cannot apply environment variable {key}"))?;
+            given.push(Given {
+                path,
+                raw: value.clone(),
+                origin: format!("environment variable {key}"),
+                as_string: false,
+            });
         }
         for (key, value) in &overrides.sets {
-            let path: Vec<String> = key.split('.').map(str::to_string).collect();
-            set_path(&mut doc, &path, parse_env_value(value))
-                .with_context(|| format!("cannot apply --set {key}"))?;
+            given.push(Given {
+                path: key.split('.').map(|p| p.trim().to_string()).collect(),
+                raw: value.clone(),
+                origin: format!("--set {key}"),
+                as_string: false,
+            });
+        }
+        for g in &given {
+            set_path(&mut doc, &g.path, parse_env_value(&g.raw))
+                .with_context(|| format!("cannot apply {}", g.origin))?;
+        }
+        if overrides.skip_declarations {
+            doc.remove("sources");
+            doc.remove("connections");
         }
         let mut value = toml::Value::Table(doc);
-        expand_env(&mut value, "", &lookup)?;
-        let mut config: Config = value.try_into().map_err(|e: toml::de::Error| {
-            anyhow::anyhow!("invalid configuration: {}", e.message())
-        })?;
+        expand_env(&mut value, "", &lookup).map_err(|e| anyhow::anyhow!("{place}: {e:#}"))?;
+        let mut config: Config = loop {
+            let err = match serde_path_to_error::deserialize::<_, Config>(value.clone()) {
+                Ok(config) => break config,
+                Err(err) => err,
+            };
+            let at = err.path().to_string();
+            // The value read as TOML does not fit the setting: take it as written
+            // (a string), and report that error if it does not fit either.
+            if let Some(g) = given
+                .iter_mut()
+                .rev()
+                .find(|g| !g.as_string && g.path.join(".") == at)
+            {
+                g.as_string = true;
+                if let toml::Value::Table(doc) = &mut value {
+                    set_path(doc, &g.path, toml::Value::String(g.raw.clone()))?;
+                }
+                continue;
+            }
+            let origin = given
+                .iter()
+                .rev()
+                .find(|g| {
+                    let p = g.path.join(".");
+                    at == p || at.starts_with(&format!("{p}.")) || p.starts_with(&format!("{at}."))
+                })
+                .map_or(place.as_str(), |g| g.origin.as_str());
+            let at = if at == "." || at.is_empty() {
+                "top level".to_string()
+            } else {
+                at
+            };
+            bail!(
+                "invalid setting in {origin}: {at}: {}",
+                err.inner().message()
+            );
+        };
         if let Some(listen) = overrides.listen {
             config.listen = listen;
         }
@@ -351,7 +645,9 @@ impl Config {
         if let Some(workers) = overrides.workers {
             config.queue.workers = workers;
         }
-        config.validate()?;
+        config
+            .validate()
+            .map_err(|e| anyhow::anyhow!("{place}: {e:#}"))?;
         Ok(config)
     }
 
@@ -362,6 +658,7 @@ impl Config {
         if self.sqlite_path().is_none() {
             bail!("database_url must name a SQLite file (sqlite://path/to/file.db), not an in-memory database");
         }
+        validate_log(&self.log)?;
         if self.queue.max_attempts == 0 {
             bail!("queue.max_attempts must be at least 1");
         }
@@ -371,11 +668,18 @@ impl Config {
         if self.queue.max_concurrency == Some(0) || self.queue.circuit_failures == 0 {
             bail!("queue.max_concurrency and queue.circuit_failures must be at least 1");
         }
+        if self.storage.wal_max_bytes < 1024 * 1024 {
+            bail!("storage.wal_max_bytes must be at least 1 MiB (1048576)");
+        }
         if self.runtime.memory_limit < 1024 * 1024 {
             bail!("runtime.memory_limit must be at least 1 MiB");
         }
+        let rate = self.intake.rate_limit_per_second;
+        if !rate.is_finite() || rate < 0.0 {
+            bail!("intake.rate_limit_per_second must be a positive number of webhooks per second (0 = unlimited)");
+        }
         let mut codes = std::collections::HashSet::new();
-        for source in &self.sources {
+        for (i, source) in self.sources.iter().enumerate() {
             if source.code.is_empty()
                 || !source
                     .code
@@ -390,8 +694,20 @@ impl Config {
             if !codes.insert(source.code.as_str()) {
                 bail!("source {:?} is declared twice", source.code);
             }
-            if source.secrets.iter().any(|s| s.is_empty()) {
-                bail!("source {:?} has an empty secret", source.code);
+            if source.secrets.is_empty() {
+                bail!("source {:?} has no secret", source.code);
+            }
+            for (n, secret) in source.secrets.iter().enumerate() {
+                check_secret(
+                    source.scheme,
+                    secret.value(),
+                    &format!("sources[{i}].secrets[{n}] (source {:?})", source.code),
+                )?;
+            }
+            if let Some(rate) = source.rate_limit_per_second {
+                if !rate.is_finite() || rate < 0.0 {
+                    bail!("source {:?}: rate_limit_per_second must be a positive number of webhooks per second (0 = unlimited)", source.code);
+                }
             }
             if let Some(api_url) = &source.api_url {
                 url::Url::parse(api_url)
@@ -410,6 +726,10 @@ impl Config {
             for s in &connection.schedule {
                 crate::queue::schedules::Spec::of(s)
                     .with_context(|| format!("connection {:?}: schedule", connection.name))?;
+            }
+            if let Some(filter) = &connection.filter {
+                crate::filter::Filter::compile(filter)
+                    .map_err(|e| anyhow::anyhow!("connection {:?}: {e}", connection.name))?;
             }
         }
         Ok(())
@@ -436,6 +756,90 @@ impl Config {
         let rest = rest.split('?').next().unwrap_or(rest);
         (rest != ":memory:" && !rest.is_empty()).then(|| PathBuf::from(rest))
     }
+}
+
+/// The setting path of environment variable `key`, when it names one (see
+/// [`Config::from_source`] for the rule).
+fn setting_path(key: &str) -> Option<Vec<String>> {
+    let rest = key.strip_prefix(ENV_PREFIX)?;
+    let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+    top_level_keys().contains(&path[0].as_str()).then_some(path)
+}
+
+/// `RECOCO_SYNC_*` variables of `env` that are not settings (they are ignored).
+pub fn ignored_env_vars(env: &[(String, String)]) -> Vec<String> {
+    env.iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with(ENV_PREFIX) && setting_path(k).is_none())
+        .cloned()
+        .collect()
+}
+
+/// The top-level keys of the file format, read from `Config`'s own
+/// `Deserialize` (so a new field is a setting without another list to keep).
+pub fn top_level_keys() -> &'static [&'static str] {
+    use std::cell::Cell;
+    struct Probe<'a>(&'a Cell<&'static [&'static str]>);
+    impl<'de> serde::Deserializer<'de> for Probe<'_> {
+        type Error = serde::de::value::Error;
+        fn deserialize_any<V: serde::de::Visitor<'de>>(
+            self,
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("probe"))
+        }
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0.set(fields);
+            Err(serde::de::Error::custom("probe"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+    static KEYS: std::sync::OnceLock<&'static [&'static str]> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let fields = Cell::new(&[][..]);
+        let _ = Config::deserialize(Probe(&fields));
+        fields.get()
+    })
+}
+
+/// Log levels accepted in `[log] level` (alone or as `target=level`).
+const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
+
+/// `[log]`: a known format, and a level that is a level (not a target name,
+/// which would silence everything else).
+fn validate_log(log: &LogConfig) -> anyhow::Result<()> {
+    if !["text", "json"].contains(&log.format.as_str()) {
+        bail!(
+            "log.format must be \"text\" or \"json\" (got {:?})",
+            log.format
+        );
+    }
+    for directive in log
+        .level
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+    {
+        let level = directive.rsplit_once('=').map_or(directive, |(_, l)| l);
+        if !LOG_LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            bail!(
+                "log.level: {directive:?} is not a level; use one of {} (or target=level, comma-separated)",
+                LOG_LEVELS.join(", ")
+            );
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(&log.level)
+        .map_err(|e| anyhow::anyhow!("log.level {:?}: {e}", log.level))?;
+    Ok(())
 }
 
 /// Environment values are TOML scalars when they parse as such (`8`, `true`,
@@ -610,7 +1014,7 @@ mod tests {
             [[sources]]
             code = "recoco-prod"
             api_url = "https://portal.example/api"
-            secrets = ["${HOOK_SECRET}", "literal$$dollar"]
+            secrets = ["${HOOK_SECRET}", "literal$$dollar-16-bytes"]
             [[connections]]
             name = "fwd"
             source = "recoco-prod"
@@ -620,12 +1024,10 @@ mod tests {
             url = "https://crm.example.org/hooks"
             secret = "${FWD}"
         "#;
-        let e = env(&[("HOOK_SECRET", "s3cr3t-value-1"), ("FWD", "whsec_abc")]);
+        let e = env(&[("HOOK_SECRET", "s3cr3t-value-0001"), ("FWD", "whsec_abc")]);
         let c = Config::from_parts(text, &e, &Overrides::default()).unwrap();
-        assert_eq!(
-            c.sources[0].secrets,
-            vec!["s3cr3t-value-1", "literal$dollar"]
-        );
+        let values: Vec<&str> = c.sources[0].secrets.iter().map(|s| s.value()).collect();
+        assert_eq!(values, vec!["s3cr3t-value-0001", "literal$dollar-16-bytes"]);
         assert!(c.sources[0].enabled);
         assert_eq!(c.connections[0].config["secret"], "whsec_abc");
     }
@@ -672,6 +1074,10 @@ mod tests {
         assert_eq!(c.plugin_cache_path(), d.plugin_cache_path());
         assert_eq!(c.queue.backoff_max, d.queue.backoff_max);
         assert_eq!(c.runtime.memory_limit, d.runtime.memory_limit);
+        assert_eq!(c.admin.session_ttl, d.admin.session_ttl);
+        assert_eq!(c.admin.allowed_hosts, d.admin.allowed_hosts);
+        assert_eq!(c.storage.wal_max_bytes, d.storage.wal_max_bytes);
+        assert_eq!(c.storage.retention, d.storage.retention);
         assert_eq!(c.connections[0].config["secret"], "whsec_abc");
         assert_eq!(c.queue.retry_schedule, d.queue.retry_schedule);
         assert_eq!(c.queue.max_attempts, d.queue.max_attempts);
@@ -681,11 +1087,49 @@ mod tests {
         );
         assert_eq!(c.connections[0].delivery.rate_limit, Some(20.0));
         assert_eq!(c.connections[0].delivery.max_concurrency, Some(2));
+        // Quotas: the documented values are the defaults, and a connection's
+        // limits override them.
+        let (r, dr) = (&c.runtime, &d.runtime);
+        assert_eq!(
+            (
+                r.max_host_calls,
+                r.max_summary_bytes,
+                r.max_log_lines,
+                r.max_log_bytes
+            ),
+            (
+                dr.max_host_calls,
+                dr.max_summary_bytes,
+                dr.max_log_lines,
+                dr.max_log_bytes
+            )
+        );
+        assert_eq!(
+            (
+                r.max_state_keys,
+                r.max_state_bytes,
+                r.max_pending_tasks,
+                r.max_requests
+            ),
+            (
+                dr.max_state_keys,
+                dr.max_state_bytes,
+                dr.max_pending_tasks,
+                dr.max_requests
+            )
+        );
+        assert_eq!(c.connections[0].limits.max_requests, Some(50000));
+        assert_eq!(c.connections[0].limits.max_state_keys, Some(20000));
+        assert_eq!(c.connections[0].limits.max_log_lines, None);
+        assert_eq!(c.intake.dedup_window, d.intake.dedup_window);
+        assert_eq!(c.intake.max_header_bytes, d.intake.max_header_bytes);
+        assert_eq!(c.intake.rate_limit_burst, d.intake.rate_limit_burst);
+        assert_eq!(c.sources[0].scheme, Scheme::Recoco);
     }
 
     #[test]
     fn delivery_settings_and_schedules_are_checked() {
-        let base = "[[sources]]\ncode = \"s\"\nsecrets = [\"x\"]\n[[connections]]\nname = \"c\"\nsource = \"s\"\nplugin = \"p\"\n";
+        let base = "[[sources]]\ncode = \"s\"\nsecrets = [\"a-secret-of-16-bytes\"]\n[[connections]]\nname = \"c\"\nsource = \"s\"\nplugin = \"p\"\n";
         let ok = format!("{base}schedule = [{{task = \"sync-all\", cron = \"0 3 * * *\"}}]\n[connections.delivery]\nretry_schedule = [\"1m\", \"1h\"]\ncircuit_cool_down = \"5s\"\n");
         let c = Config::from_parts(&ok, &[], &Overrides::default()).unwrap();
         assert_eq!(
@@ -714,7 +1158,189 @@ mod tests {
 
     #[test]
     fn duplicate_source_is_refused() {
-        let text = "[[sources]]\ncode = \"a\"\nsecrets = [\"x\"]\n[[sources]]\ncode = \"a\"\nsecrets = [\"y\"]\n";
+        let text = "[[sources]]\ncode = \"a\"\nsecrets = [\"xxxxxxxxxxxxxxxx\"]\n[[sources]]\ncode = \"a\"\nsecrets = [\"yyyyyyyyyyyyyyyy\"]\n";
+        let err = Config::from_parts(text, &[], &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("declared twice"), "{err}");
+    }
+
+    #[test]
+    fn source_secrets_have_a_life_cycle_and_a_minimum_length() {
+        let text = r#"
+            [intake]
+            dedup_window = "1h"
+            max_header_bytes = 8192
+            rate_limit_per_second = 5.5
+            rate_limit_burst = 10
+            [[sources]]
+            code = "portal"
+            secrets = ["current-secret-0001", { value = "previous-secret-01", expires_at = "2027-01-31T12:00:00Z" }]
+            rate_limit_per_second = 2.0
+            rate_limit_burst = 3
+            [[sources]]
+            code = "other"
+            scheme = "standard-webhooks"
+            secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
+        "#;
+        let c = Config::from_parts(text, &[], &Overrides::default()).unwrap();
+        assert_eq!(c.intake.dedup_window, Duration::from_secs(3600));
+        assert_eq!(c.intake.max_header_bytes, 8192);
+        assert_eq!(
+            (c.intake.rate_limit_per_second, c.intake.rate_limit_burst),
+            (5.5, 10)
+        );
+        let portal = &c.sources[0];
+        assert_eq!(portal.scheme, Scheme::Recoco);
+        assert_eq!(
+            (portal.rate_limit_per_second, portal.rate_limit_burst),
+            (Some(2.0), Some(3))
+        );
+        assert_eq!(portal.secrets[0].expires_at_ms(), None);
+        assert_eq!(portal.secrets[1].value(), "previous-secret-01");
+        assert_eq!(portal.secrets[1].expires_at_ms(), Some(1_801_396_800_000));
+        assert_eq!(c.sources[1].scheme, Scheme::StandardWebhooks);
+
+        // Too short: refused at load, naming the key and never the value.
+        let short =
+            "[[sources]]\ncode = \"p\"\nsecrets = [\"long-enough-secret-1\", \"short-secret\"]\n";
+        let err = Config::from_parts(short, &[], &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sources[0].secrets[1]") && err.contains("at least 16 bytes"),
+            "{err}"
+        );
+        assert!(!err.contains("short-secret"), "{err}");
+        // A whsec_ secret counts its decoded key (12 bytes here), and must be base64.
+        let sw = |secret: &str| {
+            format!("[[sources]]\ncode = \"p\"\nscheme = \"standard-webhooks\"\nsecrets = [{secret:?}]\n")
+        };
+        let err = Config::from_parts(&sw("whsec_MTIzNDU2Nzg5MDEy"), &[], &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("decoded key") && err.contains("has 12"),
+            "{err}"
+        );
+        let err = Config::from_parts(&sw("whsec_!!notbase64!!"), &[], &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sources[0].secrets[0]") && err.contains("base64"),
+            "{err}"
+        );
+        let err = Config::from_parts(
+            &sw("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").replace("standard-webhooks", "github"),
+            &[],
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("github") || err.contains("scheme"), "{err}");
+    }
+
+    #[test]
+    fn errors_name_the_key_and_where_it_was_given() {
+        let text = "[queue]\nworkers = \"four\"\n";
+        let err = Config::from_source(
+            text,
+            Some(Path::new("/etc/rs.toml")),
+            &[],
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("/etc/rs.toml") && err.contains("queue.workers") && err.contains("four"),
+            "{err}"
+        );
+        let e = env(&[("RECOCO_SYNC_RUNTIME__MAX_INSTANCES", "many")]);
+        let err = Config::from_source("", Some(Path::new("x.toml")), &e, &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("environment variable RECOCO_SYNC_RUNTIME__MAX_INSTANCES")
+                && err.contains("runtime.max_instances"),
+            "{err}"
+        );
+        let sets = Overrides {
+            sets: vec![("queue.bogus".into(), "1".into())],
+            ..Default::default()
+        };
+        let err = Config::from_parts("", &[], &sets).unwrap_err().to_string();
+        assert!(
+            err.contains("--set queue.bogus") && err.contains("bogus"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn environment_values_follow_the_settings_type() {
+        let e = env(&[
+            ("RECOCO_SYNC_ADMIN_TOKEN", "12345678"),
+            ("RECOCO_SYNC_QUEUE__MAX_ATTEMPTS", "3"),
+            ("RECOCO_SYNC_OUTBOUND__ALLOW_PRIVATE_NETWORKS", "true"),
+            ("RECOCO_SYNC_ADMIN__ALLOWED_HOSTS", "[\"sync.lan\"]"),
+            ("RECOCO_SYNC_QUEUE__LEASE", "45s"),
+        ]);
+        let c = Config::from_parts("", &e, &Overrides::default()).unwrap();
+        assert_eq!(c.admin_token.as_deref(), Some("12345678"));
+        assert_eq!(c.queue.max_attempts, 3);
+        assert!(c.outbound.allow_private_networks);
+        assert_eq!(c.admin.allowed_hosts, vec!["sync.lan"]);
+        assert_eq!(c.queue.lease, Duration::from_secs(45));
+        let sets = Overrides {
+            sets: vec![("secret_key_file".into(), "true".into())],
+            ..Default::default()
+        };
+        let c = Config::from_parts("", &[], &sets).unwrap();
+        assert_eq!(c.secret_key_file, PathBuf::from("true"));
+    }
+
+    #[test]
+    fn variables_that_are_not_settings_are_left_alone() {
+        let e = env(&[
+            ("RECOCO_SYNC_CONFIG", "/etc/recoco-sync.toml"),
+            ("RECOCO_SYNC_GRIST_SCRIPT", "/opt/start-grist.sh"),
+            ("RECOCO_SYNC_LISTEN", "127.0.0.1:9300"),
+        ]);
+        let c = Config::from_parts("", &e, &Overrides::default()).unwrap();
+        assert_eq!(c.listen.port(), 9300);
+        assert_eq!(
+            ignored_env_vars(&e),
+            vec!["RECOCO_SYNC_CONFIG", "RECOCO_SYNC_GRIST_SCRIPT"]
+        );
+        let keys = top_level_keys();
+        assert!(keys.contains(&"queue") && keys.contains(&"listen") && !keys.contains(&"config"));
+    }
+
+    #[test]
+    fn log_settings_are_checked() {
+        for (text, wanted) in [
+            ("[log]\nlevel = \"verbose\"", "not a level"),
+            ("[log]\nformat = \"xml\"", "log.format"),
+            ("[log]\nlevel = \"info,sqlx=loud\"", "not a level"),
+        ] {
+            let err = Config::from_parts(text, &[], &Overrides::default()).unwrap_err();
+            assert!(format!("{err:#}").contains(wanted), "{text}: {err:#}");
+        }
+        let c = Config::from_parts(
+            "[log]\nlevel = \"warn,recoco_sync=debug\"\nformat = \"json\"",
+            &[],
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.log.format, "json");
+    }
+
+    #[test]
+    fn declarations_can_be_left_out_with_their_secrets() {
+        let text = "[[sources]]\ncode = \"a\"\nsecrets = [\"${NOPE}\"]\n";
+        let skip = Overrides {
+            skip_declarations: true,
+            ..Default::default()
+        };
+        let c = Config::from_parts(text, &[], &skip).unwrap();
+        assert!(c.sources.is_empty());
         assert!(Config::from_parts(text, &[], &Overrides::default()).is_err());
     }
 }

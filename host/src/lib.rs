@@ -8,9 +8,13 @@
 pub mod admin;
 pub mod catalog;
 pub mod config;
+pub mod connection_check;
+pub mod filter;
 pub mod flow;
+pub mod health;
 pub mod ids;
 pub mod intake;
+pub mod metrics;
 pub mod outbound;
 pub mod queue;
 pub mod registry;
@@ -27,7 +31,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::routing::get;
 use axum::Router;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -38,7 +41,6 @@ use intake::{EventSink, EventWriter, IntakeState};
 use outbound::OutboundClient;
 use registry::Registry;
 use runtime::{HostServices, Runtime};
-use secrets::Sealer;
 use source_api::SourceApi;
 
 /// How often the catalog checks for changes made by other processes.
@@ -68,8 +70,15 @@ impl Service {
     /// connections, loads the shipped and directory plugins.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
         install_crypto_provider();
-        let pool = store::open(&config.database_url).await?;
-        let sealer = Sealer::load(config.secret_key.as_deref(), &config.secret_key_file)?;
+        let pool = store::open_with(&config.database_url, config.storage.wal_max_bytes).await?;
+        let sealer = secrets::open_checked(
+            &pool,
+            &secrets::KeySource {
+                hex_key: config.secret_key.as_deref(),
+                key_file: &config.secret_key_file,
+            },
+        )
+        .await?;
         let catalog = Arc::new(CatalogHandle::load(pool.clone(), sealer).await?);
         catalog
             .apply_config(&config)
@@ -90,6 +99,13 @@ impl Service {
             flow: flow.clone(),
         });
         let runtime = Arc::new(Runtime::new(&config.runtime, services)?);
+        runtime.set_connection_limits(
+            config
+                .connections
+                .iter()
+                .map(|c| (c.name.clone(), c.limits.clone()))
+                .collect(),
+        );
         let cache = open_plugin_cache(&config, &runtime);
         let registry =
             Arc::new(Registry::new(runtime.clone(), pool.clone(), wake.clone(), cache).await?);
@@ -114,6 +130,9 @@ impl Service {
             flow,
         };
         service.check_connections();
+        // Jobs parked for a config fixed in the file since the last run.
+        connection_check::wake_fixed(&service.pool, &service.catalog.get(), &service.registry)
+            .await;
         Ok(service)
     }
 
@@ -126,7 +145,9 @@ impl Service {
                 }
                 Some(p) => {
                     if let Err(problem) = p.validate_config(&c.config) {
-                        tracing::error!(connection = %c.name, "{problem}");
+                        let reason =
+                            connection_check::described(c, &p.manifest.config_schema, &problem);
+                        tracing::error!(connection = %c.name, "connection invalid: {reason}; its jobs wait until the config is fixed");
                     }
                 }
             }
@@ -135,6 +156,12 @@ impl Service {
 
     /// Intake, admin API and page, health check.
     pub fn router(&self, sink: EventSink) -> Router {
+        let health = health::router(
+            self.catalog.clone(),
+            self.registry.clone(),
+            self.pool.clone(),
+            sink.clone(),
+        );
         let intake = intake::router(IntakeState {
             catalog: self.catalog.clone(),
             registry: self.registry.clone(),
@@ -150,14 +177,18 @@ impl Service {
             token: self.config.admin_token.clone(),
             max_attempts: self.config.queue.max_attempts,
             flow: self.flow.clone(),
+            admin: self.config.admin.clone(),
         });
         Router::new()
-            .route(
-                "/healthz",
-                get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
-            )
-            .merge(intake)
-            .merge(admin)
+            .merge(health)
+            .merge(intake.layer(axum::middleware::from_fn(metrics::track_intake)))
+            .merge(metrics::router(self.pool.clone()))
+            .merge(admin.layer(axum::middleware::from_fn(telemetry::access_log)))
+            // No route answers this service's own connectors (issue 10).
+            .layer(axum::middleware::from_fn_with_state(
+                self.runtime.outbound().guard().clone(),
+                outbound::guard::refuse_own_requests,
+            ))
             .layer(tower_http::trace::TraceLayer::new_for_http())
     }
 
@@ -194,8 +225,13 @@ impl Service {
             self.config.queue.max_attempts,
             self.shutdown.clone(),
         ));
-        handles.push(store::spawn_checkpointer(
+        handles.extend(store::maintenance::spawn(
             self.pool.clone(),
+            store::maintenance::Limits {
+                database: self.config.sqlite_path(),
+                wal_max_bytes: self.config.storage.wal_max_bytes,
+                retention: Some(self.config.storage.retention).filter(|r| !r.is_zero()),
+            },
             self.shutdown.clone(),
         ));
         handles.push(registry::watch::spawn(
@@ -204,7 +240,12 @@ impl Service {
             self.shutdown.clone(),
         ));
         let (catalog, shutdown) = (self.catalog.clone(), self.shutdown.clone());
-        let (pool, flow, wake) = (self.pool.clone(), self.flow.clone(), self.wake.clone());
+        let (pool, flow, wake, registry) = (
+            self.pool.clone(),
+            self.flow.clone(),
+            self.wake.clone(),
+            self.registry.clone(),
+        );
         handles.push(tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -212,7 +253,10 @@ impl Service {
                     _ = shutdown.cancelled() => return,
                 }
                 match catalog.refresh_if_changed().await {
-                    Ok(true) => queue_follow_catalog(&pool, &flow, &wake).await,
+                    Ok(true) => {
+                        queue_follow_catalog(&pool, &flow, &wake).await;
+                        connection_check::wake_fixed(&pool, &catalog.get(), &registry).await;
+                    }
                     Ok(false) => {}
                     Err(err) => {
                         tracing::warn!(error = %err, "cannot refresh sources and connections")
@@ -227,6 +271,7 @@ impl Service {
     /// running jobs (up to their lease) to finish.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
+        self.runtime.outbound().guard().add_listen_address(addr);
         let router = self.router(self.event_writer()?);
         let background = self.spawn_background();
         tracing::info!(%addr, "recoco-sync listening");

@@ -14,7 +14,7 @@ use recoco_sync::config::{Config, Overrides};
 use recoco_sync::ids::{now_ms, rfc3339};
 use recoco_sync::intake::signature;
 use recoco_sync::queue::jobs::{self, JobFilter};
-use recoco_sync::secrets::{redact_config, Sealer};
+use recoco_sync::secrets::redact_config;
 use recoco_sync::store::{self, attempts, events, events::EventFilter};
 
 #[derive(Parser)]
@@ -51,8 +51,16 @@ enum Command {
         #[arg(long)]
         workers: Option<usize>,
     },
-    /// Create or upgrade the database, apply the configured sources and connections, and exit.
-    Migrate,
+    /// Upgrade the database, apply the configured sources and connections, and exit.
+    Migrate {
+        /// Create the database (and the secret key file) when missing; without
+        /// it, a missing database is an error rather than a new empty one.
+        #[arg(long)]
+        create: bool,
+    },
+    /// Check a configuration file (with the environment) and exit.
+    #[command(subcommand)]
+    Config(ConfigCmd),
     /// Stored webhook events.
     #[command(subcommand)]
     Events(EventsCmd),
@@ -71,6 +79,19 @@ enum Command {
     },
     /// Sources and connections as stored (secrets redacted).
     Status,
+    /// Admin API keys: create (shown once), list, revoke.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Re-encrypt every stored secret under a new master key, in one transaction.
+    /// Stop the service first; with a key file the new key replaces it.
+    Rekey {
+        /// The new key (64 hex characters). Generated when absent (key file only).
+        #[arg(long, env = "RECOCO_NEW_SECRET_KEY", hide_env_values = true)]
+        new_key: Option<String>,
+    },
+    /// Webhook sources.
+    #[command(subcommand)]
+    Sources(SourcesCmd),
     /// Sign and send a webhook body to a running service (for trying things out).
     Send {
         /// Webhook URL, e.g. http://127.0.0.1:8000/api/webhook/recoco-prod
@@ -82,6 +103,13 @@ enum Command {
         /// File holding the JSON body (`-` for stdin).
         file: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Parse and validate FILE as `serve` would (environment and `--set`
+    /// included); print a summary, or the error with its key and origin.
+    Check { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -101,6 +129,39 @@ enum EventsCmd {
     Show { id: String },
     /// Route an event again (new jobs).
     Replay { id: String },
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Create a key and print it (the only time it is shown; only its hash is kept).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// `read` (sees everything, changes nothing) or `admin`.
+        #[arg(long, default_value = "read")]
+        scope: String,
+    },
+    /// Name, scope, creation and last use of every key.
+    List,
+    /// Revoke a key now (and end its page sessions); no restart needed.
+    Revoke { name: String },
+}
+
+#[derive(Subcommand)]
+enum SourcesCmd {
+    /// Add a new signing secret to a source and retire its current ones after
+    /// a grace period. Prints the new secret once (give it to the sender).
+    RotateSecret {
+        /// Source code.
+        code: String,
+        /// The new secret (default: 32 random bytes, hex, or `whsec_` + base64
+        /// for a Standard Webhooks source).
+        #[arg(long, env = "RECOCO_NEW_SOURCE_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+        /// How long the current secrets keep validating, e.g. `24h`, `0s`.
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        grace: std::time::Duration,
+    },
 }
 
 #[derive(Subcommand)]
@@ -127,24 +188,49 @@ enum JobsCmd {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    // First of all: Sentry's transport and reqwest need the TLS provider.
+    recoco_sync::install_crypto_provider();
     let cli = Cli::parse();
+    match cli_main(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn cli_main(cli: Cli) -> anyhow::Result<()> {
     let mut overrides = Overrides {
         database_url: cli.database_url.clone(),
+        sets: cli.sets.clone(),
         ..Default::default()
     };
-    if let Some(Command::Serve {
-        listen,
-        plugins_dir,
-        workers,
-    }) = &cli.command
-    {
-        overrides.listen = *listen;
-        overrides.plugins_dir = plugins_dir.clone();
-        overrides.workers = *workers;
+    match &cli.command {
+        Some(Command::Serve {
+            listen,
+            plugins_dir,
+            workers,
+        }) => {
+            overrides.listen = *listen;
+            overrides.plugins_dir = plugins_dir.clone();
+            overrides.workers = *workers;
+        }
+        None | Some(Command::Migrate { .. }) | Some(Command::Config(_)) => {}
+        // The other commands work on the database and never apply the declared
+        // sources and connections: their `${VAR}` secrets need not be set.
+        Some(_) => overrides.skip_declarations = true,
+    }
+    if let Some(Command::Config(ConfigCmd::Check { file })) = &cli.command {
+        return config_check(file, &overrides);
     }
     let config = Config::load(cli.config.as_deref(), &overrides)?;
     let _telemetry = recoco_sync::telemetry::init(&config.log);
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    for name in recoco_sync::config::ignored_env_vars(&env) {
+        tracing::debug!(variable = %name, "not a setting: ignored");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -154,11 +240,56 @@ fn main() -> anyhow::Result<()> {
             plugins_dir: None,
             workers: None,
         }) {
-            Command::Serve { .. } => recoco_sync::run(config).await,
+            Command::Serve { .. } => {
+                let result = recoco_sync::run(config).await;
+                if let Err(err) = &result {
+                    tracing::error!(error = %format!("{err:#}"), "the service stopped");
+                }
+                result
+            }
             Command::Send { url, secret, file } => send(&url, &secret, &file).await,
             command => operate(config, command).await,
         }
     })
+}
+
+/// `recoco-sync config check FILE`.
+fn config_check(file: &std::path::Path, overrides: &Overrides) -> anyhow::Result<()> {
+    let config = Config::load(Some(file), overrides)?;
+    println!(
+        "{} is valid: listen {}, database {}, {} source(s), {} connection(s)",
+        file.display(),
+        config.listen,
+        config.database_url,
+        config.sources.len(),
+        config.connections.len()
+    );
+    Ok(())
+}
+
+/// Operator commands never create a database by accident (a command run in
+/// the wrong directory would otherwise make an empty one and a new key).
+fn require_existing(config: &Config) -> anyhow::Result<()> {
+    let cwd = std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_else(|_| "?".into());
+    if let Some(db) = config.sqlite_path() {
+        anyhow::ensure!(
+            db.exists(),
+            "no database at {} (relative paths are read from {cwd}): give --config or \
+             --database-url, or create it with `recoco-sync migrate --create`",
+            db.display()
+        );
+    }
+    if config.secret_key.is_none() {
+        anyhow::ensure!(
+            config.secret_key_file.exists(),
+            "no secret key file at {} (relative paths are read from {cwd}) and no secret_key \
+             set: without it the stored secrets cannot be read",
+            config.secret_key_file.display()
+        );
+    }
+    Ok(())
 }
 
 fn parse_set(s: &str) -> Result<(String, String), String> {
@@ -175,12 +306,22 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 
 /// Sub-commands that work on the database.
 async fn operate(config: Config, command: Command) -> anyhow::Result<()> {
+    if !matches!(command, Command::Migrate { create: true }) {
+        require_existing(&config)?;
+    }
     let pool = store::open(&config.database_url).await?;
-    let sealer = Sealer::load(config.secret_key.as_deref(), &config.secret_key_file)?;
-    let catalog = CatalogHandle::load(pool.clone(), sealer).await?;
+    let sealer = recoco_sync::secrets::open_checked(
+        &pool,
+        &recoco_sync::secrets::KeySource {
+            hex_key: config.secret_key.as_deref(),
+            key_file: &config.secret_key_file,
+        },
+    )
+    .await?;
+    let catalog = CatalogHandle::load(pool.clone(), sealer.clone()).await?;
     let max_attempts = config.queue.max_attempts;
     match command {
-        Command::Migrate => {
+        Command::Migrate { .. } => {
             catalog.apply_config(&config).await?;
             println!("database {} is up to date", config.database_url);
         }
@@ -321,6 +462,15 @@ async fn operate(config: Config, command: Command) -> anyhow::Result<()> {
             let payload: serde_json::Value =
                 serde_json::from_str(&payload).context("--payload must be JSON")?;
             let known = ops::KnownPlugins::load(&pool).await?;
+            if let Some(conn) = catalog.get().connection_by_name(&connection) {
+                if let Some(problem) = known.unreadable.get(&conn.plugin) {
+                    anyhow::bail!(
+                        "the stored manifest of plugin {} does not parse ({problem}); \
+                         its tasks cannot be checked: load a valid version of the plugin",
+                        conn.plugin
+                    );
+                }
+            }
             let id = ops::run_task(
                 &pool,
                 &catalog.get(),
@@ -334,15 +484,103 @@ async fn operate(config: Config, command: Command) -> anyhow::Result<()> {
             println!("{id}");
             eprintln!("task {task} of {connection} queued as {id}; follow it with `recoco-sync jobs show {id}`");
         }
-        Command::Serve { .. } | Command::Send { .. } => unreachable!("handled by main"),
+        Command::Keys(cmd) => keys_command(&pool, cmd).await?,
+        Command::Rekey { new_key } => {
+            let done = recoco_sync::secrets::rekey(
+                &pool,
+                &recoco_sync::secrets::KeySource {
+                    hex_key: config.secret_key.as_deref(),
+                    key_file: &config.secret_key_file,
+                },
+                new_key.as_deref(),
+            )
+            .await?;
+            println!(
+                "{} sealed value(s) re-encrypted under the new key",
+                done.values
+            );
+            match done.key_file {
+                Some(path) => println!("the new key is in {}", path.display()),
+                None => println!("now set secret_key to the new key before starting the service"),
+            }
+        }
+        Command::Sources(SourcesCmd::RotateSecret {
+            code,
+            secret,
+            grace,
+        }) => {
+            let scheme = catalog
+                .get()
+                .source_by_code(&code)
+                .map(|s| s.scheme)
+                .with_context(|| format!("no source {code:?}"))?;
+            let generated = secret.is_none();
+            let secret =
+                secret.unwrap_or_else(|| recoco_sync::store::sources::generate_secret(scheme));
+            let until = now_ms() + grace.as_millis() as i64;
+            let rotation =
+                recoco_sync::store::sources::rotate_secret(&pool, &sealer, &code, &secret, until)
+                    .await?;
+            if generated {
+                println!("{secret}");
+            }
+            eprintln!(
+                "source {code}: new secret added{}; its {} previous secret(s) validate until {}. Configure the sender with the new secret before then.",
+                if generated { " (printed above, shown only once)" } else { "" },
+                rotation.previous,
+                rfc3339(until)
+            );
+        }
+        Command::Serve { .. } | Command::Send { .. } | Command::Config(_) => {
+            unreachable!("handled by main")
+        }
     }
     pool.close().await;
     Ok(())
 }
 
+/// `recoco-sync keys …`.
+async fn keys_command(pool: &store::Pool, cmd: KeysCmd) -> anyhow::Result<()> {
+    use recoco_sync::store::keys::{self, Scope};
+    match cmd {
+        KeysCmd::Create { name, scope } => {
+            let key = keys::create(pool, &name, Scope::parse(&scope)?).await?;
+            println!("{key}");
+            eprintln!("key {name:?} ({scope}) created; it is shown only now: store it safely");
+        }
+        KeysCmd::List => {
+            let when = |t: Option<i64>| t.map(rfc3339).unwrap_or_else(|| "never".into());
+            println!(
+                "{:<24} {:<6} {:<25} {:<25} status",
+                "name", "scope", "created", "last used"
+            );
+            for k in keys::list(pool).await? {
+                let status = match k.revoked_at {
+                    Some(t) => format!("revoked {}", rfc3339(t)),
+                    None => "active".into(),
+                };
+                println!(
+                    "{:<24} {:<6} {:<25} {:<25} {status}",
+                    k.name,
+                    k.scope.as_str(),
+                    rfc3339(k.created_at),
+                    when(k.last_used_at)
+                );
+            }
+        }
+        KeysCmd::Revoke { name } => {
+            anyhow::ensure!(
+                keys::revoke(pool, &name).await?,
+                "no active key named {name:?}"
+            );
+            println!("key {name:?} revoked");
+        }
+    }
+    Ok(())
+}
+
 /// Signs `file` like Recoco does and posts it.
 async fn send(url: &str, secret: &str, file: &std::path::Path) -> anyhow::Result<()> {
-    recoco_sync::install_crypto_provider();
     let body = if file.as_os_str() == "-" {
         let mut buf = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)?;

@@ -3,6 +3,8 @@
 
 pub mod allow;
 pub mod client;
+pub mod guard;
+pub mod special;
 
 pub use allow::AllowList;
 pub use client::{OutboundClient, OutboundError, Request, Response};

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::catalog::{subscription_matches, Catalog};
+use crate::filter;
 use crate::ids::{now_ms, EventId, JobId, SourceId};
 use crate::queue::{JobKind, NewJob};
 use crate::store::connections::Connection;
@@ -152,13 +153,14 @@ pub fn jobs_for(
     plugins: &(dyn Fn(&str) -> Option<Routing> + Sync),
     event: &EventRef,
     max_attempts: u32,
+    filters: &mut filter::Check<'_>,
 ) -> Vec<NewJob> {
     let now = now_ms();
     catalog
         .connections_of(event.source)
         .filter_map(|c| {
             let plugin = plugins(&c.plugin);
-            wants(c, plugin.as_ref(), event).then(|| NewJob {
+            (wants(c, plugin.as_ref(), event) && filters.accepts(c)).then(|| NewJob {
                 id: JobId::new(),
                 connection_id: c.id,
                 plugin: c.plugin.clone(),

@@ -4,23 +4,29 @@
 //! of SQL or the queue; host imports reach the rest through [`HostServices`].
 
 pub mod bindings;
+mod cpu;
 pub mod engine;
 mod host;
 mod limits;
+pub mod quota;
 pub mod state;
 mod stdio;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtx;
 
-use crate::config::RuntimeConfig;
+use crate::config::{ConnectionLimits, RuntimeConfig};
 use crate::secrets::Scrubber;
 pub use bindings::types;
 pub use bindings::ConnectorPre;
+use cpu::CpuMeter;
+use quota::{cut, LogBudget, Quotas};
+use state::StoreParts;
 pub use state::{HostFailure, HostServices, Scope, StoreState};
 use stdio::{GuestOutput, Tail};
 
@@ -28,6 +34,10 @@ use stdio::{GuestOutput, Tail};
 const MANIFEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Slice after which a busy guest yields its thread to other tasks.
 const YIELD_EVERY: Duration = Duration::from_millis(50);
+/// An out-of-bounds trap whose innermost frames (at least this many) are one
+/// function is a recursion that ran out of stack: Rust's stack lives in linear
+/// memory, so its overflow shows as an out-of-bounds access.
+const RECURSION_FRAMES: usize = 16;
 
 /// How an invocation failed.
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
@@ -54,6 +64,9 @@ pub enum InvokeError {
     /// The host failed (database, instance pool): not the connector's fault.
     #[error("{0}")]
     Host(String),
+    /// The connector exceeded a quota that stops the invocation (host calls).
+    #[error("{0}")]
+    Quota(String),
 }
 
 impl InvokeError {
@@ -62,7 +75,7 @@ impl InvokeError {
         match self {
             Self::Guest { retryable, .. } => *retryable,
             Self::Host(_) | Self::Timeout(_) => true,
-            Self::Deadline(_) | Self::Memory(_) | Self::Trap(_) => false,
+            Self::Deadline(_) | Self::Memory(_) | Self::Trap(_) | Self::Quota(_) => false,
         }
     }
 
@@ -93,6 +106,8 @@ pub struct Runtime {
     linker: Linker<StoreState>,
     services: Arc<HostServices>,
     config: RuntimeConfig,
+    /// Per-connection quota overrides, by connection name.
+    limits: RwLock<HashMap<String, ConnectionLimits>>,
 }
 
 impl Runtime {
@@ -111,7 +126,29 @@ impl Runtime {
             linker,
             services,
             config: config.clone(),
+            limits: RwLock::default(),
         })
+    }
+
+    /// Sets the connections' own quotas (`[connections.limits]`), by name.
+    pub fn set_connection_limits(&self, limits: HashMap<String, ConnectionLimits>) {
+        *self.limits.write().expect("limits lock") = limits;
+    }
+
+    /// The quotas that apply to `connection`.
+    pub fn quotas(&self, connection: &str) -> Quotas {
+        let limits = self.limits.read().expect("limits lock");
+        Quotas::resolve(
+            &self.config,
+            limits
+                .get(connection)
+                .unwrap_or(&ConnectionLimits::default()),
+        )
+    }
+
+    /// The outbound client connectors' requests go through.
+    pub fn outbound(&self) -> &crate::outbound::OutboundClient {
+        &self.services.outbound
     }
 
     pub fn engine(&self) -> &Engine {
@@ -142,14 +179,19 @@ impl Runtime {
         pre: &ConnectorPre<StoreState>,
         label: &Label,
     ) -> Result<types::PluginManifest, InvokeError> {
-        let (mut store, tail) = self.new_store(None, label, Scrubber::default());
-        let result = tokio::time::timeout(MANIFEST_TIMEOUT, async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance
-                .recoco_connector_handler()
-                .call_manifest(&mut store)
-                .await
-        })
+        let quotas = Quotas::resolve(&self.config, &ConnectionLimits::default());
+        let (mut store, tail) = self.new_store(None, label, Scrubber::default(), quotas);
+        let cpu = store.data().cpu.clone();
+        let result = tokio::time::timeout(
+            MANIFEST_TIMEOUT,
+            cpu::metered(cpu, async {
+                let instance = pre.instantiate_async(&mut store).await?;
+                instance
+                    .recoco_connector_handler()
+                    .call_manifest(&mut store)
+                    .await
+            }),
+        )
         .await;
         self.settle(result, MANIFEST_TIMEOUT, &store, &tail)
     }
@@ -168,26 +210,41 @@ impl Runtime {
             connection: scope.connection.clone(),
         };
         let scrubber = scope.scrubber.clone();
-        let (mut store, tail) = self.new_store(Some(scope), &label, scrubber.clone());
-        let result = tokio::time::timeout(wall, async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            let handler = instance.recoco_connector_handler();
-            match &call {
-                Call::Event(event) => handler.call_handle_event(&mut store, &ctx, event).await,
-                Call::Task { name, payload } => {
-                    handler.call_run_task(&mut store, &ctx, name, payload).await
+        let quotas = self.quotas(&scope.connection);
+        let max_text = quotas.max_summary_bytes;
+        let (mut store, tail) = self.new_store(Some(scope), &label, scrubber.clone(), quotas);
+        let cpu = store.data().cpu.clone();
+        let started = std::time::Instant::now();
+        let result = tokio::time::timeout(
+            wall,
+            cpu::metered(cpu, async {
+                let instance = pre.instantiate_async(&mut store).await?;
+                let handler = instance.recoco_connector_handler();
+                match &call {
+                    Call::Event(event) => handler.call_handle_event(&mut store, &ctx, event).await,
+                    Call::Task { name, payload } => {
+                        handler.call_run_task(&mut store, &ctx, name, payload).await
+                    }
                 }
-            }
-        })
+            }),
+        )
         .await;
-        match self.settle(result, wall, &store, &tail)? {
-            Ok(summary) => Ok(scrubber.scrub(&summary)),
-            Err(e) => Err(InvokeError::Guest {
+        crate::metrics::plugin_invocation(&label.plugin, started);
+        if let Some(dropped) = store.data().log.dropped_message() {
+            tracing::warn!(target: "connector", plugin = %label.plugin, connection = %label.connection, "{dropped}");
+        }
+        // Scrubbed, then cut: what is stored and logged is bounded.
+        let outcome = match self.settle(result, wall, &store, &tail) {
+            Err(err) => Err(cut_error(err, max_text)),
+            Ok(Ok(summary)) => Ok(cut(&scrubber.scrub(&summary), max_text)),
+            Ok(Err(e)) => Err(InvokeError::Guest {
                 retryable: e.retryable,
-                message: scrubber.scrub(&e.message),
+                message: cut(&scrubber.scrub(&e.message), max_text),
                 retry_after: e.retry_after_ms.map(Duration::from_millis),
             }),
-        }
+        };
+        tracing::debug!(plugin = %label.plugin, connection = %label.connection, cpu_us = store.data().cpu_time().as_micros() as u64, host_calls = store.data().host_calls, "invocation finished");
+        outcome
     }
 
     /// The value of a call bounded by `limit`, or why there is none.
@@ -216,33 +273,54 @@ impl Runtime {
         scope: Option<Arc<Scope>>,
         label: &Label,
         scrubber: Scrubber,
+        quotas: Quotas,
     ) -> (Store<StoreState>, Tail) {
         let tail = Tail::default();
+        let log = Arc::new(LogBudget::new(quotas.max_log_lines, quotas.max_log_bytes));
         let wasi = WasiCtx::builder()
             .stdout(GuestOutput::new(
                 &label.plugin,
                 &label.connection,
                 "stdout",
                 scrubber.clone(),
+                log.clone(),
             ))
             .stderr(
-                GuestOutput::new(&label.plugin, &label.connection, "stderr", scrubber)
-                    .with_tail(tail.clone()),
+                GuestOutput::new(
+                    &label.plugin,
+                    &label.connection,
+                    "stderr",
+                    scrubber,
+                    log.clone(),
+                )
+                .with_tail(tail.clone()),
             )
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        let state = StoreState::new(wasi, self.config.memory_limit, self.services.clone(), scope);
+        let deadline = self.config.deadline;
+        let state = StoreState::new(
+            wasi,
+            StoreParts {
+                memory_limit: self.config.memory_limit,
+                services: self.services.clone(),
+                scope,
+                quotas,
+                cpu: Arc::new(CpuMeter::default()),
+                deadline,
+                log,
+            },
+        );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let deadline = self.config.deadline;
         store.set_epoch_deadline(engine::ticks(YIELD_EVERY.min(deadline)));
         // Called each time the epoch deadline passes while guest code runs: stop
-        // the guest once its own CPU time is spent, else let other tasks run.
+        // the guest once its CPU time is spent, else let other tasks run. The
+        // epoch only paces the checks; what is compared is CPU time measured.
         store.epoch_deadline_callback(move |mut ctx| {
             let state = ctx.data_mut();
-            let used = state.guest_time();
+            let used = state.cpu_time();
             if used >= deadline {
                 state.deadline_hit = true;
                 return Ok(UpdateDeadline::Interrupt);
@@ -267,6 +345,9 @@ fn classify(
     if state.deadline_hit {
         return InvokeError::Deadline(deadline);
     }
+    if let Some(why) = &state.quota_hit {
+        return InvokeError::Quota(why.clone());
+    }
     if state.limiter.memory_exceeded {
         return InvokeError::Memory(memory_limit);
     }
@@ -276,9 +357,17 @@ fn classify(
     if let Some(limit) = err.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
         return InvokeError::Host(format!("no free instance slot: {limit}"));
     }
-    let mut text = match err.downcast_ref::<wasmtime::Trap>() {
-        Some(trap) => trap.to_string(),
-        None => format!("{err:#}"),
+    let trap = err.downcast_ref::<wasmtime::Trap>().copied();
+    let recursion = err
+        .downcast_ref::<wasmtime::WasmBacktrace>()
+        .and_then(deep_recursion);
+    let mut text = match (trap, &recursion) {
+        (Some(wasmtime::Trap::StackOverflow), _) => "stack overflow".to_string(),
+        (Some(wasmtime::Trap::MemoryOutOfBounds), Some(function)) => {
+            format!("stack overflow (deep recursion in {function})")
+        }
+        (Some(trap), _) => trap.to_string(),
+        (None, _) => format!("{err:#}"),
     };
     if let Some(frames) = err.downcast_ref::<wasmtime::WasmBacktrace>() {
         let names: Vec<String> = frames
@@ -300,4 +389,36 @@ fn classify(
         .map(|s| s.scrubber.scrub(&text))
         .unwrap_or(text);
     InvokeError::Trap(scrubbed)
+}
+
+/// The function that recursed, when a backtrace is a deep recursion: (nearly)
+/// every captured frame is the same function. Wasmtime keeps the innermost
+/// frames only, so this looks at those.
+fn deep_recursion(backtrace: &wasmtime::WasmBacktrace) -> Option<String> {
+    let frames = backtrace.frames();
+    if frames.len() < RECURSION_FRAMES {
+        return None;
+    }
+    let mut counts: HashMap<u32, usize> = HashMap::new();
+    for frame in frames {
+        *counts.entry(frame.func_index()).or_default() += 1;
+    }
+    let (index, n) = counts.into_iter().max_by_key(|(_, n)| *n)?;
+    if n * 10 < frames.len() * 9 {
+        return None;
+    }
+    let name = frames
+        .iter()
+        .find(|f| f.func_index() == index)
+        .and_then(|f| f.func_name().map(str::to_string));
+    Some(name.unwrap_or_else(|| format!("wasm function {index}")))
+}
+
+/// `err` with its text cut to `max` bytes.
+fn cut_error(err: InvokeError, max: usize) -> InvokeError {
+    match err {
+        InvokeError::Trap(text) => InvokeError::Trap(cut(&text, max)),
+        InvokeError::Host(text) => InvokeError::Host(cut(&text, max)),
+        other => other,
+    }
 }

@@ -10,6 +10,9 @@ use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
 
+mod rekey;
+pub use rekey::{open_checked, rekey, reseal, KeySource, Rekeyed};
+
 const SEALED_PREFIX: &str = "sealed:v1:";
 const NONCE_LEN: usize = 24;
 /// What a secret is replaced with in logs, errors and API answers.
@@ -92,7 +95,7 @@ impl Sealer {
 fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        crate::store::private::create_private_dir(dir)?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

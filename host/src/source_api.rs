@@ -1,23 +1,29 @@
 //! Authenticated requests to a source's Recoco API on behalf of connectors, who
-//! never see the credentials. A JWT pair is obtained at `/token/`, renewed before
-//! the access token's 5 minutes run out, and renewed again (then the request sent
-//! once more) when Recoco refuses it: `401`, or `403` with `"code": "token_not_valid"`,
-//! which is what Recoco answers for an expired token.
+//! never see the credentials. A JWT pair is obtained at `/token/` and renewed
+//! before the access token expires, as its own `exp` claim says (with a margin;
+//! 4 minutes when the token is not a readable JWT), so that short-lived tokens
+//! cost no refused request. As a fallback it is renewed again (then the request
+//! sent once more) when Recoco refuses it: `401`, or `403` with
+//! `"code": "token_not_valid"`, which is what Recoco answers for an expired token.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use base64::Engine as _;
 use url::Url;
 
 use crate::ids::SourceId;
 use crate::outbound::{OutboundClient, OutboundError, Request, Response};
 use crate::store::sources::Source;
 
-/// Access tokens live 5 minutes in production; renew a little before.
+/// Access tokens live 5 minutes in production; without a readable `exp`, renew
+/// a little before.
 const ACCESS_TOKEN_MAX_AGE: Duration = Duration::from_secs(4 * 60);
-/// Refresh tokens live one day.
+/// Refresh tokens live one day (same fallback).
 const REFRESH_TOKEN_MAX_AGE: Duration = Duration::from_secs(23 * 3600);
+/// Renew this long before a token's `exp` at most (a fifth of its life when shorter).
+const RENEW_MARGIN: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum SourceApiError {
@@ -32,8 +38,10 @@ pub enum SourceApiError {
 struct Token {
     access: String,
     refresh: Option<String>,
-    obtained: Instant,
-    refreshed: Instant,
+    /// When to renew the access token.
+    renew_at: Instant,
+    /// Until when the refresh token may be used.
+    refresh_until: Instant,
     /// Bumped at every renewal, so concurrent refusals renew only once.
     generation: u64,
 }
@@ -151,13 +159,13 @@ impl Session {
         let mut slot = self.token.lock().await;
         if let Some(token) = slot.as_ref() {
             let refused = stale.is_some_and(|g| g == token.generation);
-            if !refused && token.refreshed.elapsed() < ACCESS_TOKEN_MAX_AGE {
+            if !refused && Instant::now() < token.renew_at {
                 return Ok(token.clone());
             }
         }
         let generation = slot.as_ref().map_or(0, |t| t.generation) + 1;
         let renewed = match slot.as_ref() {
-            Some(t) if t.refresh.is_some() && t.obtained.elapsed() < REFRESH_TOKEN_MAX_AGE => {
+            Some(t) if t.refresh.is_some() && Instant::now() < t.refresh_until => {
                 self.refresh(client, t, generation).await
             }
             _ => None,
@@ -196,11 +204,13 @@ impl Session {
             SourceApiError::Auth("the token endpoint answered no access token".into())
         })?;
         let now = Instant::now();
+        let refresh = parsed["refresh"].as_str().map(str::to_string);
         Ok(Token {
+            renew_at: now + renew_after(access, ACCESS_TOKEN_MAX_AGE),
+            refresh_until: now
+                + renew_after(refresh.as_deref().unwrap_or(""), REFRESH_TOKEN_MAX_AGE),
             access: access.to_string(),
-            refresh: parsed["refresh"].as_str().map(str::to_string),
-            obtained: now,
-            refreshed: now,
+            refresh,
             generation,
         })
     }
@@ -218,14 +228,21 @@ impl Session {
             return None;
         }
         let parsed: serde_json::Value = serde_json::from_slice(&response.body).ok()?;
+        let now = Instant::now();
+        let access = parsed["access"].as_str()?;
+        // A rotated refresh token comes with its own lifetime.
+        let (refresh, refresh_until) = match parsed["refresh"].as_str() {
+            Some(r) => (
+                Some(r.to_string()),
+                now + renew_after(r, REFRESH_TOKEN_MAX_AGE),
+            ),
+            None => (old.refresh.clone(), old.refresh_until),
+        };
         Some(Token {
-            access: parsed["access"].as_str()?.to_string(),
-            refresh: parsed["refresh"]
-                .as_str()
-                .map(str::to_string)
-                .or_else(|| old.refresh.clone()),
-            obtained: old.obtained,
-            refreshed: Instant::now(),
+            renew_at: now + renew_after(access, ACCESS_TOKEN_MAX_AGE),
+            access: access.to_string(),
+            refresh,
+            refresh_until,
             generation,
         })
     }
@@ -250,6 +267,36 @@ impl Session {
             })
             .await?)
     }
+}
+
+/// How long a token just received may be used before renewing it: its
+/// lifetime from its JWT claims (`exp - iat`, which needs no clock agreement
+/// with Recoco; `exp - now` without `iat`), less a margin. `fallback` when the
+/// token is not a JWT with an `exp`. Claims are read, not verified: the token
+/// is Recoco's to check; we only schedule its renewal.
+fn renew_after(token: &str, fallback: Duration) -> Duration {
+    let Some(lifetime) = jwt_lifetime(token) else {
+        return fallback;
+    };
+    lifetime.saturating_sub(RENEW_MARGIN.min(lifetime / 5))
+}
+
+fn jwt_lifetime(token: &str) -> Option<Duration> {
+    let mut parts = token.split('.');
+    let (_, payload, _) = (parts.next()?, parts.next()?, parts.next()?);
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let exp = claims.get("exp")?.as_f64()?;
+    let start = match claims.get("iat").and_then(serde_json::Value::as_f64) {
+        Some(iat) => iat,
+        None => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .ok()?
+            .as_secs_f64(),
+    };
+    Some(Duration::from_secs_f64((exp - start).max(0.0)))
 }
 
 /// Recoco answers 403 `token_not_valid` for an expired token (its first
@@ -304,6 +351,53 @@ mod tests {
         );
         assert!(resolve(&base, "https://evil.example/api/projects/").is_err());
         assert!(resolve(&base, "projects/").is_err());
+    }
+
+    fn jwt(claims: serde_json::Value) -> String {
+        let enc = |v: &serde_json::Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        format!(
+            "{}.{}.c2lnbmF0dXJl",
+            enc(&serde_json::json!({"alg": "HS256", "typ": "JWT"})),
+            enc(&claims)
+        )
+    }
+
+    #[test]
+    fn tokens_are_renewed_from_their_own_expiry() {
+        let fallback = Duration::from_secs(240);
+        // Recoco's 5 minutes: renewed 30 s before.
+        let five = jwt(
+            serde_json::json!({"token_type": "access", "iat": 1_700_000_000, "exp": 1_700_000_300}),
+        );
+        assert_eq!(renew_after(&five, fallback), Duration::from_secs(270));
+        // A short-lived token: a fifth of its life as margin.
+        let short = jwt(serde_json::json!({"iat": 1_700_000_000, "exp": 1_700_000_010}));
+        assert_eq!(renew_after(&short, fallback), Duration::from_secs(8));
+        // A day-long refresh token.
+        let day = jwt(serde_json::json!({"iat": 1_700_000_000, "exp": 1_700_086_400}));
+        assert_eq!(renew_after(&day, fallback), Duration::from_secs(86_370));
+        // Without iat: from now.
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let no_iat = jwt(serde_json::json!({"exp": now + 100}));
+        let left = renew_after(&no_iat, fallback);
+        assert!(
+            left <= Duration::from_secs(80) && left >= Duration::from_secs(78),
+            "{left:?}"
+        );
+        // Already expired, opaque, or malformed: the fallback or nothing.
+        let old = jwt(serde_json::json!({"iat": 1_700_000_000, "exp": 1_600_000_000}));
+        assert_eq!(renew_after(&old, fallback), Duration::ZERO);
+        assert_eq!(renew_after("access-1", fallback), fallback);
+        assert_eq!(renew_after("a.!!!.c", fallback), fallback);
+        assert_eq!(
+            renew_after(&jwt(serde_json::json!({"sub": 1})), fallback),
+            fallback
+        );
     }
 
     #[test]

@@ -5,7 +5,10 @@
 pub mod attempts;
 pub mod connections;
 pub mod events;
+pub mod keys;
+pub mod maintenance;
 pub mod plugins;
+pub mod private;
 pub mod sources;
 pub mod state;
 
@@ -19,8 +22,16 @@ pub use sqlx::SqlitePool as Pool;
 /// Migrations from `migrations/`, compiled into the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
+/// Default of `storage.wal_max_bytes`.
+pub const DEFAULT_WAL_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Opens (creating when missing) the database at `url` and applies migrations.
 pub async fn open(url: &str) -> anyhow::Result<Pool> {
+    open_with(url, DEFAULT_WAL_MAX_BYTES).await
+}
+
+/// [`open`], with the WAL size limit of the service (see [`maintenance`]).
+pub async fn open_with(url: &str, wal_max_bytes: u64) -> anyhow::Result<Pool> {
     let options = SqliteConnectOptions::from_str(url)
         .with_context(|| format!("invalid database_url {url:?}"))?
         .create_if_missing(true)
@@ -32,14 +43,11 @@ pub async fn open(url: &str) -> anyhow::Result<Pool> {
         .busy_timeout(Duration::from_secs(10))
         .foreign_keys(true)
         // Checkpoints copy the WAL into the database and fsync it; done by
-        // [`spawn_checkpointer`] off the commit path rather than inside a commit.
-        .pragma("wal_autocheckpoint", "0");
-    if let Some(dir) = std::path::Path::new(options.get_filename()).parent() {
-        if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-    }
+        // [`maintenance`] off the commit path rather than inside a commit.
+        .pragma("wal_autocheckpoint", "0")
+        // A log restarted by one of these connections is cut back to the limit.
+        .pragma("journal_size_limit", wal_max_bytes.to_string());
+    private::prepare(options.get_filename())?;
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
         .min_connections(1)
@@ -51,34 +59,6 @@ pub async fn open(url: &str) -> anyhow::Result<Pool> {
         .await
         .context("cannot apply database migrations")?;
     Ok(pool)
-}
-
-/// How often the WAL is copied back into the database.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
-
-/// Checkpoints the WAL in the background until `stop` fires (and once more then),
-/// so intake commits never wait for one. PASSIVE: it never blocks writers.
-pub fn spawn_checkpointer(
-    pool: Pool,
-    stop: tokio_util::sync::CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            let stopping = tokio::select! {
-                _ = tokio::time::sleep(CHECKPOINT_EVERY) => false,
-                _ = stop.cancelled() => true,
-            };
-            if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&pool)
-                .await
-            {
-                tracing::warn!(error = %err, "WAL checkpoint failed");
-            }
-            if stopping {
-                return;
-            }
-        }
-    })
 }
 
 /// A listing query, newest first: `base WHERE col = ? AND … [AND id < before]

@@ -1,6 +1,7 @@
 //! Logs and error reporting: a `tracing` subscriber (text or JSON, filtered by
 //! `RUST_LOG` or the configured level) and, when `SENTRY_DSN` is set, Sentry fed by
-//! the tracing layer (errors become events, the rest breadcrumbs).
+//! the tracing layer (errors become events, the rest breadcrumbs). Logs go to
+//! standard error (standard output is the CLI's), coloured only on a terminal.
 
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -13,6 +14,8 @@ use crate::config::LogConfig;
 pub struct Guard(#[allow(dead_code)] Option<sentry::ClientInitGuard>);
 
 pub fn init(config: &LogConfig) -> Guard {
+    // The Sentry transport uses rustls: its provider must exist first.
+    crate::install_crypto_provider();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!(
             "{},sqlx=warn,wasmtime=warn,cranelift=warn",
@@ -24,7 +27,18 @@ pub fn init(config: &LogConfig) -> Guard {
         .filter(|d| !d.is_empty())
         .map(|dsn| {
             let mut options = sentry::ClientOptions::default();
-            options.release = sentry::release_name!();
+            options.release = std::env::var("SENTRY_RELEASE")
+                .ok()
+                .filter(|r| !r.is_empty())
+                .map(Into::into)
+                .or(sentry::release_name!());
+            options.environment = Some(
+                std::env::var("SENTRY_ENVIRONMENT")
+                    .ok()
+                    .filter(|e| !e.is_empty())
+                    .unwrap_or_else(|| "production".into())
+                    .into(),
+            );
             options.send_default_pii = false;
             sentry::init((dsn, options))
         });
@@ -39,12 +53,49 @@ pub fn init(config: &LogConfig) -> Guard {
         .with(sentry_layer);
     let result = if config.format == "json" {
         registry
-            .with(tracing_subscriber::fmt::layer().json())
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
             .try_init()
     } else {
-        registry.with(tracing_subscriber::fmt::layer()).try_init()
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(colour())
+                    .with_writer(std::io::stderr),
+            )
+            .try_init()
     };
     // A subscriber may already be installed (tests); that is fine.
     let _ = result;
     Guard(sentry_guard)
+}
+
+/// Colours only on a terminal, and never with `NO_COLOR` set.
+fn colour() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// One line per admin request at debug (target `recoco_sync::access`): method,
+/// path without the query (it may carry a token), status and duration.
+pub async fn access_log(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    tracing::debug!(
+        target: "recoco_sync::access",
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        "admin request"
+    );
+    response
 }

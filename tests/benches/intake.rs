@@ -12,7 +12,6 @@
 //!
 //! Run: `cargo bench -p recoco-sync-tests --bench intake`
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use recoco_sync::config::{Config, Overrides};
@@ -23,7 +22,8 @@ use recoco_sync_tests::webhook::{envelope, headers, now_secs};
 
 const REQUESTS_PER_ROUND: usize = 6_144;
 /// Concurrent senders of each measurement; the last one is the headline.
-const SENDERS: [usize; 3] = [32, 128, 256];
+/// 16 is what Recoco's few senders look like.
+const SENDERS: [usize; 4] = [16, 32, 128, 256];
 const ROUNDS: usize = 3;
 
 async fn serve(service: &Service, sink: EventSink) -> String {
@@ -44,28 +44,41 @@ async fn serve(service: &Service, sink: EventSink) -> String {
     url
 }
 
+/// A body and its signed headers.
+type Signed = (bytes::Bytes, Vec<(String, String)>);
+
 /// Sends `REQUESTS_PER_ROUND` signed webhooks from `senders` concurrent
-/// clients; returns requests per second.
+/// clients; returns requests per second. Every request is a distinct event (its
+/// own body and signature, as Recoco sends them): intake refuses exact
+/// duplicates, so repeating one request would measure the duplicate path.
+/// Bodies are signed before the clock starts.
 async fn round(client: &reqwest::Client, url: &str, senders: usize) -> f64 {
-    let body = envelope(
-        "projects.Project",
-        "update",
-        serde_json::json!({"id": 1312, "name": "Halle du Vieux-Bourg", "description": "x".repeat(600)}),
-    );
-    let signed = Arc::new(headers(&body, &[SECRET], now_secs()));
-    let body = bytes::Bytes::from(body);
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = now_secs();
+    let per_sender = REQUESTS_PER_ROUND / senders;
+    let prepared: Vec<Vec<Signed>> = (0..senders)
+        .map(|_| {
+            (0..per_sender)
+                .map(|_| {
+                    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let body = envelope(
+                        "projects.Project",
+                        "update",
+                        serde_json::json!({"id": 1312, "seq": seq, "name": "Halle du Vieux-Bourg", "description": "x".repeat(600)}),
+                    );
+                    let signed = headers(&body, &[SECRET], now);
+                    (bytes::Bytes::from(body), signed)
+                })
+                .collect()
+        })
+        .collect();
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..senders {
-        let (client, url, body, signed) = (
-            client.clone(),
-            url.to_string(),
-            body.clone(),
-            signed.clone(),
-        );
+    for requests in prepared {
+        let (client, url) = (client.clone(), url.to_string());
         tasks.push(tokio::spawn(async move {
-            for _ in 0..REQUESTS_PER_ROUND / senders {
-                let mut request = client.post(&url).body(body.clone());
+            for (body, signed) in requests {
+                let mut request = client.post(&url).body(body);
                 for (k, v) in signed.iter() {
                     request = request.header(k, v);
                 }
@@ -78,7 +91,7 @@ async fn round(client: &reqwest::Client, url: &str, senders: usize) -> f64 {
     for t in tasks {
         t.await.unwrap();
     }
-    (REQUESTS_PER_ROUND / senders * senders) as f64 / started.elapsed().as_secs_f64()
+    (per_sender * senders) as f64 / started.elapsed().as_secs_f64()
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -116,6 +129,7 @@ fn main() {
         .unwrap();
     let text = format!(
         "database_url = \"sqlite://{d}/bench.db\"\nplugins_dir = \"{d}/connectors\"\nsecret_key_file = \"{d}/secret.key\"\n\
+         [intake]\nrate_limit_per_second = 1000000.0\nrate_limit_burst = 1000000\n\
          [queue]\nworkers = 0\n{}\
          [[connections]]\nname = \"fwd\"\nsource = {SOURCE:?}\nplugin = \"http-forward\"\n\
          [connections.config]\nurl = \"http://127.0.0.1:9/hook\"\nsecret = \"bench-secret-1\"\n",

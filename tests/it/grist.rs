@@ -594,26 +594,32 @@ async fn sync_all_250_projects_on_three_pages_with_one_refused() {
     for id in 1..=250 {
         w.recoco.add_project(project(id, id));
     }
-    // The newest project (first page) answers the rare question; its column is
-    // deleted by a user just after the sync read the columns.
+    // The newest project (first page) answers the rare question.
     let rare = json!({"id": 99001, "created_on": "2025-03-20T11:02:44+01:00", "updated_on": "2025-03-20T11:02:44+01:00",
         "question": w.recoco.with(|s| s.questions.last().cloned().unwrap()), "session": 7250, "project": 250,
         "choices": [], "values": [], "comment": "seulement ici", "signals": "", "updated_by": null, "attachment": null});
     w.recoco.add_session(7250, 250, vec![rare]);
     w.recoco.add_session(7100, 100, answers(100, 7100));
     succeeded(&run_task(&w.svc, "setup", json!({})).await);
-    w.grist.drop_column_after_next_read(&w.doc, TABLE, "rare");
+    // Grist's data engine refuses that one value (the whole batch of 100 with it).
+    w.grist
+        .with(|s| s.refuse_value = Some("seulement ici".into()));
+    let before = w.grist.log().len();
 
     let job = run_task(&w.svc, "sync-all", json!({})).await;
     let summary = succeeded(&job).to_string();
     assert!(
         summary.starts_with(
-            "sync-all into Projets finished: 249 of 250 projects synced, 1 failed (3 pages)"
+            "sync-all into Projets finished: 249 of 250 projects synced, 1 failed (6 pages)"
         ),
+        "three pages, read again once: {summary}"
+    );
+    assert!(
+        summary.contains("project 250: HTTP 400: Error manipulating data: [Sandbox] ValueError could not convert value in column rare"),
         "{summary}"
     );
     assert!(
-        summary.contains("project 250: column \"rare\" does not exist in the table"),
+        summary.contains("; 0 rows of projects Recoco no longer has marked inactive"),
         "{summary}"
     );
     assert_eq!(job.progress.as_ref().unwrap()["done"], 250);
@@ -625,8 +631,22 @@ async fn sync_all_250_projects_on_three_pages_with_one_refused() {
         w.row(100)["thematiques"],
         json!(["L", "Commerce de proximité", "Mobilités douces"])
     );
-    // Three batches, plus the refused one retried record by record.
-    assert_eq!(w.puts(), 3 + 100);
+    // Three batches; the refused one makes the connector re-read the columns
+    // once (its cached list may be stale), then halve it down to the bad record.
+    let log: Vec<_> = w.grist.log().into_iter().skip(before).collect();
+    let columns_reads = log
+        .iter()
+        .filter(|l| l.method == "GET" && l.path.ends_with("/columns"))
+        .count();
+    // Once for the refused batch, once after adding the attachment column.
+    assert_eq!(columns_reads, 2);
+    let puts = w.puts();
+    assert!(
+        (3 + 1 + 2..=3 + 1 + 2 * 7).contains(&puts),
+        "log₂ halvings, not 100 single records: {puts}"
+    );
+    let sql = log.iter().filter(|l| l.path.ends_with("/sql")).count();
+    assert_eq!(sql, 1, "the rows' ids read once (250 rows < 1000 a page)");
     let pages: Vec<String> = w
         .recoco
         .log()
@@ -634,7 +654,8 @@ async fn sync_all_250_projects_on_three_pages_with_one_refused() {
         .filter(|l| l.path.starts_with("/api/projects/?") || l.path.contains("/api/projects/?"))
         .map(|l| l.path)
         .collect();
-    assert_eq!(pages.len(), 3, "{pages:?}");
+    assert_eq!(pages.len(), 6, "{pages:?}");
+    w.grist.with(|s| s.refuse_value = None);
 
     // Again: all upserts, no duplicate.
     let again = run_task(&w.svc, "sync-all", json!({})).await;
@@ -706,7 +727,7 @@ async fn sync_all_hands_over_between_jobs_and_resumes_after_a_failure() {
         last.summary
             .as_deref()
             .unwrap()
-            .contains("30 of 30 projects synced, 0 failed (3 pages)"),
+            .contains("30 of 30 projects synced, 0 failed (6 pages)"),
         "{last:?}"
     );
     let sync_jobs: Vec<JobView> = w
@@ -719,13 +740,16 @@ async fn sync_all_hands_over_between_jobs_and_resumes_after_a_failure() {
         .into_iter()
         .filter(|j| j.task_name.as_deref() == Some("sync-all"))
         .collect();
-    assert_eq!(sync_jobs.len(), 3, "one job per page: {sync_jobs:?}");
+    // One job per page (three, then the same three read again), and one to
+    // check the table's rows for deleted projects.
+    assert_eq!(sync_jobs.len(), 7, "{sync_jobs:?}");
     assert_eq!(
         sync_jobs.iter().map(|j| j.attempts).sum::<i64>(),
-        4,
+        8,
         "one retry"
     );
-    // The retry resumed at page 2: page 1 was read once, page 2 twice.
+    // The retry resumed at page 2: page 2 was read twice by the first walk,
+    // page 1 once; the second walk read each once more.
     let pages: Vec<String> = w
         .recoco
         .log()
@@ -735,15 +759,85 @@ async fn sync_all_hands_over_between_jobs_and_resumes_after_a_failure() {
         .collect();
     assert_eq!(
         pages.iter().filter(|p| p.contains("offset=10")).count(),
-        2,
+        3,
         "{pages:?}"
     );
     assert_eq!(
         pages.iter().filter(|p| !p.contains("offset")).count(),
-        1,
+        2,
         "{pages:?}"
     );
-    assert_eq!(w.puts(), 4);
+    assert_eq!(w.puts(), 4, "the second walk writes nothing");
     assert_eq!(w.grist.rows(&w.doc, TABLE).len(), 30);
+    w.svc.stop().await;
+}
+
+#[tokio::test]
+async fn short_lived_tokens_are_renewed_before_they_expire() {
+    let w = World::start("").await;
+    w.recoco.with(|s| {
+        s.jwt_tokens = true;
+        s.access_lifetime = Duration::from_secs(2);
+        s.latency = Duration::from_millis(25);
+    });
+    // 100 projects: at least 201 requests of 25 ms, past the token's 2 seconds.
+    for id in 1..=100 {
+        w.recoco.add_project(project(id, id));
+    }
+    succeeded(&run_task(&w.svc, "setup", json!({})).await);
+    let job = run_task(&w.svc, "sync-all", json!({})).await;
+    assert!(succeeded(&job).contains("100 of 100 projects synced, 0 failed"));
+    let refused = w.recoco.log().iter().filter(|l| l.status == 403).count();
+    assert_eq!(refused, 0, "renewed from the JWT's exp, never refused");
+    assert!(w.recoco.with(|s| s.refreshes) >= 1, "and renewed");
+
+    // A refresh token refused: the host logs in again, and the run goes on.
+    let logins = w.recoco.logins();
+    w.recoco.with(|s| s.refuse_refresh = true);
+    let job = run_task(&w.svc, "sync-all", json!({})).await;
+    assert!(succeeded(&job).contains("100 of 100 projects synced, 0 failed"));
+    assert!(w.recoco.logins() > logins, "logged in again");
+    w.svc.stop().await;
+}
+
+#[tokio::test]
+async fn recoco_429_and_5xx_are_retried_during_events_and_sync_all() {
+    let w = World::start("").await;
+    succeeded(&run_task(&w.svc, "setup", json!({})).await);
+    w.recoco.add_project(project(1312, 0));
+    // The project's read is throttled, then its answers' read fails.
+    w.recoco.with(|s| s.fail_next.extend([429, 502]));
+    let job = deliver(
+        &w.svc,
+        include_bytes!("../fixtures/webhook-project-update.json"),
+    )
+    .await;
+    succeeded(&job);
+    let attempts = w.svc.attempts(&job.id).await;
+    let outcomes: Vec<&str> = attempts.iter().map(|a| a.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["retry", "retry", "succeeded"]);
+    assert!(
+        attempts[0].error.as_deref().unwrap().contains("429"),
+        "{attempts:?}"
+    );
+    let gap = attempts[1].started_at - attempts[0].started_at;
+    assert!(
+        gap >= 900,
+        "Recoco's Retry-After: 1 honoured, waited {gap} ms"
+    );
+    assert_eq!(w.rows_of(1312).len(), 1);
+
+    for id in 1..=30 {
+        w.recoco.add_project(project(id, id));
+    }
+    // The first list page answers 503 once: the job is retried.
+    w.recoco.with(|s| s.fail_next.push_back(503));
+    let job = run_task(&w.svc, "sync-all", json!({"page_size": 10})).await;
+    assert!(
+        succeeded(&job).contains("31 of 31 projects synced, 0 failed"),
+        "{job:?}"
+    );
+    assert_eq!(job.attempts, 2, "{job:?}");
+    assert_eq!(w.grist.rows(&w.doc, TABLE).len(), 31);
     w.svc.stop().await;
 }

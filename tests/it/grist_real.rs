@@ -6,7 +6,12 @@
 //! The server comes from `GRIST_URL`, `GRIST_API_KEY` and `GRIST_WORKSPACE_ID`
 //! when set; otherwise this test runs the start script (`$RECOCO_SYNC_GRIST_SCRIPT`,
 //! else `<workspace>/../shared/grist-real/start-grist.sh`) and reads its last
-//! lines. Without either it fails, saying how to provide one.
+//! lines. Without either it says loudly that it did not run and passes (a
+//! plain clone has no grist-core), unless `RECOCO_SYNC_REQUIRE_REAL_GRIST=1`
+//! (set by `.ci/run`): then it fails, saying how to provide one.
+//!
+//! The convergence scenario and the formula column of `convergence.rs` run
+//! here too, each in fresh documents of that server.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -15,6 +20,7 @@ use recoco_sync_tests::fakes::recoco::FakeRecoco;
 use recoco_sync_tests::service::{source_block, TestService, FAST_QUEUE};
 use serde_json::{json, Map, Value};
 
+use crate::convergence::{formula_scenario, grist_scenario, GristApi};
 use crate::grist::{answers, connection, deliver, fixture, project, questions, run_task};
 
 struct RealGrist {
@@ -32,21 +38,33 @@ fn script_path() -> PathBuf {
     }
 }
 
-/// The real server to use: from the environment, else started by the script.
-fn real_grist() -> RealGrist {
+/// The real server to use: from the environment, else started by the script;
+/// `None` (with a loud notice) when there is none and it is not required.
+/// The real server, or `None` (said loudly) when there is none and none is required.
+fn real_grist(test: &'static str) -> Option<RealGrist> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     if let (Some(url), Some(api_key), Some(workspace)) = (
         var("GRIST_URL"),
         var("GRIST_API_KEY"),
         var("GRIST_WORKSPACE_ID"),
     ) {
-        return RealGrist {
+        return Some(RealGrist {
             url,
             api_key,
             workspace,
-        };
+        });
     }
     let script = script_path();
+    let required = std::env::var("RECOCO_SYNC_REQUIRE_REAL_GRIST").is_ok_and(|v| v == "1");
+    if !script.is_file() && !required {
+        eprintln!(
+            "\n!!!!!!!! {test} DID NOT RUN: no real Grist \
+             (set GRIST_URL, GRIST_API_KEY and GRIST_WORKSPACE_ID, or RECOCO_SYNC_GRIST_SCRIPT; \
+             looked for {}). RECOCO_SYNC_REQUIRE_REAL_GRIST=1 makes this a failure. !!!!!!!!\n",
+            script.display()
+        );
+        return None;
+    }
     assert!(
         script.is_file(),
         "no real Grist to test against: set GRIST_URL, GRIST_API_KEY and GRIST_WORKSPACE_ID \
@@ -76,11 +94,11 @@ fn real_grist() -> RealGrist {
             .cloned()
             .unwrap_or_else(|| panic!("{} printed no {k}", script.display()))
     };
-    RealGrist {
+    Some(RealGrist {
         url: get("GRIST_URL"),
         api_key: get("GRIST_API_KEY"),
         workspace: get("GRIST_WORKSPACE_ID"),
-    }
+    })
 }
 
 struct Api {
@@ -150,7 +168,13 @@ impl Api {
 
 #[tokio::test]
 async fn the_connector_works_against_a_real_grist() {
-    let real = tokio::task::spawn_blocking(real_grist).await.unwrap();
+    let Some(real) =
+        tokio::task::spawn_blocking(|| real_grist("the_connector_works_against_a_real_grist"))
+            .await
+            .unwrap()
+    else {
+        return;
+    };
     // Our client is built before the service, which would otherwise install it.
     recoco_sync::install_crypto_provider();
     let api = Api {
@@ -298,6 +322,71 @@ async fn the_connector_works_against_a_real_grist() {
     assert_eq!(rows[&1288]["active"], json!(false));
 
     svc.stop().await;
+    api.call(reqwest::Method::DELETE, &format!("/docs/{doc}"), None)
+        .await;
+}
+
+impl Api {
+    async fn new_doc(&self, workspace: &str) -> String {
+        let name = format!("recoco-sync-test-{}", uuid::Uuid::new_v4());
+        let doc = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/workspaces/{workspace}/docs"),
+                Some(json!({"name": name})),
+            )
+            .await;
+        doc.as_str().expect("the new document's id").to_string()
+    }
+}
+
+async fn real_api(test: &'static str) -> Option<(Api, RealGrist)> {
+    let real = tokio::task::spawn_blocking(move || real_grist(test))
+        .await
+        .unwrap()?;
+    recoco_sync::install_crypto_provider();
+    let api = Api {
+        client: reqwest::Client::new(),
+        base: real.url.trim_end_matches('/').to_string(),
+        key: real.api_key.clone(),
+    };
+    Some((api, real))
+}
+
+#[tokio::test]
+async fn the_connector_converges_against_a_real_grist() {
+    let Some((api, real)) = real_api("the_connector_converges_against_a_real_grist").await else {
+        return;
+    };
+    let (churned, fresh) = (
+        api.new_doc(&real.workspace).await,
+        api.new_doc(&real.workspace).await,
+    );
+    let grist = GristApi {
+        api_url: format!("{}/api", api.base),
+        api_key: real.api_key.clone(),
+        client: api.client.clone(),
+    };
+    grist_scenario(&grist, &churned, &fresh, 7, 30).await;
+    for doc in [churned, fresh] {
+        api.call(reqwest::Method::DELETE, &format!("/docs/{doc}"), None)
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn a_formula_column_in_a_real_grist_breaks_no_record() {
+    let Some((api, real)) = real_api("a_formula_column_in_a_real_grist_breaks_no_record").await
+    else {
+        return;
+    };
+    let doc = api.new_doc(&real.workspace).await;
+    let grist = GristApi {
+        api_url: format!("{}/api", api.base),
+        api_key: real.api_key.clone(),
+        client: api.client.clone(),
+    };
+    formula_scenario(&grist, &doc).await;
     api.call(reqwest::Method::DELETE, &format!("/docs/{doc}"), None)
         .await;
 }

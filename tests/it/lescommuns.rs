@@ -13,23 +13,23 @@ use recoco_sync_tests::wait_for;
 use recoco_sync_tests::webhook::envelope;
 use serde_json::{json, Value};
 
-const WAIT: Duration = Duration::from_secs(40);
-const TASK_4242: &[u8] = include_bytes!("../fixtures/webhook-task-lescommuns.json");
-const PROJECT_UPDATE: &[u8] = include_bytes!("../fixtures/webhook-project-update.json");
+pub(crate) const WAIT: Duration = Duration::from_secs(40);
+pub(crate) const TASK_4242: &[u8] = include_bytes!("../fixtures/webhook-task-lescommuns.json");
+pub(crate) const PROJECT_UPDATE: &[u8] = include_bytes!("../fixtures/webhook-project-update.json");
 
-fn project(id: i64) -> Value {
+pub(crate) fn project(id: i64) -> Value {
     let mut p: Value =
         serde_json::from_str(include_str!("../fixtures/project-detail.json")).unwrap();
     p["id"] = json!(id);
     p
 }
 
-fn services() -> Value {
+pub(crate) fn services() -> Value {
     serde_json::from_str(include_str!("../fixtures/lescommuns-services.json")).unwrap()
 }
 
 /// A tagged (or not) recommendation event of `project`.
-fn task_event(id: i64, project: i64, tags: &[&str]) -> Vec<u8> {
+pub(crate) fn task_event(id: i64, project: i64, tags: &[&str]) -> Vec<u8> {
     envelope(
         "tasks.Task",
         "update",
@@ -39,7 +39,13 @@ fn task_event(id: i64, project: i64, tags: &[&str]) -> Vec<u8> {
 }
 
 /// A `[[connections]]` block of the lescommuns plugin.
-fn connection(name: &str, hub: &FakeHub, key: &str, selection: &str, attempts: u32) -> String {
+pub(crate) fn connection(
+    name: &str,
+    hub: &FakeHub,
+    key: &str,
+    selection: &str,
+    attempts: u32,
+) -> String {
     format!(
         "[[connections]]\nname = {name:?}\nsource = {SOURCE:?}\nplugin = \"lescommuns\"\n\
          [connections.config]\nhub_url = {:?}\napi_key = {key:?}\n{selection}\n\
@@ -48,17 +54,17 @@ fn connection(name: &str, hub: &FakeHub, key: &str, selection: &str, attempts: u
     )
 }
 
-struct World {
-    recoco: FakeRecoco,
-    hub: FakeHub,
-    svc: TestService,
+pub(crate) struct World {
+    pub(crate) recoco: FakeRecoco,
+    pub(crate) hub: FakeHub,
+    pub(crate) svc: TestService,
 }
 
 impl World {
     /// Recoco with projects 1312 and 1400 and recommendations 4242, 4243 (of
     /// 1312) and 5000 (of 1400), each linked to a resource; `connections` built
     /// with the hub.
-    async fn start(connections: impl FnOnce(&FakeHub) -> String) -> Self {
+    pub(crate) async fn start(connections: impl FnOnce(&FakeHub) -> String) -> Self {
         let recoco = FakeRecoco::start().await;
         recoco.add_project(project(1312));
         recoco.add_project(project(1400));
@@ -81,13 +87,13 @@ impl World {
     }
 
     /// Sends `body` and returns the settled job of `connection` for it.
-    async fn send(&self, body: Vec<u8>, connection: &str) -> JobView {
+    pub(crate) async fn send(&self, body: Vec<u8>, connection: &str) -> JobView {
         let answer = self.svc.send(body).await;
         assert_eq!(answer.status, 200, "{:?}", answer.json);
         self.job_of(&answer, connection).await
     }
 
-    async fn job_of(&self, answer: &Answer, connection: &str) -> JobView {
+    pub(crate) async fn job_of(&self, answer: &Answer, connection: &str) -> JobView {
         let event_id = answer.json["id"].as_str().unwrap();
         self.svc.settled_event(event_id, WAIT).await;
         let jobs = self.svc.jobs_of_event(event_id).await;
@@ -97,7 +103,7 @@ impl World {
     }
 
     /// The add-on of `recommendation`, once it holds `data`.
-    async fn addon(&self, recommendation: i64, data: &Value) -> Value {
+    pub(crate) async fn addon(&self, recommendation: i64, data: &Value) -> Value {
         wait_for(&format!("the add-on of {recommendation}"), WAIT, || async {
             self.recoco.with(|s| {
                 s.addons
@@ -110,7 +116,7 @@ impl World {
     }
 
     /// Task jobs named `load-services`, oldest first.
-    async fn loads(&self) -> Vec<JobView> {
+    pub(crate) async fn loads(&self) -> Vec<JobView> {
         let mut loads: Vec<JobView> = self
             .svc
             .jobs(JobFilter {
@@ -126,7 +132,7 @@ impl World {
     }
 
     /// Waits until no task job is pending or running; returns the loads.
-    async fn loads_settled(&self) -> Vec<JobView> {
+    pub(crate) async fn loads_settled(&self) -> Vec<JobView> {
         wait_for("the services loads to settle", WAIT, || async {
             let loads = self.loads().await;
             let busy = loads
@@ -137,7 +143,7 @@ impl World {
         .await
     }
 
-    async fn state(&self, connection: &str) -> Value {
+    pub(crate) async fn state(&self, connection: &str) -> Value {
         let answer = self
             .svc
             .admin(
@@ -148,7 +154,7 @@ impl World {
         answer.json["state"].clone()
     }
 
-    async fn run_task(&self, connection: &str, task: &str, payload: Value) -> String {
+    pub(crate) async fn run_task(&self, connection: &str, task: &str, payload: Value) -> String {
         let response = self
             .svc
             .client
@@ -166,7 +172,7 @@ impl World {
     }
 }
 
-fn summary(job: &JobView) -> &str {
+pub(crate) fn summary(job: &JobView) -> &str {
     assert_eq!(job.state, "succeeded", "{job:?}");
     job.summary.as_deref().unwrap()
 }
@@ -613,5 +619,147 @@ async fn hub_errors_are_retried_or_fail_with_the_hubs_message() {
     );
     assert!(!error.contains("not-the-hub-key-0003"));
     assert_eq!(w.hub.projets().len(), 1);
+    w.svc.stop().await;
+}
+
+/// The add-on of `recommendation` as Recoco holds it, once `check` accepts it.
+async fn addon_where(w: &World, recommendation: i64, check: impl Fn(&Value) -> bool) -> Value {
+    wait_for(&format!("the add-on of {recommendation}"), WAIT, || async {
+        w.recoco.with(|s| {
+            s.addons
+                .values()
+                .find(|a| a["recommendation"] == recommendation && check(a))
+                .cloned()
+        })
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_porteur_is_the_owner_and_stale_addons_are_withdrawn() {
+    let w = World::start(|hub| connection("communs", hub, API_KEY, "projects = [1312]", 2)).await;
+    w.recoco.with(|s| {
+        s.projects.get_mut(&1312).unwrap()["owner"] = json!({"id": 51, "first_name": "Sylvie",
+            "last_name": "Martin", "username": "maire@saint-albin.fr", "email": "maire@saint-albin.fr",
+            "profile": {"organization": {"id": 3, "name": "Commune de Saint-Albin-des-Prés"}}});
+    });
+    w.hub.script_services("1312", vec![services()]);
+    let job = w.send(TASK_4242.to_vec(), "communs").await;
+    assert!(summary(&job).contains("created hub projet"), "{job:?}");
+    let projet = w.hub.projet_of("1312").unwrap();
+    assert_eq!(
+        (
+            &projet["porteur"]["referentEmail"],
+            &projet["porteur"]["referentPrenom"],
+            &projet["porteur"]["referentNom"]
+        ),
+        (
+            &json!("maire@saint-albin.fr"),
+            &json!("Sylvie"),
+            &json!("Martin")
+        ),
+        "the owner, not an advisor"
+    );
+    w.addon(4242, &services()).await;
+    w.loads_settled().await;
+
+    // The recommendation's resource loses the tag: its add-on stops showing services.
+    let job = w
+        .send(task_event(4242, 1312, &["batiment"]), "communs")
+        .await;
+    assert!(
+        summary(&job).contains("; its add-on 1 was disabled and emptied"),
+        "{job:?}"
+    );
+    let addon = addon_where(&w, 4242, |a| a["enabled"] == false).await;
+    assert_eq!(addon["data"], json!([]));
+
+    // Tagged again: the services are back.
+    w.send(task_event(4242, 1312, &["les-communs"]), "communs")
+        .await;
+    addon_where(&w, 4242, |a| {
+        a["enabled"] == true && a["data"] == services()
+    })
+    .await;
+    wait_for("the reload", WAIT, || async {
+        let loads = w.loads().await;
+        (loads.len() == 2 && loads.iter().all(|j| j.state == "succeeded")).then_some(())
+    })
+    .await;
+
+    // The hub stops proposing services: after the configured attempts, the
+    // add-on is emptied, and the last load says so.
+    w.hub.script_services("1312", vec![json!([])]);
+    let job = w.send(PROJECT_UPDATE.to_vec(), "communs").await;
+    assert!(summary(&job).contains("updated hub projet"), "{job:?}");
+    let addon = addon_where(&w, 4242, |a| a["enabled"] == false).await;
+    assert_eq!(addon["data"], json!([]));
+    let loads = w.loads_settled().await;
+    let last = loads.last().unwrap();
+    assert!(
+        summary(last).contains("after 2 attempts; giving up")
+            && summary(last).contains("recommendation 4242: its add-on 1 was disabled and emptied"),
+        "{last:?}"
+    );
+    w.svc.stop().await;
+}
+
+#[tokio::test]
+async fn refusals_of_recoco_and_the_hub_are_explained_or_retried() {
+    let w = World::start(|hub| connection("communs", hub, API_KEY, "projects = [1312]", 2)).await;
+    w.hub.script_services("1312", vec![services()]);
+
+    // A valid token without the "manage resources" permission: named, not retried.
+    w.recoco.with(|s| s.addons_forbidden = true);
+    let job = w.send(TASK_4242.to_vec(), "communs").await;
+    assert!(summary(&job).contains("created hub projet"), "{job:?}");
+    let loads = w.loads_settled().await;
+    let load = &loads[0];
+    assert_eq!(
+        (load.state.as_str(), load.attempts),
+        ("failed", 1),
+        "{load:?}"
+    );
+    assert!(
+        load.last_error
+            .as_deref()
+            .unwrap()
+            .contains("lacks the \"manage resources\" permission"),
+        "{load:?}"
+    );
+    w.recoco.with(|s| s.addons_forbidden = false);
+
+    // A 429 without Retry-After: retried with the host's backoff.
+    w.hub.with(|s| s.retry_after_on_429 = false);
+    w.hub.fail_next(&[429]);
+    let job = w.send(PROJECT_UPDATE.to_vec(), "communs").await;
+    assert!(summary(&job).contains("updated hub projet"), "{job:?}");
+    let outcomes: Vec<String> = w
+        .svc
+        .attempts(&job.id)
+        .await
+        .into_iter()
+        .map(|a| a.outcome)
+        .collect();
+    assert_eq!(outcomes, ["retry", "succeeded"]);
+
+    // A description over the hub's body limit: permanent at once, not five 500s.
+    let writes = |w: &World| {
+        w.hub.requests("PATCH", "/projets").len() + w.hub.requests("POST", "/projets").len()
+    };
+    let writes_before = writes(&w);
+    w.recoco
+        .with(|s| s.projects.get_mut(&1312).unwrap()["description"] = json!("x".repeat(120_000)));
+    let answer = w.svc.send(PROJECT_UPDATE.to_vec()).await;
+    let job = w.job_of(&answer, "communs").await;
+    assert_eq!((job.state.as_str(), job.attempts), ("failed", 1), "{job:?}");
+    assert!(
+        job.last_error
+            .as_deref()
+            .unwrap()
+            .contains("over the hub's 100 kB limit"),
+        "{job:?}"
+    );
+    assert_eq!(writes(&w), writes_before, "nothing sent");
     w.svc.stop().await;
 }

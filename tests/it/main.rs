@@ -3,6 +3,14 @@
 //! file and fakes of the third parties it talks to.
 
 mod admin;
+mod admin_browser;
+mod admin_netns;
+mod convergence;
+mod convergence_config;
+mod convergence_lescommuns;
+mod disk;
+mod faults;
+mod filter;
 mod forward;
 mod grist;
 mod grist_real;
@@ -10,7 +18,8 @@ mod host_imports;
 mod hot_swap;
 mod intake;
 mod lescommuns;
-mod sandbox;
 mod queue;
 mod queue_crash;
 mod queue_order;
+mod sandbox;
+mod security;

@@ -144,3 +144,107 @@ async fn a_plugin_missing_from_the_directory_makes_jobs_wait_not_fail() {
         .contains("waiting for plugin \"test-echo\""));
     svc.stop().await;
 }
+
+/// `[runtime]` quotas: host calls, summary text, log bytes and state bytes per
+/// connection; and the CPU deadline counts CPU, not wall-clock time.
+#[tokio::test]
+async fn runtime_quotas_stop_each_excess_with_a_clear_error() {
+    let malicious = |name: &str, attack: &str, extra: &str| {
+        format!(
+            "{}[connections.config]\nattack = {attack:?}\n{extra}",
+            connection(name, "test-malicious")
+        )
+    };
+    let config = format!(
+        "{}{FAST_QUEUE}[runtime]\ndeadline = \"2s\"\nevent_timeout = \"8s\"\nmax_host_calls = 100\n\
+         max_summary_bytes = 1000\nmax_log_bytes = 20000\nmax_state_bytes = 100000\n{}{}{}{}{}{}",
+        source_block(None),
+        malicious("calls", "host-call-loop", ""),
+        malicious("summary", "huge-summary", ""),
+        malicious("logs", "log-flood", ""),
+        malicious("state", "state-flood", ""),
+        malicious("nap-short", "nap", "nap_ms = 4000\n"),
+        malicious("nap-long", "nap", ""),
+    );
+    let svc = TestService::start(&config, &[("malicious.wasm", &components::malicious())]).await;
+    let answer = svc
+        .send(envelope("projects.Project", "update", json!({"id": 7})))
+        .await;
+    let event_id = answer.json["id"].as_str().unwrap().to_string();
+    let jobs = svc.jobs_of_event(&event_id).await;
+    let id_of = |name: &str| {
+        jobs.iter()
+            .find(|j| j.connection == name)
+            .unwrap()
+            .id
+            .clone()
+    };
+    let settled = |name: &str| {
+        let id = id_of(name);
+        let svc = &svc;
+        async move {
+            svc.job_in(&id, &["succeeded", "failed", "dead"], WAIT)
+                .await
+        }
+    };
+
+    let calls = settled("calls").await;
+    assert_eq!(calls.state, "failed");
+    assert_eq!(
+        calls.last_error.as_deref(),
+        Some("plugin made more than 100 host calls in one invocation and was stopped")
+    );
+
+    let summary = settled("summary").await.summary.unwrap();
+    assert!(summary.len() < 1100, "{} bytes", summary.len());
+    assert!(
+        summary.ends_with(&format!("… [cut: {} more bytes]", (20 << 20) - 1000)),
+        "{}",
+        &summary[900..]
+    );
+
+    settled("logs").await;
+    let lines = recoco_sync_tests::logs::containing("flood line ")
+        .into_iter()
+        .filter(|l| l.contains("\"logs\""))
+        .count();
+    assert!(
+        (80..=100).contains(&lines),
+        "{lines} lines within 20000 bytes"
+    );
+    assert!(recoco_sync_tests::logs::containing("lines dropped")
+        .iter()
+        .any(|l| l.contains("\"logs\"") && l.contains("20000 bytes")));
+
+    let state = settled("state").await;
+    assert_eq!(state.state, "failed");
+    assert!(
+        state
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("100000 bytes of state"),
+        "{:?}",
+        state.last_error
+    );
+
+    // Sleeping is not computing: 4 s asleep fits in a 2 s CPU deadline…
+    let nap = settled("nap-short").await;
+    assert_eq!(nap.state, "succeeded", "{:?}", nap.last_error);
+    assert_eq!(nap.summary.as_deref(), Some("slept 4000 ms"));
+    // …and the wall-clock limit ends a guest that never returns.
+    let id = id_of("nap-long");
+    let first = recoco_sync_tests::wait_for("the long nap's first attempt", WAIT, || async {
+        svc.attempts(&id).await.into_iter().next()
+    })
+    .await;
+    assert_eq!(
+        first
+            .error
+            .as_deref()
+            .map(|e| e.contains("took longer than 8s")),
+        Some(true),
+        "{first:?}"
+    );
+    svc.stop().await;
+}

@@ -63,3 +63,18 @@ pub fn other_world() -> PathBuf {
 pub fn coalesce() -> PathBuf {
     env!("COMPONENT_test_coalesce").into()
 }
+
+/// Markup in its description, task description, summary, error and progress.
+pub fn xss() -> PathBuf {
+    env!("COMPONENT_test_xss").into()
+}
+
+/// A task named with markup (refused at load).
+pub fn xss_name() -> PathBuf {
+    env!("COMPONENT_test_xss_name").into()
+}
+
+/// A hostile connector: one task per sandbox attack (`test-malicious`).
+pub fn malicious() -> PathBuf {
+    env!("COMPONENT_test_malicious").into()
+}

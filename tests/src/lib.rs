@@ -6,6 +6,7 @@
 
 pub mod components;
 pub mod fakes;
+pub mod logs;
 pub mod service;
 pub mod webhook;
 
@@ -31,13 +32,21 @@ where
 }
 
 /// Logs to the test output once (`RUST_LOG` picks the level).
+/// Also keeps the lines in memory for [`logs::containing`].
 pub fn init_logs() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let _ = tracing_subscriber::registry()
+        .with(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
                 tracing_subscriber::EnvFilter::new("warn,recoco_sync=info,connector=info")
             }),
         )
-        .with_test_writer()
+        .with(tracing_subscriber::fmt::layer().with_test_writer())
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(logs::Capture),
+        )
         .try_init();
 }

@@ -33,6 +33,8 @@ pub struct TestService {
     /// A pool of our own on the same file, to check what the service stored.
     pub pool: Pool,
     pub client: reqwest::Client,
+    /// Last second each body was signed at by [`TestService::send`].
+    signed_at: std::sync::Mutex<std::collections::HashMap<Vec<u8>, i64>>,
     shutdown: CancellationToken,
     handle: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -60,6 +62,17 @@ impl TestService {
         config_toml: &str,
         plugins: &[(&str, &Path)],
     ) -> Self {
+        Self::start_on("127.0.0.1:0".parse().unwrap(), dir, config_toml, plugins).await
+    }
+
+    /// Like [`TestService::start_in`], listening on `bind` (an address of a test
+    /// network namespace's veth, for a real non-loopback client).
+    pub async fn start_on(
+        bind: std::net::SocketAddr,
+        dir: tempfile::TempDir,
+        config_toml: &str,
+        plugins: &[(&str, &Path)],
+    ) -> Self {
         crate::init_logs();
         let plugins_dir = dir.path().join("connectors");
         std::fs::create_dir_all(&plugins_dir).unwrap();
@@ -75,7 +88,7 @@ impl TestService {
         let config =
             Config::from_parts(&text, &[], &Overrides::default()).expect("valid test config");
         let service = Service::start(config).await.expect("service starts");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = service.shutdown.clone();
         let handle = tokio::spawn(service.serve(listener));
@@ -87,6 +100,7 @@ impl TestService {
             database_url,
             pool,
             client: reqwest::Client::new(),
+            signed_at: Default::default(),
             shutdown,
             handle,
         };
@@ -134,9 +148,21 @@ impl TestService {
         }
     }
 
-    /// Sends `body` signed now with [`SECRET`] to [`SOURCE`].
+    /// Sends `body` signed now with [`SECRET`] to [`SOURCE`]. The same body
+    /// sent again is signed at a later second, as Recoco's separate deliveries
+    /// are: intake answers an identical signed request as a duplicate.
     pub async fn send(&self, body: Vec<u8>) -> Answer {
-        let headers = crate::webhook::headers(&body, &[SECRET], crate::webhook::now_secs());
+        let timestamp = {
+            let mut signed_at = self.signed_at.lock().unwrap();
+            let now = crate::webhook::now_secs();
+            let ts = match signed_at.get(&body) {
+                Some(last) if *last >= now => last + 1,
+                _ => now,
+            };
+            signed_at.insert(body.clone(), ts);
+            ts
+        };
+        let headers = crate::webhook::headers(&body, &[SECRET], timestamp);
         self.post_webhook(SOURCE, body, &headers).await
     }
 

@@ -165,6 +165,7 @@ pub async fn list_connections(State(s): State<AdminState>) -> ApiResult {
         .connections()
         .map(|c| {
             let plugin = s.registry.get(&c.plugin);
+            let invalid = crate::connection_check::problem(c, &s.registry);
             let schema = plugin.as_ref().map(|p| &p.manifest.config_schema);
             let hosts = match (&c.allowed_hosts, &plugin) {
                 (Some(h), _) => h.clone(),
@@ -183,6 +184,17 @@ pub async fn list_connections(State(s): State<AdminState>) -> ApiResult {
                 "allowed_hosts_from_plugin": c.allowed_hosts.is_none(),
                 "config": redact_config(&c.config, schema),
                 "config_problem": plugin.as_ref().and_then(|p| p.validate_config(&c.config).err()),
+                // `invalid`: its jobs wait until the config is fixed (`invalid_reason` says why).
+                "status": if plugin.is_none() {
+                    "plugin_not_loaded"
+                } else if invalid.is_some() {
+                    "invalid"
+                } else if !c.enabled {
+                    "disabled"
+                } else {
+                    "ok"
+                },
+                "invalid_reason": invalid,
                 "tasks": plugin.as_ref().map(|p| p.manifest.tasks.clone()).unwrap_or_default(),
                 "updated_at": rfc3339(c.updated_at),
             })
@@ -290,4 +302,22 @@ pub async fn toggle_connection(
     s.catalog.reload().await?;
     crate::queue_follow_catalog(&s.pool, &s.flow, &s.wake).await;
     Ok(Json(json!({"connection": name, "enabled": enabled})))
+}
+
+/// Admin keys (names, scopes, dates; never the keys).
+pub async fn list_keys(State(s): State<AdminState>) -> ApiResult {
+    let list: Vec<Value> = crate::store::keys::list(&s.pool)
+        .await?
+        .into_iter()
+        .map(|k| {
+            json!({
+                "name": k.name,
+                "scope": k.scope,
+                "created_at": rfc3339(k.created_at),
+                "last_used_at": k.last_used_at.map(rfc3339),
+                "revoked_at": k.revoked_at.map(rfc3339),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"keys": list})))
 }

@@ -9,26 +9,33 @@ use serde::Serialize;
 use crate::catalog::Catalog;
 use crate::ids::{now_ms, EventId, JobId};
 use crate::queue::{jobs, JobKind, NewJob};
-use crate::routing;
 use crate::store::{events, events::EventStatus, plugins, Pool};
+use crate::{filter, routing};
 
 /// A plugin's subscriptions and tasks, as last seen (the CLI has no registry).
 #[derive(Debug, Clone, Default)]
 pub struct KnownPlugins {
     pub subscriptions: HashMap<String, routing::Routing>,
     pub tasks: HashMap<String, Vec<String>>,
+    /// Plugins whose stored manifest does not parse, with the reason.
+    pub unreadable: HashMap<String, String>,
 }
 
 impl KnownPlugins {
     pub async fn load(pool: &Pool) -> anyhow::Result<Self> {
         let mut known = Self::default();
         for (name, manifest) in plugins::known(pool).await? {
-            if let Ok(m) = serde_json::from_value::<crate::registry::Manifest>(manifest) {
-                let routing = routing::Routing::of(&m);
-                known
-                    .tasks
-                    .insert(name.clone(), m.tasks.into_iter().map(|t| t.name).collect());
-                known.subscriptions.insert(name, routing);
+            match serde_json::from_value::<crate::registry::Manifest>(manifest) {
+                Ok(m) => {
+                    let routing = routing::Routing::of(&m);
+                    known
+                        .tasks
+                        .insert(name.clone(), m.tasks.into_iter().map(|t| t.name).collect());
+                    known.subscriptions.insert(name, routing);
+                }
+                Err(err) => {
+                    known.unreadable.insert(name, err.to_string());
+                }
             }
         }
         Ok(known)
@@ -71,13 +78,22 @@ pub async fn replay_event(
         );
     }
     let id = EventId::from(event.id.clone());
+    let mut filters = filter::Check::new(filter::Subject::new(
+        topic,
+        object_type,
+        event.action.as_deref(),
+        event.object_id.as_deref(),
+        &event.body,
+    ));
     let new_jobs = routing::jobs_for(
         catalog,
         plugins,
         &routing::EventRef::new(source.id, &id, object_type, topic, &event.body),
         max_attempts,
+        &mut filters,
     );
     let mut tx = pool.begin().await?;
+    events::set_filtered(&mut tx, &event.id, filters.dropped_json().as_deref()).await?;
     for job in &new_jobs {
         jobs::insert(&mut tx, job).await?;
     }

@@ -1,7 +1,8 @@
 //! The intake request handler, one step per stage: source, body, signature,
-//! envelope, routing, durable write.
+//! rate, envelope, routing, durable write (or the first event, for a repeat).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -11,12 +12,16 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use super::dedup::{self, Claim};
+use super::limits::{Rate, Refusal};
 use super::signature::{self, SignatureError, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use super::writer::Write;
-use super::{envelope, IntakeState};
+use super::standard_webhooks as sw;
+use super::writer::{Stored, Write};
+use super::{envelope, Intake};
+use crate::config::Scheme;
 use crate::ids::{now_ms, EventId};
-use crate::routing;
 use crate::store::events::{EventStatus, NewEvent};
+use crate::{filter, routing};
 
 /// Request headers kept with an event. Signatures are deliberately not kept.
 const KEPT_HEADERS: &[&str] = &[
@@ -25,10 +30,17 @@ const KEPT_HEADERS: &[&str] = &[
     "user-agent",
     TIMESTAMP_HEADER,
     "django-webhook-uuid",
+    sw::ID_HEADER,
+    sw::TIMESTAMP_HEADER,
     "x-forwarded-for",
     "x-real-ip",
     "x-request-id",
 ];
+
+/// Longest header value kept with an event; longer ones are cut with a marker,
+/// so the stored headers stay under ~5 KiB whatever was sent.
+pub const MAX_KEPT_HEADER_VALUE: usize = 512;
+const CUT_MARKER: &str = "…[cut]";
 
 fn detail(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"detail": message.into()}))).into_response()
@@ -36,47 +48,120 @@ fn detail(status: StatusCode, message: impl Into<String>) -> Response {
 
 #[tracing::instrument(name = "intake.receive", skip_all, fields(source = %code, event_id = tracing::field::Empty))]
 pub async fn receive(
-    State(state): State<IntakeState>,
+    State(intake): State<Arc<Intake>>,
     Path(code): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let state = &intake.state;
+    let refuse = |kind: Refusal, status: StatusCode, message: String| {
+        intake
+            .refusals
+            .record(kind, &format!("source {code}, peer {peer}: {message}"));
+        detail(status, message)
+    };
     let catalog = state.catalog.get();
     let Some(source) = catalog.source_by_code(&code).cloned() else {
-        return detail(StatusCode::NOT_FOUND, "Unknown webhook code");
+        return refuse(
+            Refusal::UnknownSource,
+            StatusCode::NOT_FOUND,
+            "Unknown webhook code".into(),
+        );
     };
     let body = match body {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return detail(
+            return refuse(
+                Refusal::BodyTooLarge,
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("Body larger than {} bytes", state.config.max_body_bytes),
             );
         }
         Err(rejection) => return detail(StatusCode::BAD_REQUEST, rejection.body_text()),
     };
+    let received_at = now_ms();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let checked = signature::verify(
-        &source.secrets,
-        header(TIMESTAMP_HEADER),
-        header(SIGNATURE_HEADER),
-        &body,
-        now_ms() / 1000,
-        state.config.timestamp_tolerance,
-    );
-    if let Err(err) = checked {
-        tracing::warn!(reason = %err, peer = %peer, "webhook refused");
-        let message = match err {
+    let keys = source.live_keys(received_at);
+    let tolerance = state.config.timestamp_tolerance;
+    let checked = match source.scheme {
+        Scheme::Recoco => signature::verify(
+            &keys,
+            header(TIMESTAMP_HEADER),
+            header(SIGNATURE_HEADER),
+            &body,
+            received_at / 1000,
+            tolerance,
+        )
+        .map_err(|err| match err {
             SignatureError::Mismatch => "Invalid signature".to_string(),
             other => other.to_string(),
-        };
-        return detail(StatusCode::UNAUTHORIZED, message);
+        }),
+        Scheme::StandardWebhooks => sw::verify(
+            &keys,
+            header(sw::ID_HEADER),
+            header(sw::TIMESTAMP_HEADER),
+            header(sw::SIGNATURE_HEADER),
+            &body,
+            received_at / 1000,
+            tolerance,
+        )
+        .map_err(|err| err.to_string()),
+    };
+    if let Err(message) = checked {
+        return refuse(Refusal::BadSignature, StatusCode::UNAUTHORIZED, message);
+    }
+    // Counted once the request is authentic: only the source can spend its budget.
+    let rate = Rate {
+        per_second: source
+            .rate_per_second
+            .unwrap_or(state.config.rate_limit_per_second),
+        burst: source.rate_burst.unwrap_or(state.config.rate_limit_burst),
+    };
+    if let Err(wait) = intake.rates.check(source.id, rate) {
+        let retry_after = wait.as_secs_f64().ceil().max(1.0) as u64;
+        intake.refusals.record(
+            Refusal::RateLimited,
+            &format!(
+                "source {code}, peer {peer}: over {} webhooks/s",
+                rate.per_second
+            ),
+        );
+        let mut response = detail(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "Too many webhooks from this source (at most {} per second, bursts of {}); retry in {retry_after} s",
+                rate.per_second, rate.burst
+            ),
+        );
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(retry_after),
+        );
+        return response;
     }
 
     let id = EventId::new();
     tracing::Span::current().record("event_id", id.as_str());
-    let parsed = envelope::parse(&body);
+    let parsed = match source.scheme {
+        Scheme::Recoco => envelope::parse(&body),
+        Scheme::StandardWebhooks => {
+            envelope::parse_standard(&body, header(sw::ID_HEADER).unwrap_or_default())
+        }
+    };
+    let claim = Claim {
+        keys: match source.scheme {
+            Scheme::Recoco => dedup::recoco_keys(
+                header(TIMESTAMP_HEADER).unwrap_or_default().trim(),
+                &body,
+                parsed.is_ok(),
+            ),
+            Scheme::StandardWebhooks => {
+                dedup::standard_webhooks_keys(header(sw::ID_HEADER).unwrap_or_default().trim())
+            }
+        },
+        expired_before: received_at - state.config.dedup_window.max(tolerance).as_millis() as i64,
+    };
     let mut event = NewEvent {
         id: id.clone(),
         source_id: source.id,
@@ -94,7 +179,8 @@ pub async fn receive(
             state.config.trust_forwarded_for,
         )),
         error: None,
-        received_at: now_ms(),
+        received_at,
+        filtered: None,
     };
     let mut jobs = Vec::new();
     let (http_status, message) = match (&parsed, source.enabled) {
@@ -118,18 +204,31 @@ pub async fn receive(
                     "Source is disabled; the event is stored and can be replayed".to_string(),
                 )
             } else {
+                let mut filters = filter::Check::new(filter::Subject::new(
+                    &env.topic,
+                    &env.object_type,
+                    env.action.as_deref(),
+                    env.object_id.as_deref(),
+                    &body,
+                ));
                 jobs = routing::jobs_for(
                     &catalog,
                     &|plugin| state.registry.routing(plugin),
                     &routing::EventRef::new(source.id, &id, &env.object_type, &env.topic, &body),
                     state.max_attempts,
+                    &mut filters,
                 );
+                event.filtered = filters.dropped_json();
                 event.status = if jobs.is_empty() {
                     EventStatus::Ignored
                 } else {
                     EventStatus::Queued
                 };
                 let message = match jobs.len() {
+                    0 if event.filtered.is_some() => {
+                        "Webhook event stored; the filters of its connections dropped it"
+                            .to_string()
+                    }
                     0 => "Webhook event stored; no connection subscribes to it".to_string(),
                     n => format!("Webhook event stored; {n} job(s) queued"),
                 };
@@ -138,12 +237,31 @@ pub async fn receive(
         }
     };
     let status = event.status;
-    if let Err(err) = state.sink.write(Write { event, jobs }).await {
-        tracing::error!(error = %err, "webhook not stored");
-        return detail(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Storage unavailable; retry later",
-        );
+    match state.sink.write(Write { event, jobs, claim }).await {
+        Err(err) => {
+            tracing::error!(error = %err, "webhook not stored");
+            return detail(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Storage unavailable; retry later",
+            );
+        }
+        Ok(Stored::Duplicate(original)) => {
+            intake.refusals.record(
+                Refusal::Duplicate,
+                &format!("source {code}, peer {peer}: repeats {}", original.event_id),
+            );
+            return (
+                StatusCode::OK,
+                Json(json!({
+                    "id": original.event_id,
+                    "status": original.status,
+                    "duplicate": true,
+                    "message": "Already received: this repeats an earlier webhook, answered with it; nothing new is stored or queued",
+                })),
+            )
+                .into_response();
+        }
+        Ok(Stored::New) => {}
     }
     tracing::info!(status = status.as_str(), "webhook stored");
     if http_status == StatusCode::BAD_REQUEST {
@@ -165,13 +283,22 @@ fn kept_headers(headers: &HeaderMap) -> serde_json::Value {
         .iter()
         .filter_map(|name| {
             let value = headers.get(*name)?.to_str().ok()?;
-            Some((
-                name.to_string(),
-                serde_json::Value::String(value.to_string()),
-            ))
+            Some((name.to_string(), serde_json::Value::String(cut(value))))
         })
         .collect();
     serde_json::Value::Object(kept)
+}
+
+/// `value`, cut to [`MAX_KEPT_HEADER_VALUE`] bytes (on a character boundary).
+fn cut(value: &str) -> String {
+    if value.len() <= MAX_KEPT_HEADER_VALUE {
+        return value.to_string();
+    }
+    let mut end = MAX_KEPT_HEADER_VALUE - CUT_MARKER.len();
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{CUT_MARKER}", &value[..end])
 }
 
 /// The client address: the socket peer, or the last `X-Forwarded-For` entry

@@ -2,7 +2,10 @@
 //! `"{timestamp}:{raw body}"`, one per secret, comma-separated in
 //! `Django-Webhook-Signature-v1`. Valid when any signature matches any secret
 //! (rotation), compared in constant time, and when the timestamp is inside the
-//! tolerance window (Recoco re-signs every retry, so replays fail).
+//! tolerance window (Recoco re-signs every retry; replays inside the window
+//! are caught by `intake::dedup`).
+//!
+//! Self-contained (no `crate::` paths): the fuzz crate compiles this file.
 
 use std::time::Duration;
 
@@ -29,21 +32,21 @@ pub enum SignatureError {
 
 /// `hex(HMAC-SHA256(secret, "{timestamp}:{body}"))`.
 pub fn sign(secret: &str, timestamp: &str, body: &[u8]) -> String {
-    hex::encode(mac(secret, timestamp, body))
+    hex::encode(mac(secret.as_bytes(), timestamp, body))
 }
 
-fn mac(secret: &str, timestamp: &str, body: &[u8]) -> [u8; 32] {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+fn mac(key: &[u8], timestamp: &str, body: &[u8]) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(timestamp.as_bytes());
     mac.update(b":");
     mac.update(body);
     mac.finalize().into_bytes().into()
 }
 
-/// Checks a request against the source's secrets; `now_secs` is our clock.
-pub fn verify(
-    secrets: &[String],
+/// Checks a request against the source's secrets (their bytes); `now_secs` is
+/// our clock.
+pub fn verify<K: AsRef<[u8]>>(
+    secrets: &[K],
     timestamp: Option<&str>,
     signatures: Option<&str>,
     body: &[u8],
@@ -66,7 +69,7 @@ pub fn verify(
         .collect();
     let mut matched = subtle::Choice::from(0u8);
     for secret in secrets {
-        let expected = mac(secret, timestamp, body);
+        let expected = mac(secret.as_ref(), timestamp, body);
         for candidate in &provided {
             // Length differences are not secret; contents are compared in constant time.
             if candidate.len() == expected.len() {
@@ -77,7 +80,7 @@ pub fn verify(
     if !bool::from(matched) {
         return Err(SignatureError::Mismatch);
     }
-    let skew = now_secs - ts;
+    let skew = now_secs.saturating_sub(ts);
     if skew.unsigned_abs() > tolerance.as_secs() {
         return Err(SignatureError::Stale {
             skew_secs: skew,

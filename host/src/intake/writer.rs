@@ -24,6 +24,7 @@ use anyhow::Context as _;
 use rusqlite::params;
 use tokio::sync::{mpsc, oneshot, Notify};
 
+use super::dedup::{self, Claim, Original};
 use crate::ids::now_ms;
 use crate::queue::{jobs, NewJob};
 use crate::store::events::{self, NewEvent};
@@ -31,13 +32,28 @@ use crate::store::events::{self, NewEvent};
 /// Pending writes the channel holds before requests wait for room.
 const CHANNEL_CAPACITY: usize = 4096;
 
-/// An event and the jobs it creates, stored together or not at all.
+/// How often the writer forgets expired dedup claims.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// An event and the jobs it creates, stored together or not at all, unless
+/// its dedup keys show it repeats an earlier event.
 pub struct Write {
     pub event: NewEvent,
     pub jobs: Vec<NewJob>,
+    pub claim: Claim,
 }
 
-type Reply = oneshot::Sender<Result<(), String>>;
+/// What became of a write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// Stored with its jobs.
+    New,
+    /// Not stored: it repeats this earlier event.
+    Duplicate(Original),
+}
+
+type Outcome = Result<Stored, String>;
+type Reply = oneshot::Sender<Outcome>;
 
 /// Where intake sends what it accepted.
 #[derive(Clone)]
@@ -49,10 +65,20 @@ pub enum EventSink {
 }
 
 impl EventSink {
-    pub async fn write(&self, write: Write) -> Result<(), String> {
+    pub async fn write(&self, write: Write) -> Outcome {
         match self {
             Self::Store(writer) => writer.write(write).await,
-            Self::Discard => Ok(()),
+            Self::Discard => Ok(Stored::New),
+        }
+    }
+}
+
+impl EventSink {
+    /// Whether the writer thread still takes events (for `/readyz`).
+    pub fn is_running(&self) -> bool {
+        match self {
+            Self::Store(writer) => !writer.tx.is_closed(),
+            Self::Discard => true,
         }
     }
 }
@@ -62,10 +88,24 @@ pub struct EventWriter {
     tx: mpsc::Sender<(Write, Reply)>,
 }
 
+/// How the flush thread makes the WAL durable: [`sync`], or a fault a test
+/// injects (a failing disk).
+pub type FlushFn = fn(&Path) -> std::io::Result<()>;
+
 impl EventWriter {
     /// Opens `database` (a SQLite file, already migrated) and starts the writer
     /// thread. `wake` is notified after a durable batch that queued jobs.
     pub fn start(database: &Path, max_batch: usize, wake: Arc<Notify>) -> anyhow::Result<Self> {
+        Self::start_with_flush(database, max_batch, wake, sync)
+    }
+
+    /// [`EventWriter::start`] with another WAL flush (fault-injection seam).
+    pub fn start_with_flush(
+        database: &Path,
+        max_batch: usize,
+        wake: Arc<Notify>,
+        sync: FlushFn,
+    ) -> anyhow::Result<Self> {
         let conn = open(database)?;
         let wal = PathBuf::from(format!("{}-wal", database.display()));
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
@@ -76,12 +116,12 @@ impl EventWriter {
             .context("cannot start the intake writer thread")?;
         std::thread::Builder::new()
             .name("intake-flush".into())
-            .spawn(move || flush(&wal, &to_flush, &wake))
+            .spawn(move || flush(&wal, &to_flush, &wake, sync))
             .context("cannot start the intake flush thread")?;
         Ok(Self { tx })
     }
 
-    pub async fn write(&self, write: Write) -> Result<(), String> {
+    pub async fn write(&self, write: Write) -> Outcome {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send((write, reply))
@@ -107,7 +147,7 @@ fn open(database: &Path) -> anyhow::Result<rusqlite::Connection> {
 /// A committed batch waiting for the WAL flush: its answers, and whether it
 /// queued jobs (workers are woken once it is durable).
 struct Committed {
-    replies: Vec<(Reply, Result<(), String>)>,
+    replies: Vec<(Reply, Outcome)>,
     queued_jobs: bool,
 }
 
@@ -119,6 +159,7 @@ fn run(
     committed: &std::sync::mpsc::Sender<Committed>,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
+    let mut pruned = std::time::Instant::now();
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while batch.len() < max_batch {
@@ -127,25 +168,34 @@ fn run(
                 Err(_) => break,
             }
         }
-        let results: Vec<Result<(), String>> = match write_all(
-            &mut conn,
-            batch.iter().map(|(w, _)| w),
-        ) {
-            Ok(()) => vec![Ok(()); batch.len()],
+        if pruned.elapsed() >= PRUNE_EVERY {
+            pruned = std::time::Instant::now();
+            let expired_before = batch[0].0.claim.expired_before;
+            if let Err(err) = dedup::prune(&conn, expired_before) {
+                tracing::warn!(error = %err, "cannot prune expired dedup keys");
+            }
+        }
+        let results: Vec<Outcome> = match write_all(&mut conn, batch.iter().map(|(w, _)| w)) {
+            Ok(stored) => stored.into_iter().map(Ok).collect(),
             Err(err) => {
                 tracing::warn!(error = %err, size = batch.len(), "batch write failed; writing one by one");
                 batch
                     .iter()
                     .map(|(write, _)| {
-                        write_all(&mut conn, std::iter::once(write)).map_err(|e| {
-                            tracing::error!(event = %write.event.id, error = %e, "cannot store event");
-                            "storage failed".to_string()
-                        })
+                        write_all(&mut conn, std::iter::once(write))
+                            .map(|mut one| one.remove(0))
+                            .map_err(|e| {
+                                tracing::error!(event = %write.event.id, error = %e, "cannot store event");
+                                "storage failed".to_string()
+                            })
                     })
                     .collect()
             }
         };
-        let queued_jobs = batch.iter().any(|(w, _)| !w.jobs.is_empty());
+        let queued_jobs = batch
+            .iter()
+            .zip(&results)
+            .any(|((w, _), r)| !w.jobs.is_empty() && r == &Ok(Stored::New));
         let replies = batch
             .drain(..)
             .map(|(_, reply)| reply)
@@ -165,7 +215,12 @@ fn run(
 
 /// The flush thread: waits for committed batches, flushes the WAL once for all
 /// of them, then answers them.
-fn flush(wal: &Path, committed: &std::sync::mpsc::Receiver<Committed>, wake: &Notify) {
+fn flush(
+    wal: &Path,
+    committed: &std::sync::mpsc::Receiver<Committed>,
+    wake: &Notify,
+    sync: FlushFn,
+) {
     while let Ok(first) = committed.recv() {
         let mut ready = vec![first];
         ready.extend(committed.try_iter());
@@ -194,13 +249,26 @@ fn flush(wal: &Path, committed: &std::sync::mpsc::Receiver<Committed>, wake: &No
 fn write_all<'a>(
     conn: &mut rusqlite::Connection,
     writes: impl Iterator<Item = &'a Write>,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<Vec<Stored>> {
     let tx = conn.transaction()?;
+    let mut stored = Vec::new();
     {
         let mut insert_event = tx.prepare_cached(events::INSERT)?;
         let mut insert_job = tx.prepare_cached(jobs::INSERT)?;
         let now = now_ms();
-        for Write { event: e, jobs } in writes {
+        for Write {
+            event: e,
+            jobs,
+            claim,
+        } in writes
+        {
+            if !claim.keys.is_empty() {
+                if let Some(original) = dedup::claim(&tx, e.source_id, e.id.as_str(), now, claim)? {
+                    stored.push(Stored::Duplicate(original));
+                    continue;
+                }
+            }
+            stored.push(Stored::New);
             insert_event.execute(params![
                 e.id.as_str(),
                 e.source_id,
@@ -215,6 +283,7 @@ fn write_all<'a>(
                 e.remote_addr,
                 e.error,
                 e.received_at,
+                e.filtered,
             ])?;
             for job in jobs {
                 let (kind, event_id, task_name, payload) = job.kind_columns();
@@ -235,7 +304,8 @@ fn write_all<'a>(
             }
         }
     }
-    tx.commit()
+    tx.commit()?;
+    Ok(stored)
 }
 
 /// Flushes the WAL file to disk (data and size: it grows as it is written).

@@ -10,6 +10,8 @@ use std::net::IpAddr;
 
 use url::Url;
 
+pub use super::special::is_private;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum HostMatch {
     Any,
@@ -194,28 +196,6 @@ pub fn resolve_defaults(defaults: &[String], config: &serde_json::Value) -> Vec<
             }
         })
         .collect()
-}
-
-/// Loopback, private, link-local, unique-local and other non-public addresses.
-pub fn is_private(ip: &IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64 // 100.64/10 CGNAT
-        }
-        IpAddr::V6(v6) => {
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00 // unique local
-                || (v6.segments()[0] & 0xffc0) == 0xfe80 // link local
-                || v6.to_ipv4_mapped().is_some_and(|v4| is_private(&IpAddr::V4(v4)))
-        }
-    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use super::jobs::{self, ClaimPolicy, Claimed, Finish, JobKind};
 use super::policy::RetryPolicy;
 use crate::catalog::CatalogHandle;
 use crate::config::{QueueConfig, RuntimeConfig};
+use crate::connection_check;
 use crate::flow::{FlowControl, Outcome};
 use crate::ids::{now_ms, rfc3339};
 use crate::outbound::{allow, AllowList};
@@ -216,6 +217,11 @@ impl Workers {
                 (decision.into_finish(), attempt)
             }
         };
+        crate::metrics::attempt(
+            &prepared.scope.connection,
+            &attempt.outcome,
+            attempt.duration_ms,
+        );
         self.record(&job, finish, attempt).await;
     }
 
@@ -352,7 +358,13 @@ impl Workers {
                 return skipped;
             }
         }
-        plugin.validate_config(&connection.config)?;
+        if let Err(problem) = plugin.validate_config(&connection.config) {
+            // Like a missing plugin: the job waits until the config is fixed.
+            let reason =
+                connection_check::described(&connection, &plugin.manifest.config_schema, &problem);
+            connection_check::park(&self.pool, job, &connection, &reason).await;
+            return Ok(None);
+        }
         let hosts = match &connection.allowed_hosts {
             Some(hosts) => hosts.clone(),
             None => {

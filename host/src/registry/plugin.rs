@@ -46,6 +46,9 @@ impl Plugin {
     /// Checks a connection config against the plugin's schema; the error lists
     /// each failing place.
     pub fn validate_config(&self, config: &serde_json::Value) -> Result<(), String> {
+        // Only the values the schema marks `writeOnly` are hidden: the others
+        // help the operator see what is wrong.
+        let secrets = crate::secrets::secret_values(config, &self.manifest.config_schema);
         let problems: Vec<String> = self
             .validator
             .iter_errors(config)
@@ -54,7 +57,7 @@ impl Plugin {
                 format!(
                     "{}: {}",
                     if at.is_empty() { "/" } else { &at },
-                    without_values(&e.to_string(), e.instance())
+                    without_secrets(&e.to_string(), &secrets)
                 )
             })
             .collect();
@@ -70,24 +73,11 @@ impl Plugin {
     }
 }
 
-/// The validator's message with the offending strings removed: they may be secrets.
-fn without_values(message: &str, instance: &serde_json::Value) -> String {
-    fn strings<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
-        match v {
-            serde_json::Value::String(s) => out.push(s),
-            serde_json::Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
-            serde_json::Value::Object(map) => map.values().for_each(|i| strings(i, out)),
-            _ => {}
-        }
-    }
-    let mut found = Vec::new();
-    strings(instance, &mut found);
+/// The validator's message with the secret values (as JSON strings) removed.
+fn without_secrets(message: &str, secrets: &[String]) -> String {
     let mut out = message.to_string();
-    for s in found.into_iter().filter(|s| !s.is_empty()) {
-        out = out.replace(
-            &serde_json::Value::String(s.to_string()).to_string(),
-            "\"…\"",
-        );
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
+        out = out.replace(&serde_json::Value::String(s.clone()).to_string(), "\"…\"");
     }
     out
 }

@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
+use super::quota::LogBudget;
 use crate::secrets::Scrubber;
 
 /// Longest line kept in one log record.
@@ -44,16 +45,25 @@ pub struct GuestOutput {
     stream: &'static str,
     scrubber: Scrubber,
     tail: Option<Tail>,
+    /// Lines past the invocation's log quota are dropped.
+    budget: Arc<LogBudget>,
 }
 
 impl GuestOutput {
-    pub fn new(plugin: &str, connection: &str, stream: &'static str, scrubber: Scrubber) -> Self {
+    pub fn new(
+        plugin: &str,
+        connection: &str,
+        stream: &'static str,
+        scrubber: Scrubber,
+        budget: Arc<LogBudget>,
+    ) -> Self {
         Self {
             plugin: plugin.into(),
             connection: connection.into(),
             stream,
             scrubber,
             tail: None,
+            budget,
         }
     }
 
@@ -89,6 +99,9 @@ impl LineWriter {
         let text = self.out.scrubber.scrub(&String::from_utf8_lossy(line));
         if let Some(tail) = &self.out.tail {
             tail.push(text.trim_end().to_string());
+        }
+        if !self.out.budget.admit(line.len()) {
+            return;
         }
         tracing::info!(
             target: "connector",

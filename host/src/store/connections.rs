@@ -4,8 +4,11 @@
 use anyhow::Context as _;
 use sqlx::Row as _;
 
+use std::sync::Arc;
+
 use super::Pool;
 use crate::config::ConnectionDecl;
+use crate::filter::Filter;
 use crate::ids::{now_ms, ConnectionId, SourceId};
 use crate::secrets::Sealer;
 
@@ -19,6 +22,8 @@ pub struct Connection {
     /// `None`: the plugin's default hosts.
     pub allowed_hosts: Option<Vec<String>>,
     pub config: serde_json::Value,
+    /// Routing filter (CEL); `None`: every event it subscribes to.
+    pub filter: Option<Arc<Filter>>,
     pub updated_at: i64,
     /// No longer declared in the configuration: receives no new events.
     pub removed: bool,
@@ -26,7 +31,7 @@ pub struct Connection {
 
 pub async fn list(pool: &Pool, sealer: &Sealer) -> anyhow::Result<Vec<Connection>> {
     let rows = sqlx::query(
-        "SELECT id, name, source_id, plugin, enabled, allowed_hosts, config, updated_at, removed_at IS NOT NULL AS removed FROM connections ORDER BY name",
+        "SELECT id, name, source_id, plugin, enabled, allowed_hosts, config, filter, updated_at, removed_at IS NOT NULL AS removed FROM connections ORDER BY name",
     )
     .fetch_all(pool)
     .await?;
@@ -39,6 +44,13 @@ pub async fn list(pool: &Pool, sealer: &Sealer) -> anyhow::Result<Vec<Connection
                 .get::<Option<String>, _>("allowed_hosts")
                 .map(|h| serde_json::from_str(&h))
                 .transpose()?;
+            // Checked when saved; one that no longer compiles is an error to fix,
+            // not a reason to deliver everything.
+            let filter = row
+                .get::<Option<String>, _>("filter")
+                .map(|f| Filter::compile(&f).map(Arc::new))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("connection {name}: stored filter: {e}"))?;
             Ok(Connection {
                 id: row.get("id"),
                 name,
@@ -47,6 +59,7 @@ pub async fn list(pool: &Pool, sealer: &Sealer) -> anyhow::Result<Vec<Connection
                 enabled: row.get("enabled"),
                 allowed_hosts,
                 config,
+                filter,
                 updated_at: row.get("updated_at"),
                 removed: row.get("removed"),
             })
@@ -62,6 +75,9 @@ pub async fn upsert(
     decl: &ConnectionDecl,
     source_id: SourceId,
 ) -> anyhow::Result<ConnectionId> {
+    if let Some(filter) = &decl.filter {
+        Filter::compile(filter).map_err(|e| anyhow::anyhow!("connection {:?}: {e}", decl.name))?;
+    }
     let existing = list(pool, sealer)
         .await?
         .into_iter()
@@ -78,16 +94,18 @@ pub async fn upsert(
             && c.enabled == decl.enabled
             && c.allowed_hosts == decl.allowed_hosts
             && c.config == decl.config
+            && c.filter.as_ref().map(|f| f.source()) == decl.filter.as_deref()
             && !c.removed;
         if !same {
             sqlx::query(
-                "UPDATE connections SET source_id = ?, plugin = ?, enabled = ?, allowed_hosts = ?, config = ?, updated_at = ?, removed_at = NULL WHERE id = ?",
+                "UPDATE connections SET source_id = ?, plugin = ?, enabled = ?, allowed_hosts = ?, config = ?, filter = ?, updated_at = ?, removed_at = NULL WHERE id = ?",
             )
             .bind(source_id)
             .bind(&decl.plugin)
             .bind(decl.enabled)
             .bind(&hosts)
             .bind(sealer.seal(&decl.config.to_string()))
+            .bind(&decl.filter)
             .bind(now)
             .bind(c.id)
             .execute(pool)
@@ -96,7 +114,7 @@ pub async fn upsert(
         return Ok(c.id);
     }
     let id = sqlx::query(
-        "INSERT INTO connections (name, source_id, plugin, enabled, allowed_hosts, config, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO connections (name, source_id, plugin, enabled, allowed_hosts, config, filter, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&decl.name)
     .bind(source_id)
@@ -104,6 +122,7 @@ pub async fn upsert(
     .bind(decl.enabled)
     .bind(&hosts)
     .bind(sealer.seal(&decl.config.to_string()))
+    .bind(&decl.filter)
     .bind(now)
     .bind(now)
     .execute(pool)

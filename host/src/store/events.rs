@@ -54,13 +54,15 @@ pub struct NewEvent {
     pub remote_addr: Option<String>,
     pub error: Option<String>,
     pub received_at: i64,
+    /// Connections whose filter dropped it (JSON, see [`crate::filter::Dropped`]).
+    pub filtered: Option<String>,
 }
 
 /// Inserts one event. Parameters, in order: id, source_id, status, topic,
 /// object_type, object_id, action, webhook_uuid, body, headers, remote_addr,
-/// error, received_at. Shared by every writer (intake binds it directly).
-pub const INSERT: &str = "INSERT INTO events (id, source_id, status, topic, object_type, object_id, action, webhook_uuid, body, headers, remote_addr, error, received_at, updated_at)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)";
+/// error, received_at, filtered. Shared by every writer (intake binds it directly).
+pub const INSERT: &str = "INSERT INTO events (id, source_id, status, topic, object_type, object_id, action, webhook_uuid, body, headers, remote_addr, error, received_at, updated_at, filtered)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14)";
 
 /// A stored event as operators and workers see it.
 #[derive(Debug, Clone, Serialize)]
@@ -80,9 +82,12 @@ pub struct Event {
     pub error: Option<String>,
     pub received_at: i64,
     pub updated_at: i64,
+    /// The connection filters that dropped it: `[{connection, filter, reason}]`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub filtered: Vec<crate::filter::Dropped>,
 }
 
-const SELECT: &str = "SELECT e.id, s.code AS source, e.status, e.topic, e.object_type, e.object_id, e.action, e.webhook_uuid, e.body, e.headers, e.remote_addr, e.error, e.received_at, e.updated_at FROM events e JOIN sources s ON s.id = e.source_id";
+const SELECT: &str = "SELECT e.id, s.code AS source, e.status, e.topic, e.object_type, e.object_id, e.action, e.webhook_uuid, e.body, e.headers, e.remote_addr, e.error, e.received_at, e.updated_at, e.filtered FROM events e JOIN sources s ON s.id = e.source_id";
 
 fn from_row(row: sqlx::sqlite::SqliteRow) -> Event {
     Event {
@@ -100,6 +105,10 @@ fn from_row(row: sqlx::sqlite::SqliteRow) -> Event {
         error: row.get("error"),
         received_at: row.get("received_at"),
         updated_at: row.get("updated_at"),
+        filtered: row
+            .get::<Option<String>, _>("filtered")
+            .and_then(|f| serde_json::from_str(&f).ok())
+            .unwrap_or_default(),
     }
 }
 
@@ -168,6 +177,20 @@ pub async fn set_status(
     sqlx::query("UPDATE events SET status = ?, updated_at = ? WHERE id = ?")
         .bind(status.as_str())
         .bind(now_ms())
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Records which connection filters dropped an event (after a replay).
+pub async fn set_filtered(
+    conn: &mut SqliteConnection,
+    id: &str,
+    filtered: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE events SET filtered = ? WHERE id = ?")
+        .bind(filtered)
         .bind(id)
         .execute(conn)
         .await?;

@@ -72,3 +72,35 @@ pub async fn all(pool: &Pool, connection: ConnectionId) -> anyhow::Result<Vec<(S
         .map(|r| (r.get("key"), r.get("value")))
         .collect())
 }
+
+/// A connection's state usage: entries, and bytes of keys and values.
+pub async fn usage(pool: &Pool, connection: ConnectionId) -> sqlx::Result<(u64, u64)> {
+    let row = sqlx::query(
+        "SELECT count(*) AS n, coalesce(sum(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))), 0) AS bytes
+         FROM connection_state WHERE connection_id = ?",
+    )
+    .bind(connection)
+    .fetch_one(pool)
+    .await?;
+    Ok((
+        row.get::<i64, _>("n") as u64,
+        row.get::<i64, _>("bytes") as u64,
+    ))
+}
+
+/// Bytes (key and value) of one entry, if it exists.
+pub async fn entry_bytes(
+    pool: &Pool,
+    connection: ConnectionId,
+    key: &str,
+) -> sqlx::Result<Option<u64>> {
+    let row = sqlx::query(
+        "SELECT length(CAST(key AS BLOB)) + length(CAST(value AS BLOB)) AS bytes
+         FROM connection_state WHERE connection_id = ? AND key = ?",
+    )
+    .bind(connection)
+    .bind(key)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| r.get::<i64, _>("bytes") as u64))
+}

@@ -70,6 +70,8 @@ struct ColumnFields {
     label: String,
     #[serde(rename = "type")]
     col_type: String,
+    is_formula: bool,
+    formula: String,
 }
 
 #[derive(Deserialize)]
@@ -161,6 +163,46 @@ impl<'a> Grist<'a> {
                 col_ref: c.fields.col_ref,
                 label: c.fields.label,
                 col_type: c.fields.col_type,
+                // A new column is an *empty* formula column (no formula) until
+                // its first write: only a formula with text is computed.
+                formula: c.fields.is_formula && !c.fields.formula.trim().is_empty(),
+            })
+            .collect())
+    }
+
+    /// One page of the table's rows, by row id after `after`: each row's id and
+    /// the cells of `columns` (a `POST …/sql` reading only those columns, so a
+    /// page of 1000 rows stays small; Bool cells read as 0/1).
+    pub fn rows_page(
+        &self,
+        columns: &[&str],
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, Vec<Value>)>, Error> {
+        let quoted: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+        let sql = format!(
+            "SELECT \"id\", {} FROM {} WHERE \"id\" > ? ORDER BY \"id\" LIMIT ?",
+            quoted.join(", "),
+            quote_ident(&self.config.table_id)
+        );
+        let body = json!({"sql": sql, "args": [after, limit]});
+        let request = Request::post(format!("{}/sql", self.doc_url())).json(&body);
+        let what = request.describe();
+        let response = self.send(request, READ_TIMEOUT)?;
+        let answer: SqlAnswer = self
+            .success(&what, response)?
+            .json()
+            .map_err(|e| e.context(&what))?;
+        Ok(answer
+            .records
+            .into_iter()
+            .map(|r| {
+                let id = r.fields.get("id").and_then(Value::as_u64).unwrap_or(0);
+                let cells = columns
+                    .iter()
+                    .map(|c| r.fields.get(*c).cloned().unwrap_or(Value::Null))
+                    .collect();
+                (id, cells)
             })
             .collect())
     }
@@ -245,6 +287,22 @@ impl<'a> Grist<'a> {
     }
 }
 
+#[derive(Deserialize)]
+struct SqlAnswer {
+    records: Vec<SqlRecord>,
+}
+
+#[derive(Deserialize)]
+struct SqlRecord {
+    fields: serde_json::Map<String, Value>,
+}
+
+/// An SQL identifier between double quotes (Grist ids hold none, but a config's
+/// table id is the user's text).
+fn quote_ident(id: &str) -> String {
+    format!("\"{}\"", id.replace('"', "\"\""))
+}
+
 fn column_body(spec: &ColumnSpec) -> Value {
     json!({"id": spec.wanted, "fields": {"label": spec.label, "type": spec.col_type.grist()}})
 }
@@ -266,6 +324,15 @@ pub fn refusal(status: u16, body: &[u8]) -> String {
     let message = grist_message(body);
     if status == 413 {
         return format!("the request is larger than Grist accepts (HTTP 413: {message})");
+    }
+    if let Some(column) = message
+        .split("formula column ")
+        .nth(1)
+        .map(|rest| rest.trim().trim_matches('"'))
+    {
+        return format!(
+            "column {column:?} is a formula column in Grist, which accepts no value (Grist: {message}); the connector skips it once it re-reads the columns"
+        );
     }
     if let Some(column) = message
         .strip_prefix("Invalid column \"")
@@ -337,6 +404,12 @@ mod tests {
         assert_eq!(
             refusal(400, dup),
             "HTTP 400: Error manipulating data: [Sandbox] ValueError require values must be unique"
+        );
+        let formula = br#"{"error":"Error manipulating data: [Sandbox] ValueError Can't save value to formula column v"}"#;
+        assert!(
+            refusal(400, formula).starts_with("column \"v\" is a formula column"),
+            "{}",
+            refusal(400, formula)
         );
         let big = br#"{"error":"request entity too large"}"#;
         assert!(refusal(413, big).contains("larger than Grist accepts"));

@@ -192,6 +192,7 @@ fn event_summary(config: &Config, records: &[Record], synced: &sync::Synced) -> 
         ));
     }
     summary.push_str(&sync::skipped_note(&synced.skipped));
+    summary.push_str(&sync::formula_note(&synced.formula));
     summary
 }
 

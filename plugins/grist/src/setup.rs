@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::grist::Grist;
 use crate::ids::Taken;
 use crate::recoco;
-use crate::sync::{load_map, save_map};
+use crate::sync::{load_map, refresh_columns, save_map};
 use crate::table::{remember, selected, ColumnMap, Found, Known, Table, TableColumn};
 
 /// What to do with an existing table.
@@ -22,6 +22,8 @@ pub struct Plan {
     pub adopt: Vec<(String, Known)>,
     /// Columns whose type differs from what setup would create, left as they are.
     pub differences: Vec<String>,
+    /// Columns a user turned into formulas: never written.
+    pub formula: Vec<String>,
 }
 
 /// Compares the wanted columns with the table.
@@ -30,6 +32,9 @@ pub fn plan(specs: &[ColumnSpec], table: &Table) -> Plan {
     for spec in specs {
         match table.find(&spec.key) {
             Found::Column(column) => {
+                if column.formula {
+                    plan.formula.push(column.id.clone());
+                }
                 if !table.map.contains_key(&spec.key) {
                     let known = Known {
                         id: column.id.clone(),
@@ -111,7 +116,7 @@ pub fn run(config: &Config) -> Result<String, Error> {
                 "Grist created the table as {created:?} instead of {table_id:?}: set table_id to {created:?}"
             )));
         }
-        let map = created_map(&specs, &grist.columns()?)?;
+        let map = created_map(&specs, &refresh_columns(&grist, config)?)?;
         save_map(config, &map)?;
         info!("created table {table_id} with {} columns", specs.len());
         return Ok(format!(
@@ -124,7 +129,7 @@ pub fn run(config: &Config) -> Result<String, Error> {
             questions.len()
         ));
     }
-    let columns = grist.columns()?;
+    let columns = refresh_columns(&grist, config)?;
     let mut map = load_map(config)?;
     let plan = plan(
         &specs,
@@ -138,7 +143,7 @@ pub fn run(config: &Config) -> Result<String, Error> {
     let mut added = Vec::new();
     if !plan.add.is_empty() {
         added = grist.add_columns(&plan.add)?;
-        let columns = grist.columns()?;
+        let columns = refresh_columns(&grist, config)?;
         remember(&mut map, &plan.add, &added, &columns);
     }
     if changed {
@@ -163,6 +168,12 @@ pub fn run(config: &Config) -> Result<String, Error> {
             plan.differences.join(", ")
         ));
     }
+    if !plan.formula.is_empty() {
+        summary.push_str(&format!(
+            "; formula columns, computed by Grist and never written: {}",
+            plan.formula.join(", ")
+        ));
+    }
     Ok(summary)
 }
 
@@ -177,6 +188,7 @@ mod tests {
             col_ref,
             label: id.into(),
             col_type: t.into(),
+            formula: false,
         }
     }
 
@@ -189,6 +201,7 @@ mod tests {
             .map(|(i, s)| col(&s.wanted, i as u64 + 1, s.col_type.grist()))
             .collect();
         columns[3].col_type = "Text".into(); // a user retyped `tags`
+        columns[4].formula = true; // and computed `city`
         columns.remove(5); // and deleted `postal_code`
         columns.push(col("my_notes", 99, "Text")); // and added a column
         let map = ColumnMap::new();
@@ -211,6 +224,7 @@ mod tests {
             plan.differences,
             ["tags is Text (setup would create ChoiceList)"]
         );
+        assert_eq!(plan.formula, ["city"]);
 
         // Once adopted, a second plan has nothing to do.
         let map: ColumnMap = plan.adopt.into_iter().collect();

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::grist::Grist;
 use crate::recoco;
 use crate::record::{self, Record};
-use crate::table::{self, map_key, ColumnMap, Table};
+use crate::table::{self, map_key, ColumnMap, Prepared, Table, TableColumn};
 
 /// What writing a set of records did.
 #[derive(Debug, Clone, Default)]
@@ -20,6 +20,8 @@ pub struct Synced {
     pub written: Written,
     /// Ids of columns some record had values for and the table lacks.
     pub skipped: BTreeSet<String>,
+    /// Ids of formula columns left as Grist computes them.
+    pub formula: BTreeSet<String>,
     /// Attachment columns created on the way.
     pub new_columns: Vec<String>,
 }
@@ -48,10 +50,48 @@ pub fn fetch_record(id: u64, config: &Config) -> Result<Option<Record>, Error> {
     )))
 }
 
-/// Upserts `records` into the configured table.
+/// State key of the cached column list of a document's table.
+fn columns_key(config: &Config) -> String {
+    format!("column-list/{}/{}", config.doc_id, config.table_id)
+}
+
+/// The table's columns as last read (`None` before the first read).
+pub fn cached_columns(config: &Config) -> Result<Option<Vec<TableColumn>>, Error> {
+    state::get_json(&columns_key(config))
+}
+
+/// Reads the table's columns from Grist and caches them: called by `setup`,
+/// after adding columns, and when a write with the cached list is refused.
+pub fn refresh_columns(grist: &Grist, config: &Config) -> Result<Vec<TableColumn>, Error> {
+    let columns = grist.columns()?;
+    state::set_json(&columns_key(config), &columns)?;
+    Ok(columns)
+}
+
+fn prepare_all(
+    records: &[Record],
+    columns: &[TableColumn],
+    map: &ColumnMap,
+    config: &Config,
+) -> Result<Vec<Prepared>, String> {
+    let table = Table { columns, map };
+    records
+        .iter()
+        .map(|r| table::prepare(r, &table, config))
+        .collect()
+}
+
+/// Upserts `records` into the configured table. The columns come from the
+/// connection's cache (one `GET …/columns` saved per write, which hosted
+/// Grist counts against the document's daily quota); a refused write made
+/// with the cached list re-reads the columns once (a user may have renamed,
+/// deleted or computed one) and sends the refused records again.
 pub fn write_records(config: &Config, records: &[Record]) -> Result<Synced, Error> {
     let grist = Grist::new(config);
-    let mut columns = grist.columns()?;
+    let (mut columns, mut fresh) = match cached_columns(config)? {
+        Some(columns) => (columns, false),
+        None => (refresh_columns(&grist, config)?, true),
+    };
     let mut map = load_map(config)?;
     let missing = table::missing_attachment_columns(
         records,
@@ -64,29 +104,58 @@ pub fn write_records(config: &Config, records: &[Record]) -> Result<Synced, Erro
     let mut new_columns = Vec::new();
     if !missing.is_empty() {
         new_columns = grist.add_columns(&missing)?;
-        columns = grist.columns()?;
+        columns = refresh_columns(&grist, config)?;
+        fresh = true;
         table::remember(&mut map, &missing, &new_columns, &columns);
         save_map(config, &map)?;
     }
-    let table = Table {
-        columns: &columns,
-        map: &map,
+    let refused_table =
+        |why: String| Error::permanent(format!("table {:?}: {why}", config.table_id));
+    let prepared = match prepare_all(records, &columns, &map, config) {
+        Ok(prepared) => prepared,
+        Err(_) if !fresh => {
+            columns = refresh_columns(&grist, config)?;
+            fresh = true;
+            prepare_all(records, &columns, &map, config).map_err(refused_table)?
+        }
+        Err(why) => return Err(refused_table(why)),
     };
-    let prepared = records
+    let mut send = |entries: &[serde_json::Value], update_only| grist.upsert(entries, update_only);
+    let mut written = batch::write(&prepared, fresh, &mut send)?;
+    let mut used: Vec<&Prepared> = prepared
         .iter()
-        .map(|r| table::prepare(r, &table, config))
-        .collect::<Result<Vec<_>, String>>()
-        .map_err(|why| Error::permanent(format!("table {:?}: {why}", config.table_id)))?;
-    let skipped = prepared
+        .enumerate()
+        .filter(|(i, _)| !written.refused.contains(i))
+        .map(|(_, p)| p)
+        .collect();
+    let again = if written.refused.is_empty() {
+        Vec::new()
+    } else {
+        columns = refresh_columns(&grist, config)?;
+        let retry: Vec<Record> = written
+            .refused
+            .iter()
+            .map(|i| records[*i].clone())
+            .collect();
+        let again = prepare_all(&retry, &columns, &map, config).map_err(refused_table)?;
+        let more = batch::write(&again, true, &mut send)?;
+        written.refused.clear();
+        written.merge(more);
+        again
+    };
+    used.extend(again.iter());
+    let skipped = used
         .iter()
         .flat_map(|p| p.skipped.iter().cloned())
         .collect();
-    let written = batch::write(&prepared, |entries, update_only| {
-        grist.upsert(entries, update_only)
-    })?;
+    let formula = used
+        .iter()
+        .flat_map(|p| p.formula.iter().cloned())
+        .collect();
     Ok(Synced {
         written,
         skipped,
+        formula,
         new_columns,
     })
 }
@@ -99,6 +168,18 @@ pub fn skipped_note(skipped: &BTreeSet<String>) -> String {
     let list: Vec<&str> = skipped.iter().map(String::as_str).collect();
     format!(
         "; not written, the table has no column for: {} (run the `setup` task to add them)",
+        list.join(", ")
+    )
+}
+
+/// `"; not written, formula columns: a, b"`, or nothing.
+pub fn formula_note(formula: &BTreeSet<String>) -> String {
+    if formula.is_empty() {
+        return String::new();
+    }
+    let list: Vec<&str> = formula.iter().map(String::as_str).collect();
+    format!(
+        "; not written, formula columns (computed by Grist): {}",
         list.join(", ")
     )
 }

@@ -12,10 +12,14 @@ use std::time::Duration;
 use recoco_connector_sdk::{progress, schedule_json, state, warn, Context, Error};
 use serde::{Deserialize, Serialize};
 
+use recoco_connector_sdk::recoco::ProjectListItem;
+
 use crate::config::Config;
+use crate::grist::Grist;
 use crate::recoco;
-use crate::record;
-use crate::sync::{self, skipped_note};
+use crate::record::{self, Record};
+use crate::sync::{self, formula_note, skipped_note};
+use crate::table::{self, Found, Table};
 
 /// State key of the current run.
 pub const STATE_KEY: &str = "sync-all";
@@ -25,6 +29,10 @@ pub const DEFAULT_PAGE_SIZE: u32 = 100;
 pub const DEFAULT_PAGES_PER_JOB: u32 = 10;
 /// Failures kept with their reason (the rest are counted and logged).
 const KEPT_FAILURES: usize = 100;
+/// Walks over the project list at most (the first and the re-reads).
+pub const MAX_WALKS: u32 = 3;
+/// Table rows read per request when looking for deleted projects.
+pub const ROWS_PAGE: u32 = 1000;
 
 /// What an operator (or the previous job of a run) passes.
 #[derive(Debug, Default, Deserialize)]
@@ -61,6 +69,37 @@ pub struct Run {
     pub failures: Vec<Failure>,
     pub skipped: BTreeSet<String>,
     pub done: bool,
+    /// Formula columns left as Grist computes them.
+    #[serde(default)]
+    pub formula: BTreeSet<String>,
+    /// Every project id read (or settled) in this run: each is synced once.
+    #[serde(default)]
+    pub ids: BTreeSet<u64>,
+    /// The walk over the project list: 0 the first, then the re-reads.
+    #[serde(default)]
+    pub walk: u32,
+    /// Projects the current re-read found that earlier walks missed.
+    #[serde(default)]
+    pub found: u64,
+    /// Projects missed by the first walk and synced since.
+    #[serde(default)]
+    pub missed: u64,
+    #[serde(default)]
+    pub walks_done: bool,
+    /// The last table row id checked for deleted projects.
+    #[serde(default)]
+    pub inactive_after: Option<u64>,
+    #[serde(default)]
+    pub inactive_done: bool,
+    /// Why the rows were not checked, when they were not.
+    #[serde(default)]
+    pub inactive_note: Option<String>,
+    /// Rows marked inactive (their project is gone from Recoco).
+    #[serde(default)]
+    pub marked: u64,
+    /// Rows whose project no walk listed but Recoco has: synced.
+    #[serde(default)]
+    pub late: u64,
 }
 
 /// What to do with a job, given its payload and the stored run.
@@ -142,7 +181,27 @@ impl Run {
                 text.push_str(&format!("; and {more} more (see the log)"));
             }
         }
+        if self.missed > 0 {
+            text.push_str(&format!(
+                "; {} projects missed as pages shifted were synced on a re-read",
+                self.missed
+            ));
+        }
+        if self.late > 0 {
+            text.push_str(&format!(
+                "; {} projects in the table but in no page were synced",
+                self.late
+            ));
+        }
+        match &self.inactive_note {
+            Some(note) => text.push_str(&format!("; {note}")),
+            None => text.push_str(&format!(
+                "; {} rows of projects Recoco no longer has marked inactive",
+                self.marked
+            )),
+        }
         text.push_str(&skipped_note(&self.skipped));
+        text.push_str(&formula_note(&self.formula));
         text
     }
 }
@@ -189,62 +248,37 @@ pub fn run(ctx: &Context, config: &Config, payload: &str) -> Result<String, Erro
         }
     };
     progress::report(run.seen, run.total, &format!("sync-all: {}", run.counts()));
-    for _ in 0..pages_per_job {
-        let Some(path) = run.next.clone() else { break };
-        let page = recoco::projects_page(&path)?;
-        let mut records = Vec::with_capacity(page.results.len());
-        let mut failures = Vec::new();
-        for (i, item) in page.results.iter().enumerate() {
-            // The host stores at most one report a second: cheap to call often.
-            progress::report(
-                run.seen + i as u64,
-                run.total.or(page.count),
-                &format!("sync-all: reading page {}", run.pages + 1),
-            );
-            match recoco::answers(item.id) {
-                Ok(answers) => records.push(record::build(
-                    &item.into(),
-                    &answers,
-                    config.label_max_length(),
-                )),
-                // Retrying the job redoes this page only.
-                Err(err) if err.is_retryable() => return Err(err),
-                Err(err) => failures.push(Failure {
-                    project: item.id,
-                    reason: err.message().to_owned(),
-                }),
+    let mut steps = 0;
+    while steps < pages_per_job {
+        if let Some(path) = run.next.clone() {
+            steps += 1;
+            if !sync_page(config, &mut run, &path)? {
+                return Ok("this sync-all run was superseded by a newer one: stopped".into());
             }
+            save(&run)?;
+            progress::report(run.seen, run.total, &format!("sync-all: {}", run.counts()));
+        } else if !run.walks_done {
+            // A walk ended. Pages shift while we read them (Recoco lists newest
+            // first by limit/offset: a project created or deleted meanwhile moves
+            // the others), so walk again, syncing only ids not seen yet, until a
+            // walk finds none.
+            if run.walk > 0 && (run.found == 0 || run.walk >= MAX_WALKS) {
+                run.walks_done = true;
+            } else {
+                run.walk += 1;
+                run.found = 0;
+                run.next = Some(recoco::projects_path(page_size));
+            }
+            save(&run)?;
+        } else if !run.inactive_done {
+            steps += 1;
+            mark_inactive(config, &mut run)?;
+            save(&run)?;
+        } else {
+            break;
         }
-        let synced = sync::write_records(config, &records)?;
-        failures.extend(
-            synced
-                .written
-                .failed
-                .iter()
-                .map(|(project, reason)| Failure {
-                    project: *project,
-                    reason: reason.clone(),
-                }),
-        );
-        for f in &failures {
-            warn!("sync-all: project {} not synced: {}", f.project, f.reason);
-        }
-        // Another run may have started meanwhile: leave its checkpoint alone.
-        if state::get_json::<Run>(STATE_KEY)?.is_some_and(|current| current.run != run.run) {
-            return Ok("this sync-all run was superseded by a newer one: stopped".into());
-        }
-        run.skipped.extend(synced.skipped);
-        run.record_page(
-            page.count,
-            page.next,
-            page.results.len(),
-            synced.written.synced.len() as u64,
-            failures,
-        );
-        save(&run)?;
-        progress::report(run.seen, run.total, &format!("sync-all: {}", run.counts()));
     }
-    if run.next.is_some() {
+    if !run.inactive_done {
         let next = serde_json::json!({"run": run.run, "page_size": page_size, "pages_per_job": pages_per_job});
         schedule_json("sync-all", &next, Duration::ZERO, Some(STATE_KEY))?;
         return Ok(format!(
@@ -256,6 +290,145 @@ pub fn run(ctx: &Context, config: &Config, payload: &str) -> Result<String, Erro
     run.done = true;
     save(&run)?;
     Ok(run.summary(&config.table_id))
+}
+
+/// Reads one page of the project list and upserts its projects not synced yet
+/// in this run. `false` when another run took over meanwhile.
+fn sync_page(config: &Config, run: &mut Run, path: &str) -> Result<bool, Error> {
+    let page = recoco::projects_page(path)?;
+    let fresh: Vec<&ProjectListItem> = page
+        .results
+        .iter()
+        .filter(|item| !run.ids.contains(&item.id))
+        .collect();
+    let mut records = Vec::with_capacity(fresh.len());
+    let mut failures = Vec::new();
+    for (i, item) in fresh.iter().enumerate() {
+        // The host stores at most one report a second: cheap to call often.
+        progress::report(
+            run.seen + i as u64,
+            run.total.or(page.count),
+            &format!("sync-all: reading page {}", run.pages + 1),
+        );
+        match recoco::answers(item.id) {
+            Ok(answers) => records.push(record::build(
+                &(*item).into(),
+                &answers,
+                config.label_max_length(),
+            )),
+            // Retrying the job redoes this page only.
+            Err(err) if err.is_retryable() => return Err(err),
+            Err(err) => failures.push(Failure {
+                project: item.id,
+                reason: err.message().to_owned(),
+            }),
+        }
+    }
+    let synced = if records.is_empty() {
+        sync::Synced::default()
+    } else {
+        sync::write_records(config, &records)?
+    };
+    failures.extend(
+        synced
+            .written
+            .failed
+            .iter()
+            .map(|(project, reason)| Failure {
+                project: *project,
+                reason: reason.clone(),
+            }),
+    );
+    for f in &failures {
+        warn!("sync-all: project {} not synced: {}", f.project, f.reason);
+    }
+    // Another run may have started meanwhile: leave its checkpoint alone.
+    if state::get_json::<Run>(STATE_KEY)?.is_some_and(|current| current.run != run.run) {
+        return Ok(false);
+    }
+    run.skipped.extend(synced.skipped);
+    run.formula.extend(synced.formula);
+    if run.walk > 0 {
+        run.found += fresh.len() as u64;
+        run.missed += fresh.len() as u64;
+    }
+    run.ids.extend(fresh.iter().map(|item| item.id));
+    run.record_page(
+        page.count,
+        page.next,
+        fresh.len(),
+        synced.written.synced.len() as u64,
+        failures,
+    );
+    Ok(true)
+}
+
+/// Reads one page of the table's rows (their project id and `active` only) and
+/// settles every active row whose project this run did not see: a project
+/// Recoco no longer has (deleted while we were not listening) gets
+/// `active = false` (its row is kept), one Recoco still has (created after
+/// the walks) is synced.
+fn mark_inactive(config: &Config, run: &mut Run) -> Result<(), Error> {
+    let grist = Grist::new(config);
+    let columns = match sync::cached_columns(config)? {
+        Some(columns) => columns,
+        None => sync::refresh_columns(&grist, config)?,
+    };
+    let map = sync::load_map(config)?;
+    let table = Table {
+        columns: &columns,
+        map: &map,
+    };
+    let (Ok(key), Found::Column(active)) = (table::key_column(&table), table.find("active")) else {
+        run.inactive_note = Some(
+            "rows of deleted projects were not checked: the table has no `object_id` or \
+             `active` column"
+                .into(),
+        );
+        run.inactive_done = true;
+        return Ok(());
+    };
+    let after = run.inactive_after.unwrap_or(0);
+    let rows = grist.rows_page(&[&key.id, &active.id], after, ROWS_PAGE)?;
+    run.inactive_after = rows.last().map(|(id, _)| *id).or(Some(after));
+    run.inactive_done = rows.len() < ROWS_PAGE as usize;
+    let mut unseen: Vec<u64> = rows
+        .iter()
+        .filter(|(_, cells)| {
+            cells[1] != serde_json::json!(0) && cells[1] != serde_json::json!(false)
+        })
+        .filter_map(|(_, cells)| cells[0].as_u64())
+        .filter(|id| *id != 0 && !run.ids.contains(id))
+        .collect();
+    unseen.sort_unstable();
+    unseen.dedup();
+    if unseen.is_empty() {
+        return Ok(());
+    }
+    let mut records = Vec::with_capacity(unseen.len());
+    for id in &unseen {
+        records.push(match sync::fetch_record(*id, config)? {
+            Some(record) => {
+                run.late += 1;
+                record
+            }
+            None => Record::gone(*id),
+        });
+    }
+    let synced = sync::write_records(config, &records)?;
+    run.marked += records
+        .iter()
+        .filter(|r| r.gone && synced.written.synced.contains(&r.project_id))
+        .count() as u64;
+    run.ids.extend(unseen);
+    for (project, reason) in synced.written.failed {
+        warn!("sync-all: project {project} not synced: {reason}");
+        run.failed += 1;
+        if run.failures.len() < KEPT_FAILURES {
+            run.failures.push(Failure { project, reason });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -349,7 +522,9 @@ mod tests {
             .collect();
         run.record_page(None, None, 150, 0, many);
         assert_eq!(run.failures.len(), KEPT_FAILURES);
-        assert!(run.summary("T").ends_with("and 50 more (see the log)"));
+        assert!(run
+            .summary("T")
+            .contains("; and 50 more (see the log); 0 rows of projects"));
         assert_eq!(run.counts(), "0 of 150 projects synced, 150 failed");
     }
 

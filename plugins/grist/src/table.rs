@@ -15,13 +15,20 @@ use crate::config::Config;
 use crate::ids;
 use crate::record::Record;
 
-/// A column as `GET …/columns` lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A column as `GET …/columns` lists it (also kept in the connection's state
+/// as the cached column list, see [`crate::sync`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableColumn {
     pub id: String,
+    #[serde(rename = "ref")]
     pub col_ref: u64,
     pub label: String,
+    #[serde(rename = "type")]
     pub col_type: String,
+    /// A computed column (a user turned it into a formula): Grist refuses any
+    /// value written to it, so it is never written.
+    #[serde(default)]
+    pub formula: bool,
 }
 
 /// A column the connector created: its id when last seen and its ref.
@@ -82,6 +89,8 @@ impl<'a> Table<'a> {
     }
 }
 
+static NULL: Value = Value::Null;
+
 /// A record matched to the table: the body of one `PUT …/records` entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prepared {
@@ -92,6 +101,8 @@ pub struct Prepared {
     pub update_only: bool,
     /// Ids of the columns the record has values for but the table lacks.
     pub skipped: Vec<String>,
+    /// Ids of the formula columns that would have been written.
+    pub formula: Vec<String>,
 }
 
 /// Why a record cannot be matched to the table at all.
@@ -119,13 +130,33 @@ pub fn selected(config: &Config, key: &str, actual: Option<&str>) -> bool {
 
 /// Matches `record` to the table: values go to their column's actual id, those
 /// of columns the config leaves out are dropped, those without a column are
-/// listed in `skipped` (unless `null`: nothing is lost then).
+/// listed in `skipped` (unless `null`: nothing is lost then), formula columns
+/// are never written (listed in `formula`). A project's record also empties
+/// every other column the connector owns (those of its column map: questions it
+/// no longer answers, attachments removed), so that whatever event was missed,
+/// the next write of the project makes its row equal to Recoco.
 pub fn prepare(record: &Record, table: &Table, config: &Config) -> Result<Prepared, String> {
     let key = key_column(table)?;
     let mut fields = Map::new();
     let mut skipped = Vec::new();
-    for (logical, value) in &record.values {
+    let mut formula = Vec::new();
+    let mut values: Vec<(&str, &Value)> =
+        record.values.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    if !record.gone {
+        values.extend(
+            table
+                .map
+                .keys()
+                .filter(|k| k.as_str() != KEY_COLUMN && !record.values.contains_key(*k))
+                .map(|k| (k.as_str(), &NULL)),
+        );
+    }
+    for (logical, value) in values {
         match table.find(logical) {
+            Found::Column(c) if c.formula && selected(config, logical, Some(&c.id)) => {
+                formula.push(c.id.clone());
+            }
+            Found::Column(c) if c.formula => {}
             Found::Column(c) if selected(config, logical, Some(&c.id)) => {
                 fields.insert(c.id.clone(), value.clone());
             }
@@ -142,6 +173,7 @@ pub fn prepare(record: &Record, table: &Table, config: &Config) -> Result<Prepar
         body: serde_json::json!({"require": require, "fields": fields}),
         update_only: record.gone,
         skipped,
+        formula,
     })
 }
 
@@ -195,6 +227,7 @@ mod tests {
             col_ref,
             label: id.into(),
             col_type: "Text".into(),
+            formula: false,
         }
     }
 
@@ -338,10 +371,11 @@ mod tests {
             ("survey:gone", json!(1)),
         ]);
         let p = prepare(&r, &table, &config(None)).unwrap();
-        // Unanswered columns are not filled in; a null without column is not "skipped".
+        // Every owned column is written: `q_comment`, unanswered, is emptied;
+        // a null without column is not "skipped".
         assert_eq!(
             p.body,
-            json!({"require": {"object_id": 7}, "fields": {"name": "Halle", "q": true}})
+            json!({"require": {"object_id": 7}, "fields": {"name": "Halle", "q": true, "q_comment": null}})
         );
         assert_eq!(p.skipped, ["new_q"]);
         assert!(!p.update_only);
@@ -361,6 +395,35 @@ mod tests {
         .unwrap();
         assert_eq!(gone.body["fields"], json!({"active": false}));
         assert!(gone.update_only);
+    }
+
+    #[test]
+    fn formula_columns_are_never_written() {
+        let mut computed = col("q", 3);
+        computed.formula = true;
+        let columns = [col("object_id", 1), col("name", 2), computed];
+        let map = ColumnMap::from([(
+            "survey:q".into(),
+            Known {
+                id: "q".into(),
+                col_ref: 3,
+            },
+        )]);
+        let table = Table {
+            columns: &columns,
+            map: &map,
+        };
+        let p = prepare(
+            &record(&[("name", json!("Halle")), ("survey:q", json!("x"))]),
+            &table,
+            &config(None),
+        )
+        .unwrap();
+        assert_eq!(p.body["fields"], json!({"name": "Halle"}));
+        assert_eq!(p.formula, ["q"]);
+        // Nor emptied when unanswered.
+        let p = prepare(&record(&[("name", json!("Halle"))]), &table, &config(None)).unwrap();
+        assert_eq!(p.body["fields"], json!({"name": "Halle"}));
     }
 
     #[test]

@@ -35,8 +35,56 @@ pub trait AddonApi {
     fn find(&mut self, recommendation: u64) -> Result<Option<u64>, Error>;
     /// Creates `addon`.
     fn create(&mut self, addon: &ResourceAddon) -> Result<Created, Error>;
-    /// Replaces add-on `id` with `addon`.
-    fn replace(&mut self, id: u64, addon: &ResourceAddon) -> Result<(), Error>;
+    /// Replaces add-on `id` with `addon`; `Ok(false)` when Recoco refuses it
+    /// as invalid (its recommendation lost its resource, or is gone).
+    fn replace(&mut self, id: u64, addon: &ResourceAddon) -> Result<bool, Error>;
+    /// Deletes add-on `id` (already gone is fine).
+    fn delete(&mut self, id: u64) -> Result<(), Error>;
+}
+
+/// What was done to the add-on of a recommendation that no longer gets services.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Withdrawn {
+    /// Disabled, its services emptied.
+    Disabled(u64),
+    /// Recoco no longer accepts it (no resource, or no recommendation): deleted.
+    Deleted(u64),
+}
+
+impl std::fmt::Display for Withdrawn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Disabled(id) => write!(f, "its add-on {id} was disabled and emptied"),
+            Self::Deleted(id) => write!(f, "its add-on {id} was deleted"),
+        }
+    }
+}
+
+/// Withdraws the services of `recommendation`: its add-on, if any, is disabled
+/// with no services, or deleted when Recoco no longer accepts it.
+pub fn withdraw(api: &mut impl AddonApi, recommendation: u64) -> Result<Option<Withdrawn>, Error> {
+    let Some(id) = api.find(recommendation)? else {
+        return Ok(None);
+    };
+    let mut empty = addon(recommendation, &[]);
+    empty.enabled = false;
+    if api.replace(id, &empty)? {
+        return Ok(Some(Withdrawn::Disabled(id)));
+    }
+    api.delete(id)?;
+    Ok(Some(Withdrawn::Deleted(id)))
+}
+
+/// A refusal of an add-on call: a 403 that is not about the token (the host
+/// renews those) is a missing permission, named.
+fn addon_failure(what: &str, response: &recoco_connector_sdk::http::Response) -> Error {
+    if response.status == 403 {
+        return Error::permanent(format!(
+            "{what}: Recoco answered 403: the source's API user lacks the \"manage resources\" \
+             permission on the site, which resource add-ons require; grant it in Recoco"
+        ));
+    }
+    Error::from_response(what, response)
 }
 
 /// The add-on of `recommendation` holding `services`, shown (`enabled`).
@@ -58,7 +106,7 @@ pub fn upsert(
 ) -> Result<Outcome, Error> {
     let addon = addon(recommendation, services);
     if let Some(id) = api.find(recommendation)? {
-        api.replace(id, &addon)?;
+        replaced(api.replace(id, &addon)?, recommendation)?;
         return Ok(Outcome::Replaced(id));
     }
     match api.create(&addon)? {
@@ -71,9 +119,20 @@ pub fn upsert(
                      duplicate but lists none"
                 ))
             })?;
-            api.replace(id, &addon)?;
+            replaced(api.replace(id, &addon)?, recommendation)?;
             Ok(Outcome::Replaced(id))
         }
+    }
+}
+
+fn replaced(accepted: bool, recommendation: u64) -> Result<(), Error> {
+    if accepted {
+        Ok(())
+    } else {
+        Err(Error::permanent(format!(
+            "Recoco refused the add-on of recommendation {recommendation}: the recommendation \
+             is no longer linked to a resource"
+        )))
     }
 }
 
@@ -91,7 +150,12 @@ pub struct SourceAddons;
 impl AddonApi for SourceAddons {
     fn find(&mut self, recommendation: u64) -> Result<Option<u64>, Error> {
         let path = format!("/resource-addons/?recommendation={recommendation}&nature={NATURE}");
-        let page: Page<ResourceAddon> = source_api::get_json(&path)?;
+        let what = format!("GET {path}");
+        let response = source_api::get(&path)?;
+        if !response.is_success() {
+            return Err(addon_failure(&what, &response));
+        }
+        let page: Page<ResourceAddon> = response.json().map_err(|e| e.context(&what))?;
         // Newest first; there is at most one per pair anyway.
         Ok(page.results.into_iter().find_map(|a| a.id))
     }
@@ -102,17 +166,35 @@ impl AddonApi for SourceAddons {
         if response.status == 400 && is_duplicate(&response.body) {
             return Ok(Created::Duplicate);
         }
-        let created: ResourceAddon = response.ensure_success(what)?.json()?;
+        if !response.is_success() {
+            return Err(addon_failure(what, &response));
+        }
+        let created: ResourceAddon = response.json()?;
         created
             .id
             .map(Created::Id)
             .ok_or_else(|| Error::permanent(format!("{what}: the answer has no add-on id")))
     }
 
-    fn replace(&mut self, id: u64, addon: &ResourceAddon) -> Result<(), Error> {
+    fn replace(&mut self, id: u64, addon: &ResourceAddon) -> Result<bool, Error> {
         let path = format!("/resource-addons/{id}/");
-        source_api::put_json(&path, addon)?.ensure_success(&format!("PUT {path}"))?;
-        Ok(())
+        let response = source_api::put_json(&path, addon)?;
+        if response.status == 400 {
+            return Ok(false);
+        }
+        if !response.is_success() {
+            return Err(addon_failure(&format!("PUT {path}"), &response));
+        }
+        Ok(true)
+    }
+
+    fn delete(&mut self, id: u64) -> Result<(), Error> {
+        let path = format!("/resource-addons/{id}/");
+        let response = source_api::delete(&path)?;
+        if response.is_success() || response.status == 404 {
+            return Ok(());
+        }
+        Err(addon_failure(&format!("DELETE {path}"), &response))
     }
 }
 
@@ -128,6 +210,8 @@ mod tests {
         rows: Vec<(u64, ResourceAddon)>,
         calls: Vec<String>,
         competitor: bool,
+        /// The recommendation lost its resource: Recoco refuses its add-ons.
+        no_resource: bool,
     }
 
     impl AddonApi for Table {
@@ -159,10 +243,19 @@ mod tests {
             Ok(Created::Id(id))
         }
 
-        fn replace(&mut self, id: u64, addon: &ResourceAddon) -> Result<(), Error> {
+        fn replace(&mut self, id: u64, addon: &ResourceAddon) -> Result<bool, Error> {
             self.calls.push(format!("replace {id}"));
+            if self.no_resource {
+                return Ok(false);
+            }
             let row = self.rows.iter_mut().find(|(i, _)| *i == id).unwrap();
             row.1 = addon.clone();
+            Ok(true)
+        }
+
+        fn delete(&mut self, id: u64) -> Result<(), Error> {
+            self.calls.push(format!("delete {id}"));
+            self.rows.retain(|(i, _)| *i != id);
             Ok(())
         }
     }
@@ -209,6 +302,45 @@ mod tests {
         );
         assert_eq!(table.rows.len(), 1);
         assert_eq!(table.rows[0].1.data, json!(services()));
+    }
+
+    #[test]
+    fn withdrawn_services_disable_the_addon_or_delete_it() {
+        let mut table = Table::default();
+        upsert(&mut table, 4242, &services()).unwrap();
+        assert_eq!(
+            withdraw(&mut table, 4242).unwrap(),
+            Some(Withdrawn::Disabled(1))
+        );
+        let stored = &table.rows[0].1;
+        assert!(!stored.enabled);
+        assert_eq!(stored.data, json!([]));
+        assert_eq!(withdraw(&mut table, 9999).unwrap(), None);
+        table.no_resource = true;
+        assert_eq!(
+            withdraw(&mut table, 4242).unwrap(),
+            Some(Withdrawn::Deleted(1))
+        );
+        assert!(table.rows.is_empty());
+        assert_eq!(
+            Withdrawn::Disabled(3).to_string(),
+            "its add-on 3 was disabled and emptied"
+        );
+    }
+
+    #[test]
+    fn a_missing_permission_is_named() {
+        let response = recoco_connector_sdk::http::Response::new(
+            403,
+            &[],
+            r#"{"detail": "Vous n'avez pas la permission d'effectuer cette action."}"#,
+        );
+        let err = addon_failure("POST /resource-addons/", &response);
+        assert!(!err.is_retryable());
+        assert!(
+            err.message().contains("\"manage resources\" permission"),
+            "{err}"
+        );
     }
 
     #[test]

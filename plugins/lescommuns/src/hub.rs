@@ -33,6 +33,7 @@ impl<'a> Hub<'a> {
     /// `POST /projets`: creates the projet, or updates the one with the same
     /// `externalId` (the hub's upsert); returns the hub id either way.
     pub fn create(&self, payload: &ProjetPayload) -> Result<String, Error> {
+        check_size(payload)?;
         let request = Request::post(format!("{}/projets", self.base))
             .bearer_auth(self.api_key)
             .json(payload);
@@ -46,6 +47,7 @@ impl<'a> Hub<'a> {
 
     /// `PATCH /projets/{id}`: writes the keys present in `payload`.
     pub fn update(&self, id: &str, payload: &ProjetPayload) -> Result<Patched, Error> {
+        check_size(payload)?;
         let request = Request::patch(format!("{}/projets/{}", self.base, checked_id(id)?))
             .bearer_auth(self.api_key)
             .json(payload);
@@ -84,6 +86,24 @@ impl<'a> Hub<'a> {
         }
         parse_services(&response.body).map_err(|err| err.context(&what))
     }
+}
+
+/// The hub's JSON body limit (100 kB). It answers a larger body with a 500,
+/// which would otherwise be retried as a server error though it can never pass.
+pub const MAX_BODY_BYTES: usize = 100 * 1000;
+
+/// Refuses, before sending, a payload the hub would refuse: permanent.
+fn check_size(payload: &ProjetPayload) -> Result<(), Error> {
+    let len = serde_json::to_vec(payload).map_or(0, |b| b.len());
+    if len > MAX_BODY_BYTES {
+        return Err(Error::permanent(format!(
+            "the projet of project {} is {len} bytes of JSON, over the hub's {} kB limit (the hub \
+             answers such bodies with a 500); shorten the project's description in Recoco",
+            payload.external_id,
+            MAX_BODY_BYTES / 1000
+        )));
+    }
+    Ok(())
 }
 
 /// A hub id as it may go into a path: hub ids are UUIDs, anything else in the
@@ -266,6 +286,30 @@ mod tests {
         let err =
             parse_services(br#"[{"id": "a", "name": "A"}, {"id": 1, "name": "B"}]"#).unwrap_err();
         assert!(err.message().contains("service [1]"), "{err}");
+    }
+
+    #[test]
+    fn a_payload_over_the_hubs_limit_is_refused_before_sending() {
+        let project: recoco_connector_sdk::recoco::Project =
+            serde_json::from_str(include_str!("../../../tests/fixtures/project-detail.json"))
+                .unwrap();
+        let mut payload = crate::mapping::map_project(&project, None);
+        assert!(check_size(&payload).is_ok());
+        payload.description = "x".repeat(MAX_BODY_BYTES);
+        let err = check_size(&payload).unwrap_err();
+        assert!(!err.is_retryable());
+        assert!(
+            err.message().contains("over the hub's 100 kB limit"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_429_without_retry_after_is_retried_with_the_hosts_backoff() {
+        let body = r#"{"statusCode": 429, "message": "ThrottlerException: Too Many Requests"}"#;
+        let err = hub_error("GET https://hub/x", &response(429, &[], body));
+        assert!(err.is_retryable());
+        assert_eq!(err.retry_after(), None);
     }
 
     #[test]

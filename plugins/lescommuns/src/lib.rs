@@ -56,6 +56,11 @@ impl Connector for LesCommuns {
                 "Shares a selected project with the hub now (creates or updates its projet), then \
                  loads its services. Payload: {\"project\": <Recoco project id>}.",
             )
+            .task(
+                share::SYNC_ALL,
+                "Re-shares every project the connection follows and loads its services again \
+                 (catches up with webhooks lost while the service was down). Payload: {}.",
+            )
     }
 
     fn handle_event(ctx: &Context, event: &Event) -> Result<String, Error> {
@@ -68,10 +73,12 @@ impl Connector for LesCommuns {
         match name {
             services::TASK => services::run(&config, task_payload(name, payload)?),
             share::TASK => share::run_task(&config, task_payload(name, payload)?),
+            share::SYNC_ALL => share::sync_all(&config),
             other => Err(Error::permanent(format!(
-                "unknown task `{other}` (this connector offers {} and {})",
+                "unknown task `{other}` (this connector offers {}, {} and {})",
                 services::TASK,
-                share::TASK
+                share::TASK,
+                share::SYNC_ALL
             ))),
         }
     }
@@ -110,7 +117,7 @@ mod tests {
         assert_eq!(manifest.subscriptions, ["tasks.Task", "projects.Project"]);
         assert_eq!(manifest.default_allowed_hosts, ["config:/hub_url"]);
         let tasks: Vec<&str> = manifest.tasks.iter().map(|t| t.name.as_str()).collect();
-        assert_eq!(tasks, ["load-services", "share-project"]);
+        assert_eq!(tasks, ["load-services", "share-project", "sync-all"]);
         let schema: serde_json::Value = serde_json::from_str(&manifest.config_schema).unwrap();
         assert_eq!(schema, config::schema());
     }
@@ -135,8 +142,11 @@ mod tests {
             "{err}"
         );
 
-        let err = LesCommuns::run_task(&ctx(CONFIG), "sync-all", "{}").unwrap_err();
-        assert!(err.message().contains("unknown task `sync-all`"), "{err}");
+        let err = LesCommuns::run_task(&ctx(CONFIG), "sync-everything", "{}").unwrap_err();
+        assert!(
+            err.message().contains("unknown task `sync-everything`"),
+            "{err}"
+        );
     }
 
     #[test]

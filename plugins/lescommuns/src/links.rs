@@ -70,6 +70,29 @@ pub fn forget(project: u64, recommendation: u64) -> bool {
     known
 }
 
+/// Every project the connector follows (shared, or waiting to be), sorted.
+pub fn tracked() -> Vec<u64> {
+    tracked_in(&state::keys("projet/"), &state::keys("recommendation/"))
+}
+
+/// The project ids of `projet/{p}` and `recommendation/{p}/{r}` keys.
+pub fn tracked_in(projets: &[String], recommendations: &[String]) -> Vec<u64> {
+    let mut ids: Vec<u64> = projets
+        .iter()
+        .filter_map(|k| k.strip_prefix("projet/")?.parse().ok())
+        .chain(recommendations.iter().filter_map(|k| {
+            k.strip_prefix("recommendation/")?
+                .split('/')
+                .next()?
+                .parse()
+                .ok()
+        }))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
 /// Whether the connector follows `project`: shared, or waiting to be.
 pub fn is_tracked(project: u64) -> bool {
     hub_id(project).is_some() || !recommendations(project).is_empty()
@@ -91,5 +114,9 @@ mod tests {
             "recommendation/131/9".to_string(),
         ];
         assert_eq!(parse_recommendations(13, &keys), [4242, 4243]);
+        assert_eq!(
+            tracked_in(&["projet/131".into(), "projet/x".into()], &keys),
+            [13, 131]
+        );
     }
 }

@@ -4,7 +4,7 @@
 //! `budgetPrevisionnel`, `programme` and the porteur's unknown fields are left
 //! out, so that a PATCH never erases what the hub (or someone else) filled in.
 
-use recoco_connector_sdk::recoco::{Project, User};
+use recoco_connector_sdk::recoco::{Owner, Project, User};
 use serde::Serialize;
 
 /// The hub's `phase` sent with every payload: Recoco has no notion of a
@@ -19,7 +19,9 @@ pub struct ProjetPayload {
     pub nom: String,
     /// Project description (may be empty).
     pub description: String,
-    /// The first active advisor with an e-mail; left out when there is none.
+    /// The project's owner (the local authority's contact); the first active
+    /// advisor with an e-mail only when the project has no owner with one;
+    /// left out when there is neither.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub porteur: Option<Porteur>,
     /// Date part of the creation time, `YYYY-MM-DD`.
@@ -82,12 +84,15 @@ impl ProjetPayload {
     }
 }
 
-/// Maps a project (`GET /projects/{id}/`) to the hub's payload.
-pub fn map_project(project: &Project) -> ProjetPayload {
+/// Maps a project (`GET /projects/{id}/`) and its owner (the `owner` of the
+/// project payload, when Recoco gives it) to the hub's payload.
+pub fn map_project(project: &Project, owner: Option<&Owner>) -> ProjetPayload {
     ProjetPayload {
         nom: project.name.clone(),
         description: project.description.clone(),
-        porteur: porteur(&project.switchtenders),
+        porteur: owner
+            .and_then(owner_porteur)
+            .or_else(|| porteur(&project.switchtenders)),
         date_debut_previsionnelle: start_date(&project.created_on),
         phase: PHASE,
         phase_statut: phase_statut(&project.status),
@@ -131,7 +136,19 @@ pub fn start_date(created_on: &str) -> Option<String> {
     (shaped && rest_ok).then(|| date.to_owned())
 }
 
-/// The porteur: the first advisor, in Recoco's order, who is not deactivated
+/// The porteur from the project's owner, if it has an e-mail (the hub
+/// contacts the referent by e-mail).
+pub fn owner_porteur(owner: &Owner) -> Option<Porteur> {
+    let text = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+    text(&owner.email)?;
+    Some(Porteur {
+        referent_email: text(&owner.email),
+        referent_prenom: text(&owner.first_name),
+        referent_nom: text(&owner.last_name),
+    })
+}
+
+/// The fallback porteur, for a project without owner: the first advisor, in Recoco's order, who is not deactivated
 /// and has an e-mail (the hub contacts the referent by e-mail). Names come from
 /// `first_name`/`last_name`; empty strings are left out rather than sent.
 pub fn porteur(advisors: &[User]) -> Option<Porteur> {
@@ -157,7 +174,34 @@ mod tests {
     }
 
     fn body(project: &Project) -> Value {
-        serde_json::to_value(map_project(project)).unwrap()
+        serde_json::to_value(map_project(project, None)).unwrap()
+    }
+
+    #[test]
+    fn the_porteur_is_the_owner_and_an_advisor_only_without_one() {
+        let owner = Owner {
+            id: 51,
+            username: "maire@saint-albin.fr".into(),
+            first_name: "Sylvie".into(),
+            last_name: " Martin ".into(),
+            email: "maire@saint-albin.fr".into(),
+            profile: None,
+        };
+        let got = serde_json::to_value(map_project(&fixture(), Some(&owner))).unwrap();
+        assert_eq!(
+            got["porteur"],
+            json!({"referentEmail": "maire@saint-albin.fr", "referentPrenom": "Sylvie", "referentNom": "Martin"})
+        );
+        // An owner without e-mail cannot be contacted: the advisor then.
+        let silent = Owner {
+            email: " ".into(),
+            ..owner
+        };
+        let got = serde_json::to_value(map_project(&fixture(), Some(&silent))).unwrap();
+        assert_eq!(
+            got["porteur"]["referentEmail"],
+            "camille.durand@example.org"
+        );
     }
 
     #[test]
@@ -213,22 +257,22 @@ mod tests {
         }
         // A null status (older portals) reads as "" through the SDK.
         let project: Project = serde_json::from_value(json!({"id": 1, "status": null})).unwrap();
-        assert_eq!(map_project(&project).phase_statut, "En cours");
+        assert_eq!(map_project(&project, None).phase_statut, "En cours");
     }
 
     #[test]
     fn a_project_without_commune_sends_no_collectivites_and_cannot_be_created() {
         let mut project = fixture();
         project.commune = None;
-        let payload = map_project(&project);
+        let payload = map_project(&project, None);
         assert!(body(&project).get("collectivites").is_none());
         let reason = payload.cannot_create().unwrap();
         assert!(reason.contains("project 1312 has no commune"), "{reason}");
 
         let mut blank = fixture();
         blank.commune.as_mut().unwrap().insee = " ".into();
-        assert!(map_project(&blank).collectivites.is_empty());
-        assert_eq!(map_project(&fixture()).cannot_create(), None);
+        assert!(map_project(&blank, None).collectivites.is_empty());
+        assert_eq!(map_project(&fixture(), None).cannot_create(), None);
     }
 
     #[test]
@@ -300,7 +344,7 @@ mod tests {
     fn a_nameless_project_cannot_be_created() {
         let mut project = fixture();
         project.name = " ".into();
-        assert!(map_project(&project)
+        assert!(map_project(&project, None)
             .cannot_create()
             .unwrap()
             .contains("no name"));

@@ -108,11 +108,21 @@ pub fn run(config: &Config, request: LoadRequest) -> Result<String, Error> {
             Ok(summary)
         }
         Next::GiveUp => {
-            let summary = format!(
+            let mut summary = format!(
                 "the hub proposed no service for project {project} after {} attempts; giving up \
                  until the project changes",
                 request.attempt
             );
+            // Services it proposed before must not stay on show.
+            for &recommendation in &recommendations {
+                if let Some(done) =
+                    addons::withdraw(&mut SourceAddons, recommendation).map_err(|e| {
+                        e.context(format_args!("add-on of recommendation {recommendation}"))
+                    })?
+                {
+                    summary.push_str(&format!("; recommendation {recommendation}: {done}"));
+                }
+            }
             warn!("{summary}");
             Ok(summary)
         }

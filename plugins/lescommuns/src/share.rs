@@ -6,10 +6,11 @@
 
 use std::fmt;
 
-use recoco_connector_sdk::recoco::Project;
+use recoco_connector_sdk::recoco::{Owner, Project};
 use recoco_connector_sdk::{info, source_api, warn, Error, Event};
 use serde::Deserialize;
 
+use crate::addons::{self, SourceAddons};
 use crate::config::{Config, Selection};
 use crate::hub::{Hub, Patched};
 use crate::trigger::{self, Trigger};
@@ -62,10 +63,21 @@ pub fn on_event(config: &Config, event: &Event) -> Result<String, Error> {
             reason,
         } => {
             let mut summary = reason;
-            if links::forget(project, recommendation) {
+            let remembered = links::forget(project, recommendation);
+            if remembered {
                 summary.push_str(&format!(
                     "; it no longer receives the services of project {project}"
                 ));
+            }
+            // An add-on left enabled would go on showing the old services.
+            if remembered {
+                if let Some(done) =
+                    addons::withdraw(&mut SourceAddons, recommendation).map_err(|e| {
+                        e.context(format_args!("add-on of recommendation {recommendation}"))
+                    })?
+                {
+                    summary.push_str(&format!("; {done}"));
+                }
             }
             Ok(skipped(summary))
         }
@@ -92,6 +104,43 @@ pub fn on_event(config: &Config, event: &Event) -> Result<String, Error> {
             share_and_schedule(config, project)
         }
     }
+}
+
+/// Name of the task that re-shares every followed project.
+pub const SYNC_ALL: &str = "sync-all";
+
+/// Runs [`SYNC_ALL`]: every project the connection follows (it had a tagged
+/// recommendation) is reloaded from Recoco and its hub projet updated, then its
+/// services are loaded again (an add-on whose services the hub no longer
+/// proposes is emptied). Recoco lists no recommendations, so a tag change whose
+/// webhook was lost is only seen at the recommendation's next event.
+pub fn sync_all(config: &Config) -> Result<String, Error> {
+    let mut done = Vec::new();
+    let mut skipped = Vec::new();
+    for project in links::tracked() {
+        if let Some(reason) = unselected(config, project) {
+            skipped.push(reason);
+            continue;
+        }
+        match share_and_schedule(config, project) {
+            Ok(summary) => done.push(summary),
+            // The whole task is retried: re-sharing is an upsert.
+            Err(err) if err.is_retryable() => return Err(err),
+            Err(err) if err.message().contains("HTTP 404") => skipped.push(format!(
+                "project {project} is gone from Recoco (the hub has no deletion: its projet is left as is)"
+            )),
+            Err(err) => skipped.push(format!("project {project}: {}", err.message())),
+        }
+    }
+    let mut summary = format!("sync-all: {} projects re-shared", done.len());
+    if !done.is_empty() {
+        summary.push_str(&format!(" ({})", done.join("; ")));
+    }
+    if !skipped.is_empty() {
+        summary.push_str(&format!("; not shared: {}", skipped.join("; ")));
+    }
+    info!("{summary}");
+    Ok(summary)
 }
 
 /// Runs the operator task [`TASK`]: shares `project` now, if selected.
@@ -150,9 +199,15 @@ fn share_and_schedule(config: &Config, project: u64) -> Result<String, Error> {
 /// Reloads `project` from Recoco and creates or updates its hub projet.
 pub fn share(config: &Config, project: u64) -> Result<Shared, Error> {
     let path = format!("/projects/{project}/");
-    let detail: Project = source_api::get_json(&path)
-        .map_err(|err| err.context(format_args!("reload project {project} from Recoco")))?;
-    let payload = mapping::map_project(&detail);
+    let reload = |err: Error| err.context(format_args!("reload project {project} from Recoco"));
+    let raw: serde_json::Value = source_api::get_json(&path).map_err(reload)?;
+    let owner: Option<Owner> = raw
+        .get("owner")
+        .cloned()
+        .and_then(|o| serde_json::from_value(o).ok());
+    let detail: Project = serde_json::from_value(raw)
+        .map_err(|e| reload(Error::permanent(format!("GET {path}: {e}"))))?;
+    let payload = mapping::map_project(&detail, owner.as_ref());
     let hub = Hub::new(config.hub_base()?, &config.api_key);
 
     if let Some(old) = links::hub_id(project) {

@@ -136,6 +136,10 @@ impl From<HttpError> for Error {
                 "the Recoco API refused the source's credentials ({detail}); check the source's \
                  username and password"
             )),
+            HttpError::Refused(detail) => Self::permanent(format!("refused by the host: {detail}")),
+            HttpError::QuotaExceeded(detail) => {
+                Self::permanent(format!("quota exceeded: {detail}"))
+            }
         }
     }
 }
@@ -305,6 +309,10 @@ mod tests {
         assert!(!Error::from(HttpError::NotAllowed("example.org".into())).is_retryable());
         assert!(!Error::from(HttpError::InvalidRequest("bad".into())).is_retryable());
         assert!(!Error::from(HttpError::TooLarge(10)).is_retryable());
+        let quota = Error::from(HttpError::QuotaExceeded("100 requests".into()));
+        assert!(!quota.is_retryable());
+        assert!(quota.message().contains("quota exceeded: 100 requests"));
+        assert!(!Error::from(HttpError::Refused("own address".into())).is_retryable());
         let auth = Error::from_http_error("GET /projects/", HttpError::Auth("401".into()));
         assert!(!auth.is_retryable());
         assert!(auth

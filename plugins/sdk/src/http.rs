@@ -37,6 +37,8 @@ pub struct Request {
     headers: Vec<(String, String)>,
     body: Option<Vec<u8>>,
     timeout: Option<Duration>,
+    /// Further header names dropped on a cross-origin redirect.
+    sensitive: Vec<String>,
     /// A failure while building (a body that does not serialize), reported by `send`.
     error: Option<String>,
 }
@@ -50,6 +52,7 @@ impl Request {
             headers: Vec::new(),
             body: None,
             timeout: None,
+            sensitive: Vec::new(),
             error: None,
         }
     }
@@ -83,6 +86,22 @@ impl Request {
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
+    }
+
+    /// Adds a header that carries a credential under a name the host would not
+    /// recognise as one (`authorization`, `cookie`, `x-api-key`, `*-api-key` and
+    /// names containing `token` already are): the host drops it if a redirect
+    /// leads to another origin, so a credential never follows a redirect off
+    /// the server it was meant for.
+    pub fn sensitive_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        let name = name.into();
+        self.sensitive.push(name.clone());
+        self.header(name, value)
+    }
+
+    /// Names of the headers marked with [`sensitive_header`](Self::sensitive_header).
+    pub fn sensitive_headers(&self) -> &[String] {
+        &self.sensitive
     }
 
     /// Adds `Authorization: Bearer <token>`.
@@ -169,6 +188,7 @@ impl Request {
             timeout_ms: self
                 .timeout
                 .map(|t| u32::try_from(t.as_millis()).unwrap_or(u32::MAX)),
+            sensitive_headers: self.sensitive,
         };
         crate::host::http_send(&request).map(Response::from)
     }
@@ -282,6 +302,15 @@ mod tests {
         assert_eq!(request.header_value("x-trace"), Some("1"));
         assert_eq!(request.body_bytes(), Some(&br#"{"a":1}"#[..]));
         assert_eq!(request.describe(), "POST https://example.org/hook");
+    }
+
+    #[test]
+    fn marked_headers_are_listed_as_sensitive() {
+        let request = Request::get("https://example.org")
+            .header("x-trace", "1")
+            .sensitive_header("X-Grist-Session", "s3cret");
+        assert_eq!(request.header_value("x-grist-session"), Some("s3cret"));
+        assert_eq!(request.sensitive_headers(), ["X-Grist-Session"]);
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Logging into the host's log, which tags each line with the connector and the
 //! connection. Use the macros ([`info!`](crate::info), [`warn!`](crate::warn), …)
-//! like `format!`. Never log secrets or whole payloads. Compiled natively (unit
-//! tests), lines go to stderr.
+//! like `format!`. Never log secrets or whole payloads (known secrets are
+//! redacted anyway). An invocation may write a bounded number of lines and
+//! bytes (`max_log_lines` / `max_log_bytes`, shared with stdout and stderr);
+//! the host drops the rest and logs once how many it dropped. Compiled natively
+//! (unit tests), lines go to stderr.
 
 /// Severity of a log line (the WIT `level`).
 pub use crate::bindings::recoco::connector::log::Level;

@@ -1,6 +1,9 @@
 //! Deferred work: asks the host to run one of the connector's tasks later, for
 //! the same connection. The host owns the timing and the queue; the task runs
-//! through [`Connector::run_task`](crate::Connector::run_task).
+//! through [`Connector::run_task`](crate::Connector::run_task). A connection may
+//! have a bounded number of tasks waiting (`max_pending_tasks`, 1000 by
+//! default): past it, scheduling fails with a permanent error, unless a dedup
+//! key replaces a waiting task.
 
 use std::time::Duration;
 

@@ -2,6 +2,9 @@
 //! invocations, restarts and upgrades (a cursor, a mapping of Recoco ids to
 //! remote ids). A write is stored at once: it is not rolled back when the
 //! invocation fails afterwards. Keys are at most 256 bytes, values at most 1 MiB.
+//! A connection's state is bounded too (by default 10,000 entries and 64 MiB,
+//! `max_state_keys` / `max_state_bytes`): past that, [`set`] fails with a
+//! permanent error saying which quota, and nothing is written.
 //!
 //! ```no_run
 //! use recoco_connector_sdk::state;

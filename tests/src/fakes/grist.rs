@@ -5,10 +5,12 @@
 //! `noupdate`), atomic writes, `400 Invalid column "x"`, `404 Table not found`,
 //! cells stored per column type (`["L", …]` lists, Bool `null` → `false`), the
 //! 1 MiB body limit (413), Bearer auth, a switch answering 429 or 500 for a
-//! while, and a log of every request.
+//! while, formula columns (writes refused, like the data engine), the paged
+//! `POST …/sql` reads the connector makes, and a log of every request.
 
 mod cells;
 mod ident;
+mod sql;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -33,6 +35,11 @@ pub struct Column {
     pub widget_options: String,
     pub untied: bool,
     pub hidden: bool,
+    /// The formula of a computed column (`""` for a data column).
+    pub formula: String,
+    /// Added through `POST …/columns` and never written: Grist reports such a
+    /// column as an *empty* formula column (`isFormula`, no formula).
+    pub empty: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -86,6 +93,11 @@ impl Table {
                 cells.insert(k.clone(), cells::store(v, t));
             }
         }
+        for c in self.columns.iter_mut() {
+            if fields.contains_key(&c.id) {
+                c.empty = false;
+            }
+        }
     }
 }
 
@@ -124,6 +136,9 @@ pub struct Inner {
     /// table, as if a user deleted it while a sync was running.
     pub drop_after_read: Option<(String, String, String)>,
     pub log: Vec<Logged>,
+    /// A write holding this text in a cell is refused as the data engine
+    /// refuses a value (a 400 for the whole request).
+    pub refuse_value: Option<String>,
     next_doc: u32,
 }
 
@@ -177,6 +192,8 @@ impl Doc {
             widget_options: String::new(),
             untied: false,
             hidden: true,
+            formula: String::new(),
+            empty: false,
         });
         self.tables.push(table);
         let index = self.tables.len() - 1;
@@ -204,6 +221,8 @@ impl Doc {
             widget_options: fields["widgetOptions"].as_str().unwrap_or("").to_string(),
             untied: fields["untieColIdFromLabel"].as_bool().unwrap_or(false),
             hidden: false,
+            formula: fields["formula"].as_str().unwrap_or("").to_string(),
+            empty: false,
         });
         for row in t.rows.values_mut() {
             row.insert(id.clone(), cells::default_of(&col_type));
@@ -268,6 +287,15 @@ impl Doc {
         }
         if let Some(w) = fields["widgetOptions"].as_str() {
             t.columns[index].widget_options = w.to_string();
+        }
+        if let Some(formula) = fields["formula"].as_str() {
+            let is_formula = fields["isFormula"].as_bool().unwrap_or(true);
+            t.columns[index].formula = if is_formula {
+                formula.to_string()
+            } else {
+                String::new()
+            };
+            t.columns[index].empty = false;
         }
         Ok(())
     }
@@ -405,6 +433,25 @@ impl FakeGrist {
     pub fn log(&self) -> Vec<Logged> {
         self.with(|s| s.log.clone())
     }
+
+    /// Acts as a user: turns column `col` into a formula column.
+    pub fn user_make_formula(&self, doc: &str, table: &str, col: &str, formula: &str) {
+        self.user_patch_column(
+            doc,
+            table,
+            col,
+            json!({"isFormula": true, "formula": formula}),
+        );
+    }
+
+    /// Acts as a user: deletes row `row`.
+    pub fn user_delete_row(&self, doc: &str, table: &str, row: u64) {
+        self.with(|s| {
+            let d = s.docs.get_mut(doc).expect("doc");
+            let i = d.table_index(table).expect("table");
+            d.tables[i].rows.remove(&row);
+        });
+    }
 }
 
 async fn handle(
@@ -534,9 +581,17 @@ fn route(
     body: impl Fn() -> Result<Value, Answer>,
 ) -> Result<Answer, Answer> {
     let not_found = || error(404, format!("not found: /{}", segments.join("/")));
+    if let ["api", "docs", doc_id, "sql"] = segments {
+        let doc = s
+            .docs
+            .get(*doc_id)
+            .ok_or_else(|| error(404, "document not found"))?;
+        return sql::answer(doc, method.as_str(), query, &body()?);
+    }
     let ["api", "docs", doc_id, "tables", rest @ ..] = segments else {
         return Err(not_found());
     };
+    let refuse_value = s.refuse_value.clone();
     let drop_after_read = s.drop_after_read.clone();
     let doc = s
         .docs
@@ -596,7 +651,13 @@ fn route(
         }
         (_, [table, "records"]) => {
             let index = doc.table_index(table)?;
-            records(&mut doc.tables[index], method.as_str(), query, body)
+            records(
+                &mut doc.tables[index],
+                method.as_str(),
+                query,
+                body,
+                refuse_value.as_deref(),
+            )
         }
         ("POST", [table, "records" | "data", "delete"]) => {
             let index = doc.table_index(table)?;
@@ -633,7 +694,7 @@ fn columns(
                 .filter(|(_, c)| hidden || !c.hidden)
                 .map(|(pos, c)| json!({"id": c.id, "fields": {
                     "colRef": c.col_ref, "parentId": t.table_ref, "parentPos": pos as u64 + 1, "type": c.col_type,
-                    "widgetOptions": c.widget_options, "isFormula": false, "formula": "", "label": c.label,
+                    "widgetOptions": c.widget_options, "isFormula": c.empty || !c.formula.is_empty(), "formula": c.formula, "label": c.label,
                     "description": "", "untieColIdFromLabel": c.untied, "summarySourceCol": 0, "displayCol": 0,
                     "visibleCol": 0, "rules": null, "reverseCol": 0, "recalcWhen": 0, "recalcDeps": null}}))
                 .collect();
@@ -646,6 +707,12 @@ fn columns(
                 .filter(|c| !c.is_empty())
                 .ok_or_else(|| invalid_payload("body.columns is missing".into()))?;
             let ids: Vec<Value> = cols.iter().map(|c| json!({"id": doc.add_column(index, c["id"].as_str().unwrap_or(""), &c["fields"])})).collect();
+            let t = &mut doc.tables[index];
+            for id in &ids {
+                if let Some(c) = t.columns.iter_mut().find(|c| c.id == id["id"]) {
+                    c.empty = c.formula.is_empty();
+                }
+            }
             Ok((200, json!({"columns": ids})))
         }
         "PATCH" | "PUT" => {
@@ -752,11 +819,34 @@ fn check_columns(table: &Table, records: &[Value]) -> Result<(), Answer> {
     Ok(())
 }
 
+/// Writing to a formula column, or a value the test told us to refuse: the data
+/// engine's 400 for the whole request.
+fn check_values(table: &Table, records: &[Value], refuse: Option<&str>) -> Result<(), Answer> {
+    for r in records {
+        for (k, v) in r["fields"].as_object().into_iter().flatten() {
+            if table.column(k).is_some_and(|c| !c.formula.is_empty()) {
+                return Err(error(
+                    400,
+                    format!("Error manipulating data: [Sandbox] ValueError Can't save value to formula column {k}"),
+                ));
+            }
+            if refuse.is_some_and(|text| v.as_str() == Some(text)) {
+                return Err(error(
+                    400,
+                    format!("Error manipulating data: [Sandbox] ValueError could not convert value in column {k}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn records(
     table: &mut Table,
     method: &str,
     query: &HashMap<String, String>,
     body: impl Fn() -> Result<Value, Answer>,
+    refuse: Option<&str>,
 ) -> Result<Answer, Answer> {
     match method {
         "GET" => {
@@ -800,6 +890,7 @@ fn records(
         "POST" => {
             let records = check_records(&body()?, "NewRecord", false)?;
             check_columns(table, &records)?;
+            check_values(table, &records, refuse)?;
             let ids: Vec<Value> = records
                 .iter()
                 .map(|r| {
@@ -813,6 +904,7 @@ fn records(
         "PATCH" => {
             let records = check_records(&body()?, "Record", false)?;
             check_columns(table, &records)?;
+            check_values(table, &records, refuse)?;
             let keys = |r: &Value| -> Vec<String> {
                 r["fields"]
                     .as_object()
@@ -837,7 +929,7 @@ fn records(
             }
             Ok((200, Value::Null))
         }
-        "PUT" => upsert(table, query, &body()?),
+        "PUT" => upsert(table, query, &body()?, refuse),
         _ => Err(error(404, "not found")),
     }
 }
@@ -848,6 +940,7 @@ fn upsert(
     table: &mut Table,
     query: &HashMap<String, String>,
     body: &Value,
+    refuse: Option<&str>,
 ) -> Result<Answer, Answer> {
     let onmany = query.get("onmany").map_or("first", String::as_str);
     if !["first", "none", "all"].contains(&onmany) {
@@ -858,6 +951,7 @@ fn upsert(
     }
     let records = check_records(body, "AddOrUpdateRecord", true)?;
     check_columns(table, &records)?;
+    check_values(table, &records, refuse)?;
     let typed = |table: &Table, col: &str, v: &Value| match table.column(col) {
         Some(c) => cells::store(v, &c.col_type),
         None => v.clone(),

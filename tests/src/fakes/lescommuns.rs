@@ -83,6 +83,8 @@ pub struct Inner {
     services: HashMap<String, VecDeque<Value>>,
     /// Statuses forced on the next requests, any route.
     pub fail_next: VecDeque<u16>,
+    /// Whether a 429 carries `Retry-After: 1` (the throttler may leave it out).
+    pub retry_after_on_429: bool,
     pub log: Vec<HubLogged>,
 }
 
@@ -116,6 +118,7 @@ impl FakeHub {
             projets: BTreeMap::new(),
             services: HashMap::new(),
             fail_next: VecDeque::new(),
+            retry_after_on_429: true,
             log: Vec::new(),
         }));
         let router = Router::new().fallback(handle).with_state(inner.clone());
@@ -235,7 +238,7 @@ async fn handle(
         body: parsed,
     });
     let mut response = (StatusCode::from_u16(status).unwrap(), Json(answer)).into_response();
-    if status == 429 {
+    if status == 429 && s.retry_after_on_429 {
         response
             .headers_mut()
             .insert("retry-after", "1".parse().unwrap());

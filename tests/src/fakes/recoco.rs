@@ -2,7 +2,9 @@
 //! `/token/` with a configurable access lifetime, expired tokens refused with
 //! `403 token_not_valid`, limit/offset pagination with absolute `next` links,
 //! projects (detail and list shapes), survey sessions, answers and questions,
-//! and resource add-ons with their validation rules. Every request is logged.
+//! and resource add-ons with their validation rules, projects created and
+//! deleted while a client walks the list (pages that shift). Every request is
+//! logged.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -29,6 +31,11 @@ pub struct Logged {
 
 pub struct Inner {
     pub access_lifetime: Duration,
+    /// Issue JWTs as Recoco (simplejwt) does, whose `exp` says when they end;
+    /// otherwise opaque `access-N` tokens (whose end a client cannot know).
+    pub jwt_tokens: bool,
+    /// Refuse every refresh token (`401 token_not_valid`): clients log in again.
+    pub refuse_refresh: bool,
     access: HashMap<String, Instant>,
     refresh: HashSet<String>,
     next_token: u64,
@@ -52,6 +59,25 @@ pub struct Inner {
     pub log: Vec<Logged>,
     /// Time every request waits before being answered (a slow portal).
     pub latency: Duration,
+    /// Project list pages served so far.
+    pub list_requests: usize,
+    /// The API user lacks "manage resources": add-on routes answer 403.
+    pub addons_forbidden: bool,
+    /// Changes made to the portal while a client walks the project list, each
+    /// right after the list page numbered `after` is served: the pages that
+    /// follow shift, as they do in Recoco (newest first, limit/offset).
+    pub during_list: Vec<ListChange>,
+}
+
+/// Projects created and deleted between two list pages.
+#[derive(Debug, Clone, Default)]
+pub struct ListChange {
+    /// Applied once this many list pages were served.
+    pub after: usize,
+    /// Detail-shaped projects created (the newest: they go to the first page).
+    pub create: Vec<Value>,
+    /// Ids soft-deleted.
+    pub delete: Vec<i64>,
 }
 
 #[derive(Clone)]
@@ -67,6 +93,8 @@ impl FakeRecoco {
     pub async fn start() -> Self {
         let inner = Arc::new(Mutex::new(Inner {
             access_lifetime: Duration::from_secs(300),
+            jwt_tokens: false,
+            refuse_refresh: false,
             access: HashMap::new(),
             refresh: HashSet::new(),
             next_token: 1,
@@ -83,6 +111,9 @@ impl FakeRecoco {
             fail_next: VecDeque::new(),
             log: Vec::new(),
             latency: Duration::ZERO,
+            list_requests: 0,
+            addons_forbidden: false,
+            during_list: Vec::new(),
         }));
         let router = Router::new()
             .route("/api/token/", post(token))
@@ -165,11 +196,30 @@ fn record(s: &mut Inner, method: &str, uri: &Uri, status: u16, headers: &HeaderM
     });
 }
 
+/// Token number `n` of `kind` (`access`, `refresh`), living `lifetime`.
+fn token_text(s: &Inner, kind: &str, n: u64, lifetime: Duration) -> String {
+    if !s.jwt_tokens {
+        return format!("{kind}-{n}");
+    }
+    use base64::Engine as _;
+    let enc = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let iat = chrono::Utc::now().timestamp();
+    let exp = iat + lifetime.as_secs().max(1) as i64;
+    format!(
+        "{}.{}.{}",
+        enc(json!({"alg": "HS256", "typ": "JWT"})),
+        enc(
+            json!({"token_type": kind, "exp": exp, "iat": iat, "jti": format!("{kind}{n}"), "user_id": 7})
+        ),
+        enc(json!("fake-signature"))
+    )
+}
+
 fn issue(s: &mut Inner) -> (String, String) {
     let n = s.next_token;
     s.next_token += 1;
-    let access = format!("access-{n}");
-    let refresh = format!("refresh-{n}");
+    let access = token_text(s, "access", n, s.access_lifetime);
+    let refresh = token_text(s, "refresh", n, Duration::from_secs(86_400));
     s.access
         .insert(access.clone(), Instant::now() + s.access_lifetime);
     s.refresh.insert(refresh.clone());
@@ -233,11 +283,11 @@ async fn refresh(State(st): State<Shared>, uri: Uri, headers: HeaderMap, body: B
         .and_then(|v| v["refresh"].as_str().map(str::to_string));
     let mut s = st.lock().unwrap();
     let (status, body) = match given {
-        Some(r) if s.refresh.contains(&r) => {
+        Some(r) if s.refresh.contains(&r) && !s.refuse_refresh => {
             s.refreshes += 1;
             let n = s.next_token;
             s.next_token += 1;
-            let access = format!("access-{n}");
+            let access = token_text(&s, "access", n, s.access_lifetime);
             let expiry = Instant::now() + s.access_lifetime;
             s.access.insert(access.clone(), expiry);
             (200, json!({"access": access}))
@@ -275,6 +325,12 @@ fn authorize(s: &mut Inner, method: &str, uri: &Uri, headers: &HeaderMap) -> Res
             s,
             json!({"detail": "Le type de jeton fourni n'est pas valide", "code": "token_not_valid",
                 "messages": [{"token_class": "AccessToken", "token_type": "access", "message": "Le jeton est invalide ou expiré"}]}),
+        );
+    }
+    if s.addons_forbidden && uri.path().starts_with("/api/resource-addons/") {
+        return refuse(
+            s,
+            json!({"detail": "Vous n'avez pas la permission d'effectuer cette action."}),
         );
     }
     if let Some(status) = s.fail_next.pop_front() {
@@ -415,6 +471,19 @@ async fn list_projects(
     });
     let items: Vec<Value> = items.into_iter().map(list_item).collect();
     let body = page(&headers, &uri, &q, items, Some(1000));
+    s.list_requests += 1;
+    let served = s.list_requests;
+    let (due, later): (Vec<ListChange>, Vec<ListChange>) = std::mem::take(&mut s.during_list)
+        .into_iter()
+        .partition(|c| c.after <= served);
+    s.during_list = later;
+    for change in due {
+        for p in change.create {
+            let id = p["id"].as_i64().expect("project id");
+            s.projects.insert(id, p);
+        }
+        s.deleted.extend(change.delete);
+    }
     ok(&mut s, "GET", &uri, &headers, 200, body)
 }
 

@@ -13,7 +13,10 @@ impl Host for StoreState {
         &mut self,
         request: HttpRequest,
     ) -> wasmtime::Result<Result<HttpResponse, HttpError>> {
-        let scope = self.scope()?;
+        let scope = self.enter()?;
+        if let Some(refusal) = self.count_request() {
+            return Ok(Err(refusal));
+        }
         let started = Instant::now();
         self.services
             .flow
@@ -23,7 +26,7 @@ impl Host for StoreState {
         let result = self
             .services
             .outbound
-            .send(
+            .send_marked(
                 &scope.allow,
                 Request {
                     method: request.method,
@@ -34,9 +37,9 @@ impl Host for StoreState {
                         .timeout_ms
                         .map(|ms| Duration::from_millis(ms.into())),
                 },
+                &request.sensitive_headers,
             )
             .await;
-        self.host_time += started.elapsed();
         tracing::debug!(
             connection = %scope.connection,
             url = %url_without_query(&url),
@@ -54,6 +57,19 @@ impl Host for StoreState {
     }
 }
 
+impl StoreState {
+    /// Counts an outbound request; the refusal once the invocation's quota is spent.
+    pub(super) fn count_request(&mut self) -> Option<HttpError> {
+        self.requests += 1;
+        (self.requests > self.quotas.max_requests).then(|| {
+            HttpError::QuotaExceeded(format!(
+                "a connector may send {} requests per invocation",
+                self.quotas.max_requests
+            ))
+        })
+    }
+}
+
 /// Query strings may carry tokens; keep them out of logs.
 fn url_without_query(url: &str) -> &str {
     url.split(['?', '#']).next().unwrap_or(url)
@@ -66,5 +82,6 @@ pub(super) fn to_wit(err: OutboundError) -> HttpError {
         OutboundError::Connection(why) => HttpError::Connection(why),
         OutboundError::TooLarge(cap) => HttpError::TooLarge(cap),
         OutboundError::InvalidRequest(why) => HttpError::InvalidRequest(why),
+        OutboundError::Refused(why) => HttpError::Refused(why),
     }
 }

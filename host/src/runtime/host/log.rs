@@ -1,5 +1,6 @@
 //! `recoco:connector/log`: the connector's messages in the host log, tagged with
-//! plugin, connection and job, secrets scrubbed.
+//! plugin, connection and job, secrets scrubbed, within the invocation's log
+//! quota (lines past it are dropped and counted; see `runtime::quota`).
 
 use crate::runtime::bindings::recoco::connector::log::{Host, Level};
 use crate::runtime::state::StoreState;
@@ -9,7 +10,10 @@ const MAX_MESSAGE_BYTES: usize = 8 * 1024;
 
 impl Host for StoreState {
     async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
-        let scope = self.scope()?;
+        let scope = self.enter()?;
+        if !self.log.admit(message.len()) {
+            return Ok(());
+        }
         let mut message = scope.scrubber.scrub(&message);
         if message.len() > MAX_MESSAGE_BYTES {
             let mut cut = MAX_MESSAGE_BYTES;

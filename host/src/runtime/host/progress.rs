@@ -16,7 +16,7 @@ impl Host for StoreState {
         total: Option<u64>,
         message: String,
     ) -> wasmtime::Result<()> {
-        let scope = self.scope()?;
+        let scope = self.enter()?;
         let finished = total.is_some_and(|t| done >= t);
         if !finished
             && self
@@ -32,7 +32,7 @@ impl Host for StoreState {
             // Progress is informative: losing one report must not fail the job.
             tracing::warn!(job = %scope.job_id, error = %err, "cannot store progress");
         }
-        self.host_time += started.elapsed();
+        self.charge(started);
         Ok(())
     }
 }

@@ -7,6 +7,7 @@ use crate::queue::{jobs, JobKind, NewJob};
 use crate::runtime::bindings::recoco::connector::scheduler::Host;
 use crate::runtime::bindings::types::Error;
 use crate::runtime::state::{HostFailure, StoreState};
+use crate::store::Pool;
 
 /// Farthest a task may be scheduled: 30 days.
 const MAX_DELAY_MS: u64 = 30 * 24 * 3600 * 1000;
@@ -28,7 +29,7 @@ impl Host for StoreState {
         delay_ms: u64,
         dedup_key: Option<String>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        let scope = self.scope()?;
+        let scope = self.enter()?;
         if name.is_empty() || name.len() > 64 {
             return Ok(refused("a task name has 1 to 64 characters".into()));
         }
@@ -59,8 +60,20 @@ impl Host for StoreState {
             ordering_key: None,
         };
         let started = Instant::now();
-        let done = jobs::enqueue_task(&self.services.pool, &job).await;
-        self.host_time += started.elapsed();
+        let pending = pending_tasks(&self.services.pool, &job).await;
+        let max = self.quotas.max_pending_tasks;
+        let done = match pending {
+            Ok(Some(n)) if n >= max => {
+                self.charge(started);
+                return Ok(refused(format!(
+                    "task quota exceeded: a connection may have {max} scheduled tasks waiting (it has {n}); \
+                     use a dedup key to replace a pending task instead of adding one"
+                )));
+            }
+            Ok(_) => jobs::enqueue_task(&self.services.pool, &job).await,
+            Err(err) => Err(err.into()),
+        };
+        self.charge(started);
         let id = done.map_err(|e| {
             wasmtime::Error::new(HostFailure(format!("cannot schedule a task: {e}")))
         })?;
@@ -70,4 +83,34 @@ impl Host for StoreState {
         }
         Ok(Ok(()))
     }
+}
+
+/// Tasks of the connection waiting to run, or `None` when `job` replaces a
+/// pending one (same name and dedup key) and so adds nothing.
+async fn pending_tasks(pool: &Pool, job: &NewJob) -> sqlx::Result<Option<u64>> {
+    let JobKind::Task { name, .. } = &job.kind else {
+        return Ok(None);
+    };
+    if let Some(key) = &job.dedup_key {
+        let replaces: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM jobs WHERE connection_id = ? AND task_name = ? AND dedup_key = ?
+             AND state IN ('queued', 'waiting', 'paused')",
+        )
+        .bind(job.connection_id)
+        .bind(name)
+        .bind(key)
+        .fetch_optional(pool)
+        .await?;
+        if replaces.is_some() {
+            return Ok(None);
+        }
+    }
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM jobs WHERE connection_id = ? AND kind = 'task'
+         AND state IN ('queued', 'waiting', 'paused')",
+    )
+    .bind(job.connection_id)
+    .fetch_one(pool)
+    .await?;
+    Ok(Some(n as u64))
 }

@@ -15,14 +15,16 @@ impl Host for StoreState {
         path: String,
         body: Option<String>,
     ) -> wasmtime::Result<Result<HttpResponse, HttpError>> {
-        let scope = self.scope()?;
+        let scope = self.enter()?;
+        if let Some(refusal) = self.count_request() {
+            return Ok(Err(refusal));
+        }
         let started = Instant::now();
         let result = self
             .services
             .source_api
             .request(&scope.source, &method, &path, body)
             .await;
-        self.host_time += started.elapsed();
         tracing::debug!(
             connection = %scope.connection,
             %method,

@@ -1,0 +1,336 @@
+//! End-to-end delivery: signed webhooks in, Standard-Webhooks POSTs out through
+//! the shipped `http-forward` connector, to a fast local target, in one run:
+//! - intake events/s and delivered events/s under the same sustained load, and
+//!   their ratio (delivery must keep up, or any load builds a backlog);
+//! - p50 / p90 / p99 latency from sending the webhook to the target receiving
+//!   the forwarded request, at a steady 100 events/s.
+//!
+//! The throughput target is Debian's `nginx-light` answering 200 when
+//! `/usr/sbin/nginx` exists (`apt-get install nginx-light`), else an in-process
+//! hyper server with TCP_NODELAY; the latency target is always the in-process
+//! one (it timestamps arrivals). Everything runs on 127.0.0.1, bounded.
+//!
+//! Run: `cargo bench -p recoco-sync-tests --bench delivery`
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::HeaderMap;
+use axum::serve::ListenerExt as _;
+use recoco_sync::config::{Config, Overrides};
+use recoco_sync::Service;
+use recoco_sync_tests::service::{source_block, SECRET, SOURCE};
+use recoco_sync_tests::webhook::{envelope, headers, now_secs};
+
+/// Webhooks of the throughput run (`BENCH_EVENTS` to change), and how many
+/// senders send them.
+const EVENTS: usize = 20_000;
+const SENDERS: usize = 64;
+/// The latency run: events per second, for how long.
+const LATENCY_RATE: u64 = 100;
+const LATENCY_SECS: u64 = 5;
+/// Longest wait for a backlog to drain before reporting what was delivered.
+const DRAIN_LIMIT: Duration = Duration::from_secs(180);
+const LATENCY_SOURCE: &str = "recoco-latency";
+
+/// Arrival time of each forwarded event (by `webhook-id`, our event id).
+type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
+
+/// The in-process target: 200 at once, arrivals recorded.
+async fn rust_target(arrivals: Arrivals, count: Arc<AtomicU64>) -> String {
+    let router = axum::Router::new().fallback(move |headers: HeaderMap| {
+        let (arrivals, count) = (arrivals.clone(), count.clone());
+        async move {
+            let now = Instant::now();
+            count.fetch_add(1, Ordering::Relaxed);
+            if let Some(id) = headers.get("webhook-id").and_then(|v| v.to_str().ok()) {
+                arrivals.lock().unwrap().insert(id.to_string(), now);
+            }
+            "ok"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}/hook")
+}
+
+/// nginx answering 200 to everything, on a free port; killed on drop.
+struct Nginx {
+    child: std::process::Child,
+    conf: std::path::PathBuf,
+    prefix: std::path::PathBuf,
+    url: String,
+}
+
+impl Nginx {
+    fn start(dir: &Path) -> Option<Self> {
+        let binary = Path::new("/usr/sbin/nginx");
+        if !binary.exists() {
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let prefix = dir.join("nginx");
+        std::fs::create_dir_all(prefix.join("logs")).unwrap();
+        let conf = prefix.join("nginx.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "worker_processes 1;\ndaemon off;\npid {p}/nginx.pid;\nerror_log {p}/logs/error.log;\n\
+                 events {{ worker_connections 4096; }}\n\
+                 http {{ access_log off; client_body_temp_path {p}/body; client_body_buffer_size 64k; keepalive_requests 1000000;\n\
+                   server {{ listen 127.0.0.1:{port}; tcp_nodelay on; location / {{ return 200 \"ok\"; }} }} }}\n",
+                p = prefix.display()
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new(binary)
+            .arg("-p")
+            .arg(&prefix)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        // Wait until it accepts connections (bounded).
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(Self {
+                    child,
+                    conf,
+                    prefix,
+                    url: format!("http://127.0.0.1:{port}/hook"),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Nginx {
+    /// `nginx -s stop` lets the master stop its worker (a killed master
+    /// would leave it behind); kill only if that fails.
+    fn drop(&mut self) {
+        let stopped = std::process::Command::new("/usr/sbin/nginx")
+            .arg("-p")
+            .arg(&self.prefix)
+            .arg("-c")
+            .arg(&self.conf)
+            .args(["-s", "stop"])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !stopped {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+async fn post(client: &reqwest::Client, url: &str, body: &[u8]) -> String {
+    let mut request = client.post(url).body(body.to_vec());
+    for (k, v) in headers(body, &[SECRET], now_secs()) {
+        request = request.header(k, v);
+    }
+    let response = request.send().await.expect("webhook request");
+    assert_eq!(response.status(), 200);
+    let answer: serde_json::Value = response.json().await.unwrap();
+    answer["id"].as_str().unwrap().to_string()
+}
+
+async fn succeeded(pool: &sqlx::SqlitePool) -> u64 {
+    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs WHERE state = 'succeeded'")
+        .fetch_one(pool)
+        .await
+        .unwrap() as u64
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+fn main() {
+    let events: usize = std::env::var("BENCH_EVENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(EVENTS);
+    let dir = tempfile::tempdir().unwrap();
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let target_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let arrivals: Arrivals = Arc::default();
+    let at_rust_target = Arc::new(AtomicU64::new(0));
+    let rust_url = target_rt.block_on(rust_target(arrivals.clone(), at_rust_target.clone()));
+    let nginx = Nginx::start(dir.path());
+    let (throughput_url, target_name) = match &nginx {
+        Some(n) => (n.url.clone(), "nginx-light"),
+        None => (rust_url.clone(), "in-process hyper (nginx not installed)"),
+    };
+
+    let d = dir.path().display();
+    let text = format!(
+        "database_url = \"sqlite://{d}/bench.db\"\nplugins_dir = \"{d}/connectors\"\nsecret_key_file = \"{d}/secret.key\"\n\
+         {}\
+         [[sources]]\ncode = {LATENCY_SOURCE:?}\nsecrets = [{SECRET:?}]\n\
+         [[connections]]\nname = \"fwd\"\nsource = {SOURCE:?}\nplugin = \"http-forward\"\n\
+         [connections.config]\nurl = {throughput_url:?}\nsecret = \"bench-secret-1\"\n\
+         [[connections]]\nname = \"fwd-latency\"\nsource = {LATENCY_SOURCE:?}\nplugin = \"http-forward\"\n\
+         [connections.config]\nurl = {rust_url:?}\nsecret = \"bench-secret-1\"\n",
+        source_block(None),
+    );
+    std::fs::create_dir_all(dir.path().join("connectors")).unwrap();
+    let config = Config::from_parts(&text, &[], &Overrides::default()).unwrap();
+    let workers = config.queue.workers;
+    let (base, pool) = server_rt.block_on(async {
+        let service = Service::start(config).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let pool = service.pool.clone();
+        tokio::spawn(service.serve(listener));
+        (format!("http://{addr}/api/webhook"), pool)
+    });
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .build()
+        .unwrap();
+    let body = envelope(
+        "projects.Project",
+        "update",
+        serde_json::json!({"id": 1312, "name": "Halle du Vieux-Bourg", "description": "x".repeat(600)}),
+    );
+    println!(
+        "delivery benchmark: http-forward to {target_name}, {workers} workers, 2 server threads, {SENDERS} senders"
+    );
+
+    // Warm-up: connections, compiled connector, SQLite pages.
+    let throughput_in = format!("{base}/{SOURCE}");
+    client_rt.block_on(async {
+        for _ in 0..200 {
+            post(&client, &throughput_in, &body).await;
+        }
+    });
+    let warm = 200;
+    while server_rt.block_on(succeeded(&pool)) < warm {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Throughput: EVENTS webhooks as fast as SENDERS clients can send them.
+    let started = Instant::now();
+    client_rt.block_on(async {
+        let tasks: Vec<_> = (0..SENDERS)
+            .map(|_| {
+                let (client, url, body) = (client.clone(), throughput_in.clone(), body.clone());
+                tokio::spawn(async move {
+                    for _ in 0..events / SENDERS {
+                        post(&client, &url, &body).await;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let delivered_at_end_of_intake = server_rt.block_on(succeeded(&pool)) - warm;
+    let intake_secs = started.elapsed().as_secs_f64();
+    let sent = (events / SENDERS * SENDERS) as u64;
+    let (delivered, drain_secs) = loop {
+        let done = server_rt.block_on(succeeded(&pool)) - warm;
+        if done >= sent || started.elapsed() > DRAIN_LIMIT {
+            break (done, started.elapsed().as_secs_f64());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let intake_rate = sent as f64 / intake_secs;
+    let during = delivered_at_end_of_intake as f64 / intake_secs;
+    let end_to_end = delivered as f64 / drain_secs;
+    println!("  intake:    {sent} webhooks in {intake_secs:.2} s = {intake_rate:.0} events/s");
+    println!(
+        "  delivery:  {during:.0} events/s while intake ran ({delivered_at_end_of_intake} delivered by then); \
+         all {delivered} delivered after {drain_secs:.2} s = {end_to_end:.0} events/s end to end"
+    );
+    println!(
+        "  ratio delivered / intake: {:.2} end to end, {:.2} during the load   (targets: >= 5000 events/s, >= 0.8)",
+        end_to_end / intake_rate,
+        during / intake_rate
+    );
+    if delivered < sent {
+        println!(
+            "  NOTE: {} events were still undelivered after {DRAIN_LIMIT:?}",
+            sent - delivered
+        );
+    }
+
+    // Latency at a steady 100 events/s.
+    let latency_in = format!("{base}/{LATENCY_SOURCE}");
+    let sent_at: Vec<(String, Instant)> = client_rt.block_on(async {
+        let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / LATENCY_RATE));
+        let mut tasks = Vec::new();
+        for _ in 0..LATENCY_RATE * LATENCY_SECS {
+            tick.tick().await;
+            let (client, url, body) = (client.clone(), latency_in.clone(), body.clone());
+            tasks.push(tokio::spawn(async move {
+                let at = Instant::now();
+                (post(&client, &url, &body).await, at)
+            }));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while arrivals.lock().unwrap().len() < sent_at.len() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let arrived = arrivals.lock().unwrap().clone();
+    let mut latencies: Vec<Duration> = sent_at
+        .iter()
+        .filter_map(|(id, at)| arrived.get(id).map(|got| got.duration_since(*at)))
+        .collect();
+    latencies.sort();
+    if latencies.is_empty() {
+        println!("  latency: nothing arrived at the target");
+    } else {
+        println!(
+            "  latency webhook -> target at {LATENCY_RATE} events/s ({} events): p50 {:.2?}, p90 {:.2?}, p99 {:.2?}, max {:.2?}   (target p50 <= 5 ms)",
+            latencies.len(),
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.9),
+            percentile(&latencies, 0.99),
+            latencies[latencies.len() - 1]
+        );
+    }
+    assert_eq!(
+        latencies.len(),
+        sent_at.len(),
+        "every latency event arrived"
+    );
+    drop(nginx);
+}
