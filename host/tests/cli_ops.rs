@@ -385,7 +385,7 @@ fn config_check_names_the_key_and_the_file() {
     let out = ok(
         cwd,
         &[
-            ("HOOK_SECRET", "x-secret-value"),
+            ("HOOK_SECRET", "x-secret-value-0001"),
             ("RECOCO_SYNC_ADMIN_TOKEN", "12345678"),
         ],
         &["config", "check", "good.toml"],
@@ -403,7 +403,7 @@ fn task_reports_a_stored_manifest_that_does_not_parse() {
     let cwd = dir.path();
     std::fs::write(
         cwd.join("rs.toml"),
-        "[[sources]]\ncode = \"portal\"\nsecrets = [\"s-0001\"]\n[[connections]]\nname = \"c1\"\nsource = \"portal\"\nplugin = \"ghost\"\n",
+        "[[sources]]\ncode = \"portal\"\nsecrets = [\"hook-secret-0001\"]\n[[connections]]\nname = \"c1\"\nsource = \"portal\"\nplugin = \"ghost\"\n",
     )
     .unwrap();
     let env = [("RECOCO_SYNC_CONFIG", "rs.toml")];
@@ -606,4 +606,76 @@ fn every_operator_command_against_a_running_service() {
     assert!(err.contains("no task \"no-such-task\""), "{err}");
     let (status, log) = served.terminate();
     assert!(status.success(), "{log}");
+}
+
+#[test]
+fn sources_rotate_secret_adds_a_secret_and_retires_the_old_one_after_its_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    std::fs::write(
+        cwd.join("rs.toml"),
+        "[[sources]]\ncode = \"portal\"\nsecrets = [\"hook-secret-0001\"]\n",
+    )
+    .unwrap();
+    let env = [("RECOCO_SYNC_CONFIG", "rs.toml")];
+    let served = Served::start(cwd, &env, &[]);
+    let url = format!("http://{}/api/webhook/portal", served.addr);
+    std::fs::write(
+        cwd.join("hook.json"),
+        r#"{"topic": "projects.Project/update", "object": {"id": 7}, "object_type": "projects.Project", "webhook_uuid": "6f1c2d3e-4a5b-4c6d-8e7f-901a2b3c4d5e"}"#,
+    )
+    .unwrap();
+    let send = |secret: &str| {
+        run(
+            cwd,
+            &env,
+            &["send", "--url", &url, "--secret", secret, "hook.json"],
+        )
+    };
+
+    // A generated secret, printed once on stdout; the old one retires at once.
+    let generated = ok(
+        cwd,
+        &env,
+        &["sources", "rotate-secret", "portal", "--grace", "0s"],
+    );
+    let generated = generated.trim().to_string();
+    assert!(generated.len() >= 32, "{generated:?}");
+    eventually("the new secret accepted", || {
+        send(&generated).status.success().then_some(())
+    });
+    eventually("the old secret refused", || {
+        (!send("hook-secret-0001").status.success()).then_some(())
+    });
+
+    // A secret given by the environment, with a grace: both keep working.
+    let given = "given-secret-of-24-bytes";
+    let out = run(
+        cwd,
+        &[
+            ("RECOCO_SYNC_CONFIG", "rs.toml"),
+            ("RECOCO_NEW_SOURCE_SECRET", given),
+        ],
+        &["sources", "rotate-secret", "portal", "--grace", "1h"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains(given),
+        "a given secret is not printed"
+    );
+    eventually("the given secret accepted", || {
+        send(given).status.success().then_some(())
+    });
+    assert!(
+        send(&generated).status.success(),
+        "still valid during its grace"
+    );
+
+    let err = fails(cwd, &env, &["sources", "rotate-secret", "nowhere"]);
+    assert!(err.contains("no source \"nowhere\""), "{err}");
+    drop(served);
 }
