@@ -22,21 +22,15 @@ pub struct Problem {
     pub error: String,
 }
 
-/// Enabled connections whose config fails the schema of their loaded plugin
-/// (the message hides only the values the schema marks secret).
+/// Enabled connections whose config fails the schema of their loaded plugin,
+/// each with the failing fields and its non-secret values (see
+/// [`crate::connection_check`]).
 pub fn connection_problems(catalog: &CatalogHandle, registry: &Registry) -> Vec<Problem> {
-    catalog
-        .get()
-        .connections()
-        .filter(|c| c.enabled)
-        .filter_map(|c| {
-            let plugin = registry.get(&c.plugin)?;
-            let error = plugin.validate_config(&c.config).err()?;
-            Some(Problem {
-                connection: c.name.clone(),
-                error,
-            })
-        })
+    let catalog = catalog.get();
+    crate::connection_check::invalid_connections(&catalog, registry)
+        .into_iter()
+        .filter(|(name, _)| catalog.connections().any(|c| &c.name == name && c.enabled))
+        .map(|(connection, error)| Problem { connection, error })
         .collect()
 }
 

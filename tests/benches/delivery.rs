@@ -194,7 +194,7 @@ fn main() {
 
     let d = dir.path().display();
     let text = format!(
-        "database_url = \"sqlite://{d}/bench.db\"\nplugins_dir = \"{d}/connectors\"\nsecret_key_file = \"{d}/secret.key\"\n\
+        "database_url = \"sqlite://{d}/bench.db\"\nplugins_dir = \"{d}/connectors\"\nsecret_key_file = \"{d}/secret.key\"\n[intake]\nrate_limit_per_second = 0.0\n\
          {}\
          [[sources]]\ncode = {LATENCY_SOURCE:?}\nsecrets = [{SECRET:?}]\n\
          [[connections]]\nname = \"fwd\"\nsource = {SOURCE:?}\nplugin = \"http-forward\"\n\

@@ -53,7 +53,7 @@ fn main() {
     let d = dir.path().display();
     std::fs::create_dir_all(dir.path().join("connectors")).unwrap();
     let text = format!(
-        "database_url = \"sqlite://{d}/soak.db\"\nplugins_dir = \"{d}/connectors\"\nsecret_key_file = \"{d}/secret.key\"\n{}\
+        "database_url = \"sqlite://{d}/soak.db\"\nplugins_dir = \"{d}/connectors\"\nsecret_key_file = \"{d}/secret.key\"\n[intake]\nrate_limit_per_second = 0.0\n{}\
          [[connections]]\nname = \"fwd\"\nsource = {SOURCE:?}\nplugin = \"http-forward\"\n\
          [connections.config]\nurl = {target:?}\nsecret = \"soak-secret-1\"\n",
         source_block(None),

@@ -39,19 +39,18 @@ async fn an_invalid_config_is_shown_and_its_jobs_wait_until_it_is_fixed() {
         "shows the non-secret values: {reason}"
     );
     assert!(!reason.contains(API_KEY), "hides the secrets: {reason}");
-    let health: Value = svc
+    let health = svc
         .client
         .get(format!("{}/healthz", svc.url))
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
-    assert_eq!(
-        health["invalid_connections"][0]["name"], "grist",
-        "{health}"
-    );
+    assert_eq!(health.status(), 503);
+    let health: Value = health.json().await.unwrap();
+    assert_eq!(health["problems"][0]["connection"], "grist", "{health}");
+    let error = health["problems"][0]["error"].as_str().unwrap();
+    assert!(error.contains("/table_id"), "names the field: {error}");
+    assert!(!error.contains(API_KEY), "{error}");
 
     let answer = svc
         .send(include_bytes!("../fixtures/webhook-project-update.json").to_vec())

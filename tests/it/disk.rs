@@ -22,7 +22,7 @@ const WAL_LIMIT: u64 = 8 * 1024 * 1024;
 async fn the_wal_stays_under_its_limit_under_sustained_intake() {
     // Intake only (workers off); every event also queues a job.
     let config = format!(
-        "{}[queue]\nworkers = 0\n[storage]\nwal_max_bytes = {WAL_LIMIT}\n\
+        "{}[queue]\nworkers = 0\n[storage]\nwal_max_bytes = {WAL_LIMIT}\n[intake]\nrate_limit_per_second = 0.0\n\
          [[connections]]\nname = \"fwd\"\nsource = {SOURCE:?}\nplugin = \"test-noop\"\n",
         source_block(None)
     );
@@ -51,32 +51,35 @@ async fn the_wal_stays_under_its_limit_under_sustained_intake() {
             (max, drops, traffic)
         })
     };
-    // 32 senders, 2 KiB bodies.
-    let body = envelope(
-        "projects.Project",
-        "update",
-        json!({"id": 1312, "description": "x".repeat(2048)}),
-    );
-    let signed = Arc::new(headers(&body, &[SECRET], now_secs()));
+    // 32 senders, 2 KiB bodies, each one distinct (an identical signed request
+    // is a duplicate, answered without being stored).
+    let description = Arc::new("x".repeat(2048));
     let url = format!("{}/api/webhook/{SOURCE}", svc.url);
     let sent = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let senders: Vec<_> = (0..32)
         .map(|_| {
-            let (client, url, body, signed, sent, enough) = (
+            let (client, url, description, sent, enough) = (
                 svc.client.clone(),
                 url.clone(),
-                body.clone(),
-                signed.clone(),
+                description.clone(),
                 sent.clone(),
                 enough.clone(),
             );
             tokio::spawn(async move {
-                while !enough.load(Ordering::Relaxed)
-                    && started.elapsed() < Duration::from_secs(40)
-                    && sent.fetch_add(1, Ordering::Relaxed) < 200_000
+                while !enough.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(40)
                 {
-                    let mut request = client.post(&url).body(body.clone());
+                    let n = sent.fetch_add(1, Ordering::Relaxed);
+                    if n >= 200_000 {
+                        break;
+                    }
+                    let body = envelope(
+                        "projects.Project",
+                        "update",
+                        json!({"id": 1312, "n": n, "description": description.as_str()}),
+                    );
+                    let signed = headers(&body, &[SECRET], now_secs());
+                    let mut request = client.post(&url).body(body);
                     for (k, v) in signed.iter() {
                         request = request.header(k, v);
                     }

@@ -197,8 +197,12 @@ async fn connector_errors_are_retried_or_failed_as_the_connector_says() {
             .iter()
             .map(|a| a.outcome.as_str())
             .collect::<Vec<_>>(),
-        ["retry", "retry", "retry", "dead"]
+        // An error with a retry-after is a throttle: `queue.max_throttles` (20)
+        // reschedules use no attempt, then the 4 attempts run out.
+        [vec!["retry"; 20 + 3], vec!["dead"]].concat()
     );
+    let job_row = svc.jobs_of_event(&event_id).await.remove(0);
+    assert_eq!(job_row.attempts, 4, "throttles used no attempt");
     for pair in attempts.windows(2) {
         assert!(
             pair[1].started_at - pair[0].started_at >= 280,
