@@ -39,7 +39,9 @@ impl StoreState {
             .await
             .map_err(failure)?;
         let new_keys = keys + u64::from(old.is_none());
-        let new_bytes = bytes - old.unwrap_or(0) + (key.len() + value.len()) as u64;
+        // The usage is this invocation's view: another invocation of the same
+        // connection may have grown `key` since, so never go below zero.
+        let new_bytes = bytes.saturating_sub(old.unwrap_or(0)) + (key.len() + value.len()) as u64;
         let quotas = &self.quotas;
         if new_keys > quotas.max_state_keys {
             return Ok(refused(format!(
