@@ -184,14 +184,15 @@ async fn per_project_order_holds_with_random_503s_and_a_slow_target() {
         by_start.sort_by_key(|h| h.start);
         assert!(by_start.windows(2).all(|w| w[1].start >= w[0].end));
     }
-    let inner = target.inner.lock().unwrap();
-    assert_eq!(inner.max_in_flight_per_project, 1);
-    assert!(
-        inner.max_in_flight_total > 1,
-        "different projects run in parallel"
-    );
+    {
+        let inner = target.inner.lock().unwrap();
+        assert_eq!(inner.max_in_flight_per_project, 1);
+        assert!(
+            inner.max_in_flight_total > 1,
+            "different projects run in parallel"
+        );
+    }
     assert!(hits.iter().any(|h| h.status == 503), "503s happened");
-    drop(inner);
     svc.stop().await;
 }
 
@@ -350,12 +351,13 @@ async fn one_connection_cannot_hold_every_worker() {
         "the fast connection waited {:?} behind the slow one",
         started.elapsed()
     );
-    let inner = slow.inner.lock().unwrap();
-    assert!(
-        inner.max_in_flight_total <= 2,
-        "half of the 4 workers at most: {}",
-        inner.max_in_flight_total
-    );
-    drop(inner);
+    {
+        let inner = slow.inner.lock().unwrap();
+        assert!(
+            inner.max_in_flight_total <= 2,
+            "half of the 4 workers at most: {}",
+            inner.max_in_flight_total
+        );
+    }
     svc.stop().await;
 }
