@@ -212,6 +212,15 @@ async fn fifty_pending_updates_of_one_project_coalesce_into_a_few_runs() {
         target.hits().iter().any(|h| h.version == 50).then_some(())
     })
     .await;
+    // The target answers before the last job is recorded: wait for that too.
+    recoco_sync_tests::wait_for("every event processed", WAIT, || async {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE status = 'processed'")
+            .fetch_one(&svc.pool)
+            .await
+            .unwrap();
+        (n == 50).then_some(())
+    })
+    .await;
     let hits = target.hits();
     assert!(hits.len() <= 10, "{} calls for 50 updates", hits.len());
     assert_eq!(
