@@ -13,7 +13,6 @@ use std::time::Duration;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use subtle::ConstantTimeEq;
 
 pub const ID_HEADER: &str = "webhook-id";
 pub const TIMESTAMP_HEADER: &str = "webhook-timestamp";
@@ -92,16 +91,10 @@ pub fn verify<K: AsRef<[u8]>>(
         .filter_map(|s| s.strip_prefix("v1,"))
         .filter_map(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
         .collect();
-    let mut matched = subtle::Choice::from(0u8);
-    for key in keys {
-        let expected = mac(key.as_ref(), id, timestamp, body);
-        for candidate in &provided {
-            if candidate.len() == expected.len() {
-                matched |= candidate.as_slice().ct_eq(&expected);
-            }
-        }
-    }
-    if !bool::from(matched) {
+    let expected = keys
+        .iter()
+        .map(|key| mac(key.as_ref(), id, timestamp, body));
+    if !super::signature::any_matches(&provided, expected) {
         return Err(Error::Mismatch);
     }
     let skew = now_secs.saturating_sub(ts);
