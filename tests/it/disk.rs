@@ -195,7 +195,10 @@ async fn retention_prunes_succeeded_work_past_its_age_and_nothing_else() {
          [[connections]]\nname = \"fwd\"\nsource = {SOURCE:?}\nplugin = \"test-noop\"\n",
         source_block(None)
     );
-    let svc = TestService::start(&config, &[("noop.wasm", &components::noop())]).await;
+    // The rows are written while a service without retention runs: a pass at its start
+    // would otherwise race the inserts below (an event pruned before its job is written).
+    let keep_all = config.replace("retention = \"7days\"", "retention = \"0s\"");
+    let svc = TestService::start(&keep_all, &[("noop.wasm", &components::noop())]).await;
     let pool = svc.pool.clone();
     // Old and processed: gone with its job and attempts.
     event(&pool, "evt_1_old_processed", "processed", 10).await;
