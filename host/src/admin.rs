@@ -7,6 +7,7 @@
 
 mod api;
 pub mod auth;
+pub mod console_api;
 pub mod ops;
 mod session;
 
@@ -113,7 +114,17 @@ pub fn router(state: AdminState) -> Router {
             "/admin/api/connections/{name}/{action}",
             post(api::toggle_connection),
         )
-        .route("/admin/api/keys", get(api::list_keys));
+        .route("/admin/api/keys", get(api::list_keys))
+        // The console's own routes (admin/console_api.rs).
+        .route("/admin/api/console/dashboard", get(console_api::dashboard))
+        .route("/admin/api/console/events", get(console_api::search_events))
+        .route("/admin/api/console/jobs", get(console_api::attention_jobs))
+        .route("/admin/api/console/jobs/bulk", post(console_api::bulk_jobs))
+        .route(
+            "/admin/api/console/jobs/{id}/run-now",
+            post(console_api::run_now),
+        )
+        .route("/admin/api/alerts", get(console_api::list_alerts));
     // The page and sign-in hold no data: they are served to anyone.
     let open = Router::new()
         .route(

@@ -43,6 +43,8 @@ pub struct Config {
     /// The admin API and page: sessions, names accepted without a key.
     pub admin: AdminConfig,
     pub storage: StorageConfig,
+    /// Alerts on repeated failure (webhook, Sentry).
+    pub alerts: crate::alerts::AlertsConfig,
     /// Recoco portals that send webhooks.
     pub sources: Vec<SourceDecl>,
     /// Connector instances fed by a source.
@@ -66,6 +68,7 @@ impl Default for Config {
             log: LogConfig::default(),
             admin: AdminConfig::default(),
             storage: StorageConfig::default(),
+            alerts: Default::default(),
             sources: Vec::new(),
             connections: Vec::new(),
         }
@@ -659,6 +662,7 @@ impl Config {
             bail!("database_url must name a SQLite file (sqlite://path/to/file.db), not an in-memory database");
         }
         validate_log(&self.log)?;
+        self.alerts.validate()?;
         if self.queue.max_attempts == 0 {
             bail!("queue.max_attempts must be at least 1");
         }

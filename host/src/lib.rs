@@ -6,6 +6,7 @@
 //! [`outbound`] / [`source_api`]. Dependencies point down only.
 
 pub mod admin;
+pub mod alerts;
 pub mod catalog;
 pub mod config;
 pub mod connection_check;
@@ -232,6 +233,12 @@ impl Service {
                 wal_max_bytes: self.config.storage.wal_max_bytes,
                 retention: Some(self.config.storage.retention).filter(|r| !r.is_zero()),
             },
+            self.shutdown.clone(),
+        ));
+        handles.push(alerts::spawn(
+            self.pool.clone(),
+            self.flow.clone(),
+            self.config.alerts.clone(),
             self.shutdown.clone(),
         ));
         handles.push(registry::watch::spawn(

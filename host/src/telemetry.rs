@@ -44,8 +44,11 @@ pub fn init(config: &LogConfig) -> Guard {
         });
     let sentry_layer = sentry_guard.as_ref().map(|_| {
         use sentry::integrations::tracing::{BreadcrumbLayer, ErrorLayer};
+        // Job failures reach Sentry once per incident (crate::alerts), not per run.
         ErrorLayer::new()
-            .with_filter(LevelFilter::ERROR)
+            .with_filter(tracing_subscriber::filter::filter_fn(|m| {
+                *m.level() == tracing::Level::ERROR && m.target() != "recoco_sync::queue::worker"
+            }))
             .and_then(BreadcrumbLayer::new().with_filter(LevelFilter::INFO))
     });
     let registry = tracing_subscriber::registry()
