@@ -31,13 +31,16 @@ try {
   await page.reload();
   await page.waitForSelector('#who:not([hidden])', { timeout: 10000 });
   out.signedInAfterReload = true;
-  for (const [tab, api] of [['jobs', '/jobs'], ['connections', '/sources'], ['plugins', '/plugins'], ['overview', '/overview']]) {
+  // Every view, by its deep link, once its data has arrived.
+  for (const [name, hash, api] of [['jobs', '#/jobs?state=any', '/jobs?'], ['attention', '#/jobs', '/console/jobs'],
+    ['connections', '#/connections', '/circuits'], ['plugins', '#/plugins', '/plugins'], ['dashboard', '#/dashboard', '/console/dashboard'],
+    ['alerts', '#/alerts', '/alerts'], ['events', '#/events', '/console/events']]) {
     await Promise.all([
       page.waitForResponse((r) => r.url().includes('/admin/api' + api)),
-      page.click(`#tabs button[data-tab="${tab}"]`),
+      page.evaluate((h) => { location.hash = h; }, hash),
     ]);
-    await page.waitForTimeout(200);
-    out.views[tab] = await page.evaluate((mark) => ({
+    await page.waitForTimeout(300);
+    out.views[name] = await page.evaluate((mark) => ({
       imgs: document.querySelectorAll('img, iframe, script:not([src])').length,
       markAsText: document.querySelector('#view').innerText.split(mark).length - 1,
       markInTitles: [...document.querySelectorAll('#view [title]')].filter((e) => e.title.includes(mark)).length,
@@ -45,6 +48,10 @@ try {
       csp: window.__csp.slice(),
     }), MARK);
   }
+  // The tabs lead to the same views.
+  await page.click('#tabs button[data-tab="plugins"]');
+  await page.waitForTimeout(200);
+  out.tabHash = await page.evaluate(() => location.hash);
   const session = (await context.cookies()).find((c) => c.name === 'recoco_sync_session');
   out.cookie = session ? { httpOnly: session.httpOnly, sameSite: session.sameSite, path: session.path } : null;
   out.documentCookie = await page.evaluate(() => document.cookie);

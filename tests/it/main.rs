@@ -5,6 +5,8 @@
 mod admin;
 mod admin_browser;
 mod admin_netns;
+mod alerts;
+mod console_api;
 mod convergence;
 mod convergence_config;
 mod convergence_lescommuns;

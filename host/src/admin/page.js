@@ -142,6 +142,7 @@ async function render(auto = false) {
   try {
     const nodes = [await views[view](r.arg, r.params)].flat(Infinity).filter((n) => n !== '' && n != null);
     if (ticket !== rendering) return; // a newer render won
+    if (auto && busy()) return; // the operator started something meanwhile
     $('#view').replaceChildren(...nodes);
     $('#live').textContent = 'updated ' + new Date().toLocaleTimeString();
   } catch (e) {
@@ -160,12 +161,16 @@ async function refreshAlertCount() {
   } catch (e) { /* the view shows errors */ }
 }
 
-/** Re-renders the current view unless the operator is typing or a dialog is open. */
-function autoRefresh() {
-  if (!session || document.hidden) return;
+/** True while the operator is typing in the view or answering a confirmation. */
+function busy() {
   const active = document.activeElement;
-  if (active && $('#view').contains(active) && ['INPUT', 'SELECT', 'TEXTAREA'].includes(active.tagName)) return;
-  if ($('#view .confirm') || $('#view form.edit')) return;
+  if (active && $('#view').contains(active) && ['INPUT', 'SELECT', 'TEXTAREA'].includes(active.tagName)) return true;
+  return Boolean($('#view .confirm') || $('#view .notice') || $('#view form.edit'));
+}
+
+/** Re-renders the current view unless the operator is busy in it. */
+function autoRefresh() {
+  if (!session || document.hidden || busy()) return;
   render(true);
 }
 
@@ -213,7 +218,7 @@ function chart(d) {
   const svg = s('svg', {class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': 'events per minute by status, last 24 hours'},
     axis, bars);
   const legend = h('div', {class: 'legend'}, STATUSES.map((st) => h('span', null, h('i', {class: 'l-' + st}), st)),
-    h('span', {class: 'muted'}, `events per minute (10-minute bars), max ${max.toFixed(2)}/min, ${d.events_24h} in 24 h`));
+    h('span', {class: 'muted'}, `events per minute (10-minute bars), peak ${Math.max(0, ...per).toFixed(2)}/min, ${d.events_24h} in 24 h`));
   return [svg, legend];
 }
 
