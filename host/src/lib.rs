@@ -63,6 +63,8 @@ pub struct Service {
     pub shutdown: CancellationToken,
     /// Per-connection concurrency, rate limits and circuit breakers.
     pub flow: Arc<flow::FlowControl>,
+    /// The queue workers, once spawned (checked by `/readyz`).
+    pub workers: Arc<health::Workers>,
 }
 
 impl Service {
@@ -128,6 +130,7 @@ impl Service {
             wake,
             shutdown: CancellationToken::new(),
             flow,
+            workers: Arc::default(),
         };
         service.check_connections();
         // Jobs parked for a config fixed in the file since the last run.
@@ -161,6 +164,7 @@ impl Service {
             self.registry.clone(),
             self.pool.clone(),
             sink.clone(),
+            self.workers.clone(),
         );
         let intake = intake::router(IntakeState {
             catalog: self.catalog.clone(),
@@ -219,6 +223,7 @@ impl Service {
             flow: self.flow.clone(),
         });
         let mut handles = workers.spawn();
+        self.workers.watch(&handles);
         handles.push(queue::schedules::spawn(
             self.pool.clone(),
             self.wake.clone(),
