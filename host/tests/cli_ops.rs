@@ -472,7 +472,7 @@ fn sources_rotate_secret_adds_a_secret_and_retires_the_old_one_after_its_grace()
         "still valid during its grace"
     );
 
-    let err = fails(cwd, &env, &["sources", "rotate-secret", "nowhere"]);
+    let (_, err) = exits(cwd, &env, &["sources", "rotate-secret", "nowhere"], 3);
     assert!(err.contains("no source \"nowhere\""), "{err}");
     drop(served);
 }

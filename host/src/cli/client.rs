@@ -103,6 +103,7 @@ mod tests {
 
     #[test]
     fn segments_are_escaped_under_the_base_path() {
+        recoco_sync::install_crypto_provider();
         let c = AdminClient::new("http://127.0.0.1:8000/sync/", None).unwrap();
         assert_eq!(
             c.url(&["jobs", "a/../b?x"]).as_str(),
