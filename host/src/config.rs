@@ -1348,3 +1348,29 @@ mod tests {
         assert!(Config::from_parts(text, &[], &Overrides::default()).is_err());
     }
 }
+
+/// The CLI's own variables (`--url`, `--key`) under the environment rule.
+#[cfg(test)]
+mod cli_variables {
+    use super::*;
+
+    #[test]
+    fn the_cli_variables_are_not_settings() {
+        let e: Vec<(String, String)> = [
+            ("RECOCO_SYNC_URL", "http://127.0.0.1:8000"),
+            ("RECOCO_SYNC_ADMIN_KEY", "rsk_abc"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let keys = top_level_keys();
+        assert!(!keys.contains(&"url") && !keys.contains(&"admin_key"));
+        // They neither stop the load nor set anything.
+        let c = Config::from_parts("", &e, &Overrides::default()).unwrap();
+        assert!(c.admin_token.is_none());
+        assert_eq!(
+            ignored_env_vars(&e),
+            vec!["RECOCO_SYNC_URL", "RECOCO_SYNC_ADMIN_KEY"]
+        );
+    }
+}

@@ -1,9 +1,9 @@
 //! Health answers: `/healthz` is ok only when every enabled connection's config
 //! passes its plugin's schema (a connection that cannot run is not healthy);
 //! `/livez` says the process answers; `/readyz` checks the database, the intake
-//! writer and the connections' configs, each reported by name.
+//! writer, the queue workers and the connections' configs, each reported by name.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -34,6 +34,27 @@ pub fn connection_problems(catalog: &CatalogHandle, registry: &Registry) -> Vec<
         .collect()
 }
 
+/// The queue worker tasks of a service, watched by `/readyz`: a worker that
+/// ended (a panic, a bug) leaves the queue without hands while intake still
+/// answers.
+#[derive(Default)]
+pub struct Workers(Mutex<Vec<tokio::task::AbortHandle>>);
+
+impl Workers {
+    /// Watches these tasks (the service's workers, once spawned).
+    pub fn watch(&self, tasks: &[tokio::task::JoinHandle<()>]) {
+        let mut watched = self.0.lock().expect("workers lock");
+        watched.extend(tasks.iter().map(|t| t.abort_handle()));
+    }
+
+    /// (running, started).
+    pub fn alive(&self) -> (usize, usize) {
+        let watched = self.0.lock().expect("workers lock");
+        let running = watched.iter().filter(|t| !t.is_finished()).count();
+        (running, watched.len())
+    }
+}
+
 /// `GET /healthz`: 200 `{"status":"ok"}`, or 503 with the problems; `/livez`;
 /// `/readyz`.
 pub fn router(
@@ -41,6 +62,7 @@ pub fn router(
     registry: Arc<Registry>,
     pool: Pool,
     sink: EventSink,
+    workers: Arc<Workers>,
 ) -> Router {
     let (c, r) = (catalog.clone(), registry.clone());
     Router::new()
@@ -51,7 +73,7 @@ pub fn router(
         )
         .route(
             "/readyz",
-            get(move || async move { readyz(&catalog, &registry, &pool, &sink).await }),
+            get(move || async move { readyz(&catalog, &registry, &pool, &sink, &workers).await }),
         )
 }
 
@@ -60,6 +82,7 @@ async fn readyz(
     registry: &Registry,
     pool: &Pool,
     sink: &EventSink,
+    workers: &Workers,
 ) -> Response {
     let database = match sqlx::query("SELECT 1").execute(pool).await {
         Ok(_) => serde_json::json!({"ok": true}),
@@ -67,12 +90,15 @@ async fn readyz(
     };
     let writer = sink.is_running();
     let problems = connection_problems(catalog, registry);
-    let ready = database["ok"] == true && writer && problems.is_empty();
+    let (running, started) = workers.alive();
+    let workers_ok = running == started;
+    let ready = database["ok"] == true && writer && workers_ok && problems.is_empty();
     let body = serde_json::json!({
         "status": if ready { "ready" } else { "not ready" },
         "checks": {
             "database": database,
             "intake_writer": {"ok": writer},
+            "workers": {"ok": workers_ok, "running": running, "started": started},
             "connections": {"ok": problems.is_empty(), "problems": problems},
         }
     });
@@ -94,5 +120,26 @@ fn healthz(catalog: &CatalogHandle, registry: &Registry) -> Response {
             axum::Json(serde_json::json!({"status": "failing", "problems": problems})),
         )
             .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Workers;
+
+    #[tokio::test]
+    async fn a_worker_that_ended_is_reported() {
+        let workers = Workers::default();
+        assert_eq!(workers.alive(), (0, 0));
+        let stays = tokio::spawn(std::future::pending::<()>());
+        let ends = tokio::spawn(async { panic!("a worker bug") });
+        workers.watch(&[stays, ends]);
+        for _ in 0..100 {
+            if workers.alive().0 == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(workers.alive(), (1, 2));
     }
 }

@@ -64,6 +64,8 @@ pub struct Service {
     pub shutdown: CancellationToken,
     /// Per-connection concurrency, rate limits and circuit breakers.
     pub flow: Arc<flow::FlowControl>,
+    /// The queue workers, once spawned (checked by `/readyz`).
+    pub workers: Arc<health::Workers>,
 }
 
 impl Service {
@@ -129,6 +131,7 @@ impl Service {
             wake,
             shutdown: CancellationToken::new(),
             flow,
+            workers: Arc::default(),
         };
         service.check_connections();
         // Jobs parked for a config fixed in the file since the last run.
@@ -162,6 +165,7 @@ impl Service {
             self.registry.clone(),
             self.pool.clone(),
             sink.clone(),
+            self.workers.clone(),
         );
         let intake = intake::router(IntakeState {
             catalog: self.catalog.clone(),
@@ -220,6 +224,7 @@ impl Service {
             flow: self.flow.clone(),
         });
         let mut handles = workers.spawn();
+        self.workers.watch(&handles);
         handles.push(queue::schedules::spawn(
             self.pool.clone(),
             self.wake.clone(),

@@ -1,21 +1,27 @@
 //! The `recoco-sync` command: `serve` (the default) runs the service; the other
-//! sub-commands are operator tools that work on the database directly, so they
-//! need no running service (and work while one runs).
+//! sub-commands are operator tools. `events`, `jobs`, `task`, `status` and
+//! `keys list` act through a running service's admin API when `--url` is given
+//! (or `RECOCO_SYNC_URL`), else on the database directly (they then need no
+//! running service, work while one runs, and never create a database). Exit
+//! codes: see `cli/exit.rs` (0 ok, 1 error, 2 usage, 3 not found, 4 a followed
+//! job failed, 5 a followed job outlived `--timeout`).
 
-use std::io::Write as _;
+mod cli;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use recoco_sync::admin::ops;
 use recoco_sync::catalog::CatalogHandle;
 use recoco_sync::config::{Config, Overrides};
 use recoco_sync::ids::{now_ms, rfc3339};
 use recoco_sync::intake::signature;
-use recoco_sync::queue::jobs::{self, JobFilter};
-use recoco_sync::secrets::redact_config;
-use recoco_sync::store::{self, attempts, events, events::EventFilter};
+use recoco_sync::store;
+
+use cli::backend::{Backend, Db};
+use cli::commands::{EventsCmd, JobsCmd, KeysCmd, TaskArgs};
+use cli::output::{Out, OutputFormat};
 
 #[derive(Parser)]
 #[command(
@@ -33,6 +39,25 @@ struct Cli {
     /// Any setting, as a dotted key: `--set queue.max_attempts=3` (repeatable).
     #[arg(long = "set", global = true, value_name = "KEY=VALUE", value_parser = parse_set)]
     sets: Vec<(String, String)>,
+    /// A running service (`http://127.0.0.1:8000`): `events`, `jobs`, `task`,
+    /// `status` and `keys list` then go through its admin API instead of the
+    /// database; for `send`, the webhook URL or the service's address.
+    #[arg(long, global = true, env = "RECOCO_SYNC_URL")]
+    url: Option<String>,
+    /// Admin key for `--url` (sent as `Authorization: Bearer`).
+    #[arg(
+        long,
+        global = true,
+        env = "RECOCO_SYNC_ADMIN_KEY",
+        hide_env_values = true
+    )]
+    key: Option<String>,
+    /// Output: `table` for people, `json` for scripts.
+    #[arg(long, short = 'o', global = true, value_enum, default_value = "table")]
+    output: OutputFormat,
+    /// Same as `-o json`.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -68,16 +93,8 @@ enum Command {
     #[command(subcommand)]
     Jobs(JobsCmd),
     /// Run a connector task (queued; a running service picks it up).
-    Task {
-        /// Connection name.
-        connection: String,
-        /// Task name, e.g. `setup` or `sync-all`.
-        task: String,
-        /// JSON payload.
-        #[arg(long, default_value = "{}")]
-        payload: String,
-    },
-    /// Sources and connections as stored (secrets redacted).
+    Task(TaskArgs),
+    /// Sources and connections (secrets redacted), events and jobs counts.
     Status,
     /// Admin API keys: create (shown once), list, revoke.
     #[command(subcommand)]
@@ -92,11 +109,14 @@ enum Command {
     /// Webhook sources.
     #[command(subcommand)]
     Sources(SourcesCmd),
-    /// Sign and send a webhook body to a running service (for trying things out).
+    /// Sign and send a webhook body to a running service (for trying things
+    /// out): to `--url` when it is a webhook URL
+    /// (`http://127.0.0.1:8000/api/webhook/recoco-prod`), else to the source
+    /// `--source` of the service at `--url`.
     Send {
-        /// Webhook URL, e.g. http://127.0.0.1:8000/api/webhook/recoco-prod
+        /// Source code, when `--url` is the service's address.
         #[arg(long)]
-        url: String,
+        source: Option<String>,
         /// Signing secret of the source.
         #[arg(long, env = "RECOCO_WEBHOOK_SECRET", hide_env_values = true)]
         secret: String,
@@ -110,41 +130,6 @@ enum ConfigCmd {
     /// Parse and validate FILE as `serve` would (environment and `--set`
     /// included); print a summary, or the error with its key and origin.
     Check { file: PathBuf },
-}
-
-#[derive(Subcommand)]
-enum EventsCmd {
-    /// Newest first.
-    List {
-        #[arg(long)]
-        status: Option<String>,
-        #[arg(long)]
-        source: Option<String>,
-        #[arg(long)]
-        object_type: Option<String>,
-        #[arg(long, default_value_t = 20)]
-        limit: i64,
-    },
-    /// One event, its body, its jobs and their attempts.
-    Show { id: String },
-    /// Route an event again (new jobs).
-    Replay { id: String },
-}
-
-#[derive(Subcommand)]
-enum KeysCmd {
-    /// Create a key and print it (the only time it is shown; only its hash is kept).
-    Create {
-        #[arg(long)]
-        name: String,
-        /// `read` (sees everything, changes nothing) or `admin`.
-        #[arg(long, default_value = "read")]
-        scope: String,
-    },
-    /// Name, scope, creation and last use of every key.
-    List,
-    /// Revoke a key now (and end its page sessions); no restart needed.
-    Revoke { name: String },
 }
 
 #[derive(Subcommand)]
@@ -164,30 +149,6 @@ enum SourcesCmd {
     },
 }
 
-#[derive(Subcommand)]
-enum JobsCmd {
-    List {
-        #[arg(long)]
-        state: Option<String>,
-        #[arg(long)]
-        connection: Option<String>,
-        #[arg(long, default_value_t = 20)]
-        limit: i64,
-    },
-    Show {
-        id: String,
-    },
-    /// Retry one failed or dead job.
-    Retry {
-        id: String,
-    },
-    /// Retry every failed or dead job (of one connection).
-    RetryFailed {
-        #[arg(long)]
-        connection: Option<String>,
-    },
-}
-
 fn main() -> std::process::ExitCode {
     // First of all: Sentry's transport and reqwest need the TLS provider.
     recoco_sync::install_crypto_provider();
@@ -196,12 +157,41 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(cli::exit::code_of(&err))
         }
     }
 }
 
+/// Whether `command` goes through the admin API when `--url` is given.
+fn uses_api(command: &Option<Command>) -> bool {
+    matches!(
+        command,
+        Some(
+            Command::Events(_)
+                | Command::Jobs(_)
+                | Command::Task(_)
+                | Command::Status
+                | Command::Keys(KeysCmd::List)
+        )
+    )
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
 fn cli_main(cli: Cli) -> anyhow::Result<()> {
+    let out = Out::new(cli.output, cli.json);
+    if let (Some(url), true) = (&cli.url, uses_api(&cli.command)) {
+        // Through the service: no configuration or database needed here.
+        let _telemetry = recoco_sync::telemetry::init(&Default::default());
+        let client = cli::client::AdminClient::new(url, cli.key.clone())?;
+        let backend = Backend::Api(client);
+        let command = cli.command.expect("checked by uses_api");
+        return runtime()?.block_on(command_on(&backend, command, out));
+    }
     let mut overrides = Overrides {
         database_url: cli.database_url.clone(),
         sets: cli.sets.clone(),
@@ -225,16 +215,22 @@ fn cli_main(cli: Cli) -> anyhow::Result<()> {
     if let Some(Command::Config(ConfigCmd::Check { file })) = &cli.command {
         return config_check(file, &overrides);
     }
+    if let Some(Command::Send {
+        source,
+        secret,
+        file,
+    }) = &cli.command
+    {
+        let url = webhook_url(cli.url.as_deref(), source.as_deref())?;
+        return runtime()?.block_on(send(&url, secret, file));
+    }
     let config = Config::load(cli.config.as_deref(), &overrides)?;
     let _telemetry = recoco_sync::telemetry::init(&config.log);
     let env: Vec<(String, String)> = std::env::vars().collect();
     for name in recoco_sync::config::ignored_env_vars(&env) {
         tracing::debug!(variable = %name, "not a setting: ignored");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
+    runtime()?.block_on(async move {
         match cli.command.unwrap_or(Command::Serve {
             listen: None,
             plugins_dir: None,
@@ -247,10 +243,47 @@ fn cli_main(cli: Cli) -> anyhow::Result<()> {
                 }
                 result
             }
-            Command::Send { url, secret, file } => send(&url, &secret, &file).await,
-            command => operate(config, command).await,
+            command => operate(config, command, out).await,
         }
     })
+}
+
+/// The commands that run on either backend.
+async fn command_on(backend: &Backend, command: Command, out: Out) -> anyhow::Result<()> {
+    match command {
+        Command::Events(cmd) => cli::commands::events(backend, cmd, out).await,
+        Command::Jobs(cmd) => cli::commands::jobs(backend, cmd, out).await,
+        Command::Task(args) => cli::commands::task(backend, args, out).await,
+        Command::Status => cli::commands::status(backend, out).await,
+        Command::Keys(KeysCmd::List) => cli::commands::keys_list(backend, out).await,
+        _ => unreachable!("only the commands of uses_api"),
+    }
+}
+
+/// `send`'s target: `--url` itself when it is a webhook URL, else the webhook
+/// of `--source` at the service `--url`.
+fn webhook_url(url: Option<&str>, source: Option<&str>) -> anyhow::Result<String> {
+    let Some(url) = url else {
+        return Err(cli::exit::usage(
+            "send needs --url (the webhook URL, or the service's address with --source)",
+        ));
+    };
+    if url.contains("/api/webhook/") {
+        return Ok(url.to_string());
+    }
+    let Some(source) = source else {
+        return Err(cli::exit::usage(format!(
+            "{url} is not a webhook URL (…/api/webhook/CODE): give --source CODE"
+        )));
+    };
+    let mut parsed = url::Url::parse(url)
+        .map_err(|e| cli::exit::usage(format!("--url {url:?} is not a URL: {e}")))?;
+    parsed
+        .path_segments_mut()
+        .map_err(|_| cli::exit::usage(format!("--url {url:?} cannot have a path")))?
+        .pop_if_empty()
+        .extend(["api", "webhook", source]);
+    Ok(parsed.to_string())
 }
 
 /// `recoco-sync config check FILE`.
@@ -297,15 +330,8 @@ fn parse_set(s: &str) -> Result<(String, String), String> {
     Ok((key.trim().to_string(), value.to_string()))
 }
 
-fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
-    writeln!(out)?;
-    Ok(())
-}
-
 /// Sub-commands that work on the database.
-async fn operate(config: Config, command: Command) -> anyhow::Result<()> {
+async fn operate(config: Config, command: Command, out: Out) -> anyhow::Result<()> {
     if !matches!(command, Command::Migrate { create: true }) {
         require_existing(&config)?;
     }
@@ -320,171 +346,26 @@ async fn operate(config: Config, command: Command) -> anyhow::Result<()> {
     .await?;
     let catalog = CatalogHandle::load(pool.clone(), sealer.clone()).await?;
     let max_attempts = config.queue.max_attempts;
-    match command {
+    let backend = Backend::Db(Db {
+        pool: pool.clone(),
+        catalog,
+        max_attempts,
+    });
+    let Backend::Db(db) = &backend else {
+        unreachable!()
+    };
+    let result = match command {
         Command::Migrate { .. } => {
-            catalog.apply_config(&config).await?;
+            db.catalog.apply_config(&config).await?;
             println!("database {} is up to date", config.database_url);
+            Ok(())
         }
-        Command::Status => {
-            let snapshot = catalog.get();
-            let sources: Vec<_> = snapshot
-                .sources()
-                .map(|s| serde_json::json!({"code": s.code, "api_url": s.api_url, "enabled": s.enabled, "secrets": s.secrets.len()}))
-                .collect();
-            let connections: Vec<_> = snapshot
-                .connections()
-                .map(|c| {
-                    serde_json::json!({"name": c.name, "plugin": c.plugin, "enabled": c.enabled,
-                        "allowed_hosts": c.allowed_hosts, "config": redact_config(&c.config, None)})
-                })
-                .collect();
-            let counts = |rows: Vec<(String, i64)>| {
-                rows.into_iter()
-                    .collect::<std::collections::BTreeMap<_, _>>()
-            };
-            print_json(&serde_json::json!({
-                "sources": sources,
-                "connections": connections,
-                "events": counts(events::count_by_status(&pool).await?),
-                "jobs": counts(jobs::count_by_state(&pool).await?),
-            }))?;
-        }
-        Command::Events(EventsCmd::List {
-            status,
-            source,
-            object_type,
-            limit,
-        }) => {
-            let filter = EventFilter {
-                status,
-                source,
-                object_type,
-                limit: Some(limit),
-                ..Default::default()
-            };
-            for e in events::list(&pool, &filter).await? {
-                println!(
-                    "{}  {}  {:<9}  {:<28}  object {:<8}  {}",
-                    e.id,
-                    rfc3339(e.received_at),
-                    e.status,
-                    e.topic.as_deref().unwrap_or("-"),
-                    e.object_id.as_deref().unwrap_or("-"),
-                    e.error.as_deref().unwrap_or("")
-                );
-            }
-        }
-        Command::Events(EventsCmd::Show { id }) => {
-            let e = events::get(&pool, &id)
-                .await?
-                .with_context(|| format!("no event {id}"))?;
-            let body: serde_json::Value = serde_json::from_slice(&e.body).unwrap_or_else(|_| {
-                serde_json::Value::String(String::from_utf8_lossy(&e.body).into())
-            });
-            let job_list = jobs::list(
-                &pool,
-                &JobFilter {
-                    event_id: Some(id),
-                    ..Default::default()
-                },
-            )
-            .await?;
-            let mut out = serde_json::to_value(&e)?;
-            out["body"] = body;
-            out["jobs"] = serde_json::to_value(&job_list)?;
-            print_json(&out)?;
-        }
-        Command::Events(EventsCmd::Replay { id }) => {
-            let known = ops::KnownPlugins::load(&pool).await?;
-            let replayed = ops::replay_event(
-                &pool,
-                &catalog.get(),
-                &|p| known.subscriptions.get(p).cloned(),
-                &id,
-                max_attempts,
-            )
-            .await?;
-            print_json(&replayed)?;
-        }
-        Command::Jobs(JobsCmd::List {
-            state,
-            connection,
-            limit,
-        }) => {
-            for j in jobs::list(
-                &pool,
-                &JobFilter {
-                    state,
-                    connection,
-                    limit: Some(limit),
-                    ..Default::default()
-                },
-            )
-            .await?
-            {
-                println!(
-                    "{}  {:<9}  {:<20}  {:<6} {:<24}  attempts {}/{}  {}",
-                    j.id,
-                    j.state,
-                    j.connection,
-                    j.kind,
-                    j.task_name.or(j.event_id).unwrap_or_default(),
-                    j.attempts,
-                    j.max_attempts,
-                    j.last_error.or(j.summary).unwrap_or_default()
-                );
-            }
-        }
-        Command::Jobs(JobsCmd::Show { id }) => {
-            let job = jobs::get(&pool, &id)
-                .await?
-                .with_context(|| format!("no job {id}"))?;
-            let mut out = serde_json::to_value(&job)?;
-            out["attempts_log"] = serde_json::to_value(attempts::for_job(&pool, &id).await?)?;
-            print_json(&out)?;
-        }
-        Command::Jobs(JobsCmd::Retry { id }) => {
-            anyhow::ensure!(
-                jobs::retry(&pool, &id).await?,
-                "job {id} is not failed or dead (or does not exist)"
-            );
-            println!("job {id} queued again");
-        }
-        Command::Jobs(JobsCmd::RetryFailed { connection }) => {
-            let retried = ops::retry_failed(&pool, connection.as_deref()).await?;
-            println!("{} job(s) queued again", retried.len());
-        }
-        Command::Task {
-            connection,
-            task,
-            payload,
-        } => {
-            let payload: serde_json::Value =
-                serde_json::from_str(&payload).context("--payload must be JSON")?;
-            let known = ops::KnownPlugins::load(&pool).await?;
-            if let Some(conn) = catalog.get().connection_by_name(&connection) {
-                if let Some(problem) = known.unreadable.get(&conn.plugin) {
-                    anyhow::bail!(
-                        "the stored manifest of plugin {} does not parse ({problem}); \
-                         its tasks cannot be checked: load a valid version of the plugin",
-                        conn.plugin
-                    );
-                }
-            }
-            let id = ops::run_task(
-                &pool,
-                &catalog.get(),
-                &|p| known.tasks.get(p).cloned(),
-                &connection,
-                &task,
-                &payload,
-                max_attempts,
-            )
-            .await?;
-            println!("{id}");
-            eprintln!("task {task} of {connection} queued as {id}; follow it with `recoco-sync jobs show {id}`");
-        }
-        Command::Keys(cmd) => keys_command(&pool, cmd).await?,
+        command @ (Command::Events(_)
+        | Command::Jobs(_)
+        | Command::Task(_)
+        | Command::Status
+        | Command::Keys(KeysCmd::List)) => command_on(&backend, command, out).await,
+        Command::Keys(cmd) => keys_command(&pool, cmd).await,
         Command::Rekey { new_key } => {
             let done = recoco_sync::secrets::rekey(
                 &pool,
@@ -503,17 +384,19 @@ async fn operate(config: Config, command: Command) -> anyhow::Result<()> {
                 Some(path) => println!("the new key is in {}", path.display()),
                 None => println!("now set secret_key to the new key before starting the service"),
             }
+            Ok(())
         }
         Command::Sources(SourcesCmd::RotateSecret {
             code,
             secret,
             grace,
         }) => {
-            let scheme = catalog
+            let scheme = db
+                .catalog
                 .get()
                 .source_by_code(&code)
                 .map(|s| s.scheme)
-                .with_context(|| format!("no source {code:?}"))?;
+                .ok_or_else(|| cli::exit::not_found(format!("no source {code:?}")))?;
             let generated = secret.is_none();
             let secret =
                 secret.unwrap_or_else(|| recoco_sync::store::sources::generate_secret(scheme));
@@ -530,13 +413,14 @@ async fn operate(config: Config, command: Command) -> anyhow::Result<()> {
                 rotation.previous,
                 rfc3339(until)
             );
+            Ok(())
         }
         Command::Serve { .. } | Command::Send { .. } | Command::Config(_) => {
             unreachable!("handled by main")
         }
-    }
+    };
     pool.close().await;
-    Ok(())
+    result
 }
 
 /// `recoco-sync keys …`.
@@ -548,31 +432,13 @@ async fn keys_command(pool: &store::Pool, cmd: KeysCmd) -> anyhow::Result<()> {
             println!("{key}");
             eprintln!("key {name:?} ({scope}) created; it is shown only now: store it safely");
         }
-        KeysCmd::List => {
-            let when = |t: Option<i64>| t.map(rfc3339).unwrap_or_else(|| "never".into());
-            println!(
-                "{:<24} {:<6} {:<25} {:<25} status",
-                "name", "scope", "created", "last used"
-            );
-            for k in keys::list(pool).await? {
-                let status = match k.revoked_at {
-                    Some(t) => format!("revoked {}", rfc3339(t)),
-                    None => "active".into(),
-                };
-                println!(
-                    "{:<24} {:<6} {:<25} {:<25} {status}",
-                    k.name,
-                    k.scope.as_str(),
-                    rfc3339(k.created_at),
-                    when(k.last_used_at)
-                );
-            }
-        }
+        KeysCmd::List => unreachable!("on either backend"),
         KeysCmd::Revoke { name } => {
-            anyhow::ensure!(
-                keys::revoke(pool, &name).await?,
-                "no active key named {name:?}"
-            );
+            if !keys::revoke(pool, &name).await? {
+                return Err(cli::exit::not_found(format!(
+                    "no active key named {name:?}"
+                )));
+            }
             println!("key {name:?} revoked");
         }
     }

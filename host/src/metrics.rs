@@ -69,6 +69,12 @@ pub fn attempt(connection: &str, outcome: &str, duration_ms: i64) {
     }
 }
 
+/// Pending event jobs folded into a later run of the same keys (coalescing).
+pub fn coalesced(connection: &str, jobs: u64) {
+    metrics::counter!("recoco_jobs_coalesced_total", "connection" => connection.to_string())
+        .increment(jobs);
+}
+
 /// Time spent in one plugin invocation (instantiation and call).
 pub fn plugin_invocation(plugin: &str, started: Instant) {
     metrics::histogram!("recoco_plugin_invocation_seconds", "plugin" => plugin.to_string())

@@ -75,7 +75,10 @@ fn keys_are_created_once_listed_without_the_key_and_revoked() {
     );
     assert!(again.contains("already exists"), "{again}");
     let bad = env.fails(&[], &["keys", "create", "--name", "x", "--scope", "root"]);
-    assert!(bad.contains("unknown scope"), "{bad}");
+    assert!(
+        bad.contains("invalid value 'root'") && bad.contains("[possible values: read, admin]"),
+        "{bad}"
+    );
     // Only the SHA-256 is stored.
     let db = std::fs::read(env.data().join("rs.db")).unwrap();
     let wal = std::fs::read(env.data().join("rs.db-wal")).unwrap_or_default();
@@ -93,6 +96,10 @@ fn keys_are_created_once_listed_without_the_key_and_revoked() {
     );
     let list = env.ok(&["keys", "list"]);
     assert!(!list.contains(&key));
+    assert!(
+        list.starts_with("NAME ") && list.lines().next().unwrap().contains("LAST USED"),
+        "{list}"
+    );
     let ops = list
         .lines()
         .find(|l| l.starts_with("ops "))
@@ -156,7 +163,7 @@ fn rekey_reseals_everything_and_a_wrong_key_is_refused_at_start() {
     assert_ne!(old_key, new_key);
     assert!(!env.data().join("secret.key.new").exists());
     // The service's view still opens (status lists the source and its secret count).
-    let status = env.ok(&["--config", cfg, "status"]);
+    let status = env.ok(&["--config", cfg, "status", "--json"]);
     assert!(
         status.contains("\"portal\"") && status.contains("\"secrets\": 1"),
         "{status}"
@@ -189,7 +196,7 @@ fn rekey_reseals_everything_and_a_wrong_key_is_refused_at_start() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("set secret_key"));
     let status = env.run(
         &[("RECOCO_SYNC_SECRET_KEY", &given)],
-        &["--config", cfg, "status"],
+        &["--config", cfg, "status", "-o", "json"],
     );
     assert!(
         status.status.success(),

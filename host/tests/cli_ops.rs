@@ -3,204 +3,10 @@
 //! environment, flags, `serve` stopped by SIGTERM, and each defect found by
 //! trying it as a new user.
 
-use std::io::{BufRead as _, Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+mod cli_support;
 
-/// The binary with a clean environment: no setting, log filter or Sentry DSN
-/// of the machine running the tests leaks in.
-fn bin(cwd: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_recoco-sync"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("RECOCO_") || key.starts_with("SENTRY_") || key == "RUST_LOG" {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.current_dir(cwd);
-    cmd
-}
-
-fn run(cwd: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut cmd = bin(cwd);
-    cmd.args(args).envs(env.iter().copied());
-    cmd.output().expect("the binary runs")
-}
-
-fn ok(cwd: &Path, env: &[(&str, &str)], args: &[&str]) -> String {
-    let out = run(cwd, env, args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails(cwd: &Path, env: &[(&str, &str)], args: &[&str]) -> String {
-    let out = run(cwd, env, args);
-    assert!(!out.status.success(), "{args:?} should fail");
-    assert_eq!(out.status.code(), Some(1), "{args:?}: a plain error exit");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// A running `serve`, its standard-error lines collected.
-struct Served {
-    child: Child,
-    addr: String,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Served {
-    fn start(cwd: &Path, env: &[(&str, &str)], args: &[&str]) -> Self {
-        let mut cmd = bin(cwd);
-        cmd.arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("serve starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut served = Self {
-            child,
-            addr: String::new(),
-            lines,
-            seen: Vec::new(),
-        };
-        let line = served.wait_for_line("recoco-sync listening", Duration::from_secs(180));
-        let at = line.find("127.0.0.1:").expect("the address is logged");
-        served.addr = line[at..]
-            .chars()
-            .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-            .collect();
-        served
-    }
-
-    fn wait_for_line(&mut self, needle: &str, within: Duration) -> String {
-        let deadline = Instant::now() + within;
-        if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {
-            return line.clone();
-        }
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "no log line with {needle:?}; got:\n{}",
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// SIGTERM, then the exit status and every log line.
-    fn terminate(mut self) -> (std::process::ExitStatus, String) {
-        let pid = self.child.id().to_string();
-        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(killed.success());
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
-            self.seen.push(line);
-        }
-        (status, self.seen.join("\n"))
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `GET path` on `addr`: status and body.
-fn get(addr: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let status = answer[9..12].parse().unwrap();
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
-/// A Sentry ingestion endpoint on 127.0.0.1 that keeps every request body.
-fn fake_sentry() -> (String, Arc<Mutex<Vec<String>>>) {
-    let (addr, bodies) = fake_server(
-        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
-    );
-    (format!("http://public@{addr}/1"), bodies)
-}
-
-/// An HTTP server on 127.0.0.1 that keeps every request body and gives each
-/// the same `answer` (written in one piece).
-fn fake_server(answer: &'static [u8]) -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let bodies = Arc::new(Mutex::new(Vec::new()));
-    let kept = bodies.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let _ = stream.set_nodelay(true);
-            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
-            let mut length = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some((name, value)) = line.split_once(':') {
-                    if name.eq_ignore_ascii_case("content-length") {
-                        length = value.trim().parse().unwrap_or(0);
-                    }
-                }
-            }
-            let mut body = vec![0; length];
-            if reader.read_exact(&mut body).is_ok() {
-                kept.lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&body).into_owned());
-            }
-            let _ = stream.write_all(answer);
-        }
-    });
-    (addr.to_string(), bodies)
-}
+use cli_support::*;
+use std::time::Duration;
 
 const CONFIG: &str = r#"
 [[sources]]
@@ -250,6 +56,14 @@ fn serve_as_a_user_with_sentry_health_and_sigterm() {
     let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(ready["checks"]["database"]["ok"], true, "{body}");
     assert_eq!(ready["checks"]["intake_writer"]["ok"], true, "{body}");
+    // The default worker count, every one running.
+    assert_eq!(ready["checks"]["workers"]["ok"], true, "{body}");
+    let started = ready["checks"]["workers"]["started"].as_u64().unwrap();
+    assert!(started >= 1, "{body}");
+    assert_eq!(
+        ready["checks"]["workers"]["running"].as_u64(),
+        Some(started)
+    );
     assert_eq!(ready["checks"]["connections"]["ok"], false, "{body}");
     assert_eq!(get(&served.addr, "/livez").0, 200);
     served.wait_for_line("does not match the schema", Duration::from_secs(5));
@@ -271,6 +85,24 @@ fn serve_as_a_user_with_sentry_health_and_sigterm() {
     );
     assert!(!sent.contains("do-not-show-this-one"));
 
+    // SENTRY_RELEASE overrides the release: a start that fails (the port is
+    // taken) is reported with it.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    let (dsn2, envelopes2) = fake_sentry();
+    let mut env2: Vec<(&str, &str)> = env
+        .iter()
+        .copied()
+        .filter(|(k, _)| *k != "SENTRY_DSN")
+        .collect();
+    env2.push(("SENTRY_DSN", &dsn2));
+    env2.push(("SENTRY_RELEASE", "ops-build-7"));
+    let err = fails(cwd, &env2, &["serve", "--listen", &taken]);
+    assert!(err.contains("cannot listen on"), "{err}");
+    let sent = envelopes2.lock().unwrap().join("\n");
+    assert!(sent.contains(r#""release":"ops-build-7""#), "{sent}");
+    assert!(sent.contains("cannot listen on"), "{sent}");
+
     // CLI commands with SENTRY_DSN set work (no crypto-provider crash), and
     // read-only ones need no `${VAR}` secret.
     let no_secret: Vec<_> = env
@@ -278,7 +110,7 @@ fn serve_as_a_user_with_sentry_health_and_sigterm() {
         .copied()
         .filter(|(k, _)| *k != "HOOK_SECRET")
         .collect();
-    let status = ok(cwd, &no_secret, &["status"]);
+    let status = ok(cwd, &no_secret, &["status", "--json"]);
     assert!(
         status.contains("\"portal\"") && status.contains("\"crm\""),
         "{status}"
@@ -424,49 +256,6 @@ fn task_reports_a_stored_manifest_that_does_not_parse() {
     assert!(jobs.trim().is_empty(), "a job was queued: {jobs}");
 }
 
-/// `GET /metrics`, checked line by line as Prometheus text: `# HELP`/`# TYPE`
-/// comments, else `name{labels} value`. Returns the samples by series.
-fn prometheus(addr: &str) -> std::collections::HashMap<String, f64> {
-    let (status, body) = get(addr, "/metrics");
-    assert_eq!(status, 200, "{body}");
-    let mut samples = std::collections::HashMap::new();
-    for line in body.lines().filter(|l| !l.is_empty()) {
-        if let Some(comment) = line.strip_prefix("# ") {
-            assert!(
-                comment.starts_with("HELP ") || comment.starts_with("TYPE "),
-                "{line}"
-            );
-            continue;
-        }
-        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
-        let name_end = series.find('{').unwrap_or(series.len());
-        assert!(
-            series[..name_end]
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
-            "{line}"
-        );
-        if name_end < series.len() {
-            assert!(series.ends_with('}'), "{line}");
-        }
-        let value: f64 = value.parse().unwrap_or_else(|e| panic!("{e}: {line}"));
-        samples.insert(series.to_string(), value);
-    }
-    samples
-}
-
-/// Polls `f` every 100 ms for up to 60 s.
-fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn every_operator_command_against_a_running_service() {
     let dir = tempfile::tempdir().unwrap();
@@ -554,6 +343,12 @@ fn every_operator_command_against_a_running_service() {
         metrics.get(r#"recoco_jobs{connection="crm",state="dead"}"#),
         Some(&1.0)
     );
+    assert_eq!(
+        metrics.get(r#"recoco_jobs_dead_total{connection="crm"}"#),
+        Some(&1.0)
+    );
+    assert!(metrics.keys().any(|k| k
+        .starts_with(r#"recoco_attempt_duration_seconds_bucket{connection="crm",outcome="dead""#)));
     assert!(metrics.contains_key("recoco_queue_depth"));
     assert!(metrics.contains_key("recoco_queue_oldest_due_age_seconds"));
     assert!(metrics
@@ -569,14 +364,15 @@ fn every_operator_command_against_a_running_service() {
         .unwrap_or_else(|| panic!("{events}"));
     let event_id = event_line.split_whitespace().next().unwrap();
     let shown: serde_json::Value =
-        serde_json::from_str(&ok(cwd, &env, &["events", "show", event_id])).unwrap();
+        serde_json::from_str(&ok(cwd, &env, &["events", "show", event_id, "--json"])).unwrap();
     assert_eq!(shown["body"]["object"]["id"], 42);
     assert_eq!(shown["jobs"][0]["id"], job_id.as_str());
     let job: serde_json::Value =
-        serde_json::from_str(&ok(cwd, &env, &["jobs", "show", &job_id])).unwrap();
+        serde_json::from_str(&ok(cwd, &env, &["jobs", "show", &job_id, "-o", "json"])).unwrap();
     assert_eq!(job["state"], "dead");
     assert!(!job["attempts_log"].as_array().unwrap().is_empty(), "{job}");
-    let status: serde_json::Value = serde_json::from_str(&ok(cwd, &env, &["status"])).unwrap();
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(cwd, &env, &["status", "--json"])).unwrap();
     assert_eq!(status["jobs"]["dead"], 1, "{status}");
     assert!(
         !status.to_string().contains("c2VjcmV0LXZhbHVl"),
@@ -594,13 +390,14 @@ fn every_operator_command_against_a_running_service() {
     let out = ok(cwd, &env, &["jobs", "retry-failed", "--connection", "crm"]);
     assert!(out.contains("1 job(s) queued again"), "{out}");
     let replayed: serde_json::Value =
-        serde_json::from_str(&ok(cwd, &env, &["events", "replay", event_id])).unwrap();
+        serde_json::from_str(&ok(cwd, &env, &["--json", "events", "replay", event_id])).unwrap();
     assert_eq!(replayed["jobs"].as_array().unwrap().len(), 1, "{replayed}");
     eventually("the replayed and retried attempts", || {
         (received.lock().unwrap().len() >= 4).then_some(())
     });
-    let err = fails(cwd, &env, &["jobs", "retry", "no-such-job"]);
-    assert!(err.contains("not failed or dead"), "{err}");
+    let out = run(cwd, &env, &["jobs", "retry", "no-such-job"]);
+    assert_eq!(out.status.code(), Some(3), "not found");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no job no-such-job"));
     // A task the plugin does not offer is refused, listing what it offers.
     let err = fails(cwd, &env, &["task", "crm", "no-such-task"]);
     assert!(err.contains("no task \"no-such-task\""), "{err}");
@@ -675,7 +472,7 @@ fn sources_rotate_secret_adds_a_secret_and_retires_the_old_one_after_its_grace()
         "still valid during its grace"
     );
 
-    let err = fails(cwd, &env, &["sources", "rotate-secret", "nowhere"]);
+    let (_, err) = exits(cwd, &env, &["sources", "rotate-secret", "nowhere"], 3);
     assert!(err.contains("no source \"nowhere\""), "{err}");
     drop(served);
 }

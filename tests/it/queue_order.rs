@@ -241,6 +241,14 @@ async fn fifty_pending_updates_of_one_project_coalesce_into_a_few_runs() {
         .unwrap();
     assert_eq!(coalesced, folded);
     assert_eq!(coalesced as usize + hits.len(), 50);
+    // `/metrics` counts the folded jobs (the recorder is process-wide; the
+    // connection name is this test's own).
+    let metrics = recoco_sync::metrics::handle().render();
+    let counted = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"recoco_jobs_coalesced_total{connection="grist-like"} "#))
+        .unwrap_or_else(|| panic!("no coalesced counter:\n{metrics}"));
+    assert_eq!(counted.parse::<i64>().unwrap(), folded);
     let shown = svc
         .jobs(recoco_sync::queue::jobs::JobFilter {
             state: Some("succeeded".into()),

@@ -173,7 +173,14 @@ async fn coalesce(pool: &Pool, job: &mut Claimed, seq: i64) -> sqlx::Result<()> 
     .bind(&job.owner)
     .execute(&mut *tx)
     .await?;
+    // Named like the other metrics (only when something was folded: rare).
+    let connection: Option<String> =
+        sqlx::query_scalar("SELECT name FROM connections WHERE id = ?")
+            .bind(job.connection_id)
+            .fetch_optional(&mut *tx)
+            .await?;
     tx.commit().await?;
+    crate::metrics::coalesced(connection.as_deref().unwrap_or("-"), folded.len() as u64);
     job.coalesced += folded.len() as i64;
     job.coalesced_event_id = latest;
     Ok(())

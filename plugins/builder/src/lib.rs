@@ -17,9 +17,13 @@
 //! }
 //! ```
 
+mod digest;
 mod env;
 mod toolchain;
 mod workspace;
+
+pub use digest::inputs_digest;
+pub use workspace::root as workspace_root;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -53,6 +57,16 @@ pub struct Component {
 /// the nested cargo's output to stderr (shown by cargo when the build fails).
 /// Every package must be a `cdylib`, which rustc links into a component.
 pub fn build_components(packages: &[&str]) -> anyhow::Result<Vec<Component>> {
+    build(packages, true)
+}
+
+/// [`build_components`] for a program rather than a build script: no
+/// `cargo:` directives on standard output.
+pub fn build_components_quietly(packages: &[&str]) -> anyhow::Result<Vec<Component>> {
+    build(packages, false)
+}
+
+fn build(packages: &[&str], directives: bool) -> anyhow::Result<Vec<Component>> {
     if packages.is_empty() {
         return Ok(Vec::new());
     }
@@ -82,7 +96,9 @@ pub fn build_components(packages: &[&str]) -> anyhow::Result<Vec<Component>> {
         dirs.push(member.manifest_dir.clone());
     }
 
-    print_rerun_if_changed(&root, &dirs);
+    if directives {
+        print_rerun_if_changed(&root, &dirs);
+    }
 
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let target_dir = root.join(TARGET_SUBDIR);

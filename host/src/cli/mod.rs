@@ -1,0 +1,11 @@
+//! The operator commands of the `recoco-sync` binary. They act through the
+//! running service's admin API when `--url` (or `RECOCO_SYNC_URL`) is given,
+//! else on the database directly ([`backend`]); [`output`] prints tables or
+//! JSON; [`exit`] defines the exit codes.
+
+pub mod backend;
+pub mod client;
+pub mod commands;
+pub mod exit;
+pub mod follow;
+pub mod output;
