@@ -183,8 +183,12 @@ function chart(d) {
   const bucketMin = 10;
   const buckets = 24 * 60 / bucketMin;
   const counts = Array.from({length: buckets}, () => ({}));
+  // Counted back from the current minute (`since` is 24 h before it), so the
+  // minute in progress falls in the last bar rather than past the end.
+  const end = d.since + 24 * 60 * 60000;
+  const bucketStart = (i) => end - (buckets - i) * bucketMin * 60000 + 60000;
   for (const m of d.minutes) {
-    const i = Math.floor((m.at - d.since) / 60000 / bucketMin);
+    const i = buckets - 1 - Math.floor((end - m.at) / 60000 / bucketMin);
     if (i < 0 || i >= buckets) continue;
     for (const [st, n] of Object.entries(m.counts)) counts[i][st] = (counts[i][st] || 0) + n;
   }
@@ -202,7 +206,7 @@ function chart(d) {
       const y0 = y(base), y1 = y(base + v);
       bars.push(s('rect', {x: (left + i * bw).toFixed(1), y: y1.toFixed(1), width: Math.max(bw - 0.5, 0.5).toFixed(1),
         height: Math.max(y0 - y1, 0.5).toFixed(1), class: 'c-' + safeClass(st), 'data-status': st},
-      s('title', null, `${time(d.since + i * bucketMin * 60000)}: ${c[st]} ${st} (${v.toFixed(2)}/min)`)));
+      s('title', null, `${time(bucketStart(i))}: ${c[st]} ${st} (${v.toFixed(2)}/min)`)));
       base += v;
     }
   });
