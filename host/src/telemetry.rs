@@ -25,23 +25,7 @@ pub fn init(config: &LogConfig) -> Guard {
     let sentry_guard = std::env::var("SENTRY_DSN")
         .ok()
         .filter(|d| !d.is_empty())
-        .map(|dsn| {
-            let mut options = sentry::ClientOptions::default();
-            options.release = std::env::var("SENTRY_RELEASE")
-                .ok()
-                .filter(|r| !r.is_empty())
-                .map(Into::into)
-                .or(sentry::release_name!());
-            options.environment = Some(
-                std::env::var("SENTRY_ENVIRONMENT")
-                    .ok()
-                    .filter(|e| !e.is_empty())
-                    .unwrap_or_else(|| "production".into())
-                    .into(),
-            );
-            options.send_default_pii = false;
-            sentry::init((dsn, options))
-        });
+        .map(|dsn| sentry::init((dsn, sentry_options())));
     let sentry_layer = sentry_guard.as_ref().map(|_| {
         use sentry::integrations::tracing::{BreadcrumbLayer, ErrorLayer};
         // Job failures reach Sentry once per incident (crate::alerts), not per run.
@@ -101,4 +85,26 @@ pub async fn access_log(
         "admin request"
     );
     response
+}
+
+/// What every Sentry client of the service sends with its events: `release`
+/// (`SENTRY_RELEASE`, else the crate's version), `environment`
+/// (`SENTRY_ENVIRONMENT`, else `production`), and no personal data. Shared by
+/// the log layer above and the incident reports of `crate::alerts`.
+pub fn sentry_options() -> sentry::ClientOptions {
+    let mut options = sentry::ClientOptions::default();
+    options.release = std::env::var("SENTRY_RELEASE")
+        .ok()
+        .filter(|r| !r.is_empty())
+        .map(Into::into)
+        .or(sentry::release_name!());
+    options.environment = Some(
+        std::env::var("SENTRY_ENVIRONMENT")
+            .ok()
+            .filter(|e| !e.is_empty())
+            .unwrap_or_else(|| "production".into())
+            .into(),
+    );
+    options.send_default_pii = false;
+    options
 }

@@ -62,21 +62,8 @@ impl Notifier {
             _ => None,
         };
         let sentry = config.dsn().map(|dsn| {
-            let mut options = sentry::ClientOptions::default();
+            let mut options = crate::telemetry::sentry_options();
             options.dsn = dsn.parse().ok();
-            options.release = std::env::var("SENTRY_RELEASE")
-                .ok()
-                .filter(|r| !r.is_empty())
-                .map(Into::into)
-                .or(sentry::release_name!());
-            options.environment = Some(
-                std::env::var("SENTRY_ENVIRONMENT")
-                    .ok()
-                    .filter(|e| !e.is_empty())
-                    .unwrap_or_else(|| "production".into())
-                    .into(),
-            );
-            options.send_default_pii = false;
             options.default_integrations = false;
             Arc::new(sentry::Client::from_config(sentry::apply_defaults(options)))
         });
