@@ -79,8 +79,6 @@ pub struct FlowControl {
     policies: RwLock<HashMap<ConnectionId, DeliveryDecl>>,
     state: Mutex<HashMap<ConnectionId, ConnFlow>>,
     buckets: Mutex<HashMap<ConnectionId, (u64, Arc<DefaultDirectRateLimiter>)>>,
-    /// Serialises claims in this process, so limits and probes are exact.
-    pub claim_lock: tokio::sync::Mutex<()>,
 }
 
 impl FlowControl {
@@ -92,7 +90,6 @@ impl FlowControl {
             policies: Default::default(),
             state: Default::default(),
             buckets: Default::default(),
-            claim_lock: Default::default(),
         }
     }
 

@@ -211,7 +211,12 @@ impl Service {
     }
 
     /// Starts the workers, the plugins directory watcher and background loops.
-    pub fn spawn_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
+    pub fn spawn_background(&self) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+        let database = self
+            .config
+            .sqlite_path()
+            .context("the queue needs a SQLite file")?;
+        let db = queue::db::QueueDb::start(&database, self.flow.clone())?;
         let workers = Arc::new(queue::worker::Workers {
             pool: self.pool.clone(),
             catalog: self.catalog.clone(),
@@ -222,6 +227,7 @@ impl Service {
             wake: self.wake.clone(),
             shutdown: self.shutdown.clone(),
             flow: self.flow.clone(),
+            db,
         });
         let mut handles = workers.spawn();
         self.workers.watch(&handles);
@@ -276,7 +282,7 @@ impl Service {
                 }
             }
         }));
-        handles
+        Ok(handles)
     }
 
     /// Serves on `listener` until the shutdown token fires, then waits for
@@ -285,7 +291,7 @@ impl Service {
         let addr = listener.local_addr()?;
         self.runtime.outbound().guard().add_listen_address(addr);
         let router = self.router(self.event_writer()?);
-        let background = self.spawn_background();
+        let background = self.spawn_background()?;
         tracing::info!(%addr, "recoco-sync listening");
         let shutdown = self.shutdown.clone();
         axum::serve(

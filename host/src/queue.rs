@@ -1,9 +1,10 @@
 //! The durable job queue: the `jobs` table is the transport ([`jobs`], claims
-//! under a lease in [`lease`]), retries are policy ([`policy`]), periodic tasks
+//! under a lease in [`lease`], written by the queue's own thread in [`db`]), retries are policy ([`policy`]), periodic tasks
 //! are [`schedules`], restarts recover at once ([`recovery`]), and [`worker`]
 //! gives jobs their meaning by running connectors. SQL stays behind these
 //! modules so another database can take SQLite's place.
 
+pub mod db;
 pub mod decide;
 pub mod jobs;
 pub mod lease;

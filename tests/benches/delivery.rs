@@ -30,6 +30,8 @@ use recoco_sync_tests::webhook::{envelope, headers, now_secs};
 /// senders send them.
 const EVENTS: usize = 20_000;
 const SENDERS: usize = 64;
+/// Projects the webhooks update, round robin.
+const PROJECTS: usize = 1000;
 /// The latency run: events per second, for how long.
 const LATENCY_RATE: u64 = 100;
 const LATENCY_SECS: u64 = 5;
@@ -218,11 +220,16 @@ fn main() {
         .pool_max_idle_per_host(512)
         .build()
         .unwrap();
-    let body = envelope(
-        "projects.Project",
-        "update",
-        serde_json::json!({"id": 1312, "name": "Halle du Vieux-Bourg", "description": "x".repeat(600)}),
-    );
+    // Every webhook is distinct (identical signed bodies are duplicates that
+    // create no job) and updates one of PROJECTS projects, so the queue's
+    // per-project ordering is exercised as in production.
+    let body = |n: usize| {
+        envelope(
+            "projects.Project",
+            "update",
+            serde_json::json!({"id": 1000 + n % PROJECTS, "name": "Halle du Vieux-Bourg", "version": n, "description": "x".repeat(600)}),
+        )
+    };
     println!(
         "delivery benchmark: http-forward to {target_name}, {workers} workers, 2 server threads, {SENDERS} senders"
     );
@@ -230,8 +237,8 @@ fn main() {
     // Warm-up: connections, compiled connector, SQLite pages.
     let throughput_in = format!("{base}/{SOURCE}");
     client_rt.block_on(async {
-        for _ in 0..200 {
-            post(&client, &throughput_in, &body).await;
+        for n in 0..200 {
+            post(&client, &throughput_in, &body(n)).await;
         }
     });
     let warm = 200;
@@ -243,11 +250,11 @@ fn main() {
     let started = Instant::now();
     client_rt.block_on(async {
         let tasks: Vec<_> = (0..SENDERS)
-            .map(|_| {
-                let (client, url, body) = (client.clone(), throughput_in.clone(), body.clone());
+            .map(|sender| {
+                let (client, url) = (client.clone(), throughput_in.clone());
                 tokio::spawn(async move {
-                    for _ in 0..events / SENDERS {
-                        post(&client, &url, &body).await;
+                    for i in 0..events / SENDERS {
+                        post(&client, &url, &body(200 + i * SENDERS + sender)).await;
                     }
                 })
             })
@@ -291,9 +298,9 @@ fn main() {
     let sent_at: Vec<(String, Instant)> = client_rt.block_on(async {
         let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / LATENCY_RATE));
         let mut tasks = Vec::new();
-        for _ in 0..LATENCY_RATE * LATENCY_SECS {
+        for n in 0..(LATENCY_RATE * LATENCY_SECS) as usize {
             tick.tick().await;
-            let (client, url, body) = (client.clone(), latency_in.clone(), body.clone());
+            let (client, url, body) = (client.clone(), latency_in.clone(), body(n));
             tasks.push(tokio::spawn(async move {
                 let at = Instant::now();
                 (post(&client, &url, &body).await, at)

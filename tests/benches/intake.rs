@@ -140,7 +140,7 @@ fn main() {
     let (stored_url, discard_url, pool) = server_rt.block_on(async {
         let service = Service::start(config).await.unwrap();
         // The background loops (workers are off): WAL checkpoints, catalog refresh.
-        std::mem::forget(service.spawn_background());
+        std::mem::forget(service.spawn_background().unwrap());
         let stored = serve(&service, service.event_writer().unwrap()).await;
         let discard = serve(&service, EventSink::Discard).await;
         (stored, discard, service.pool.clone())

@@ -142,6 +142,7 @@ mod tests {
             coalesced: 0,
             throttles,
             time_kills,
+            event: None,
         }
     }
 

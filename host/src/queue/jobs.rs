@@ -1,13 +1,11 @@
 //! The `jobs` table: enqueue, park (waiting, paused) and wake, operator
 //! retry, listings. Claiming and finishing under a lease are in
-//! [`super::lease`] (re-exported here).
+//! [`super::lease`] and [`super::db`].
 
 use serde::Serialize;
 use sqlx::{Row as _, SqliteConnection};
 
-pub use super::lease::{
-    claim, finish, heartbeat, reclaim_expired, release_owned, ClaimPolicy, Claimed, Finish,
-};
+pub use super::lease::{heartbeat, reclaim_expired, release_owned, ClaimPolicy, Claimed, Finish};
 use crate::ids::{now_ms, ConnectionId, JobId};
 use crate::store::{events, Pool};
 

@@ -1,5 +1,8 @@
 //! Claiming and finishing jobs under a lease.
 //!
+//! The claim and the outcome are written by the queue's own thread
+//! ([`super::db`]); heartbeats and recovery go through the pool.
+//!
 //! A claim is one `UPDATE … RETURNING` on the oldest due job that is at the
 //! head of each of its ordering keys (no live job of the same connection and
 //! key arrived before it), atomic under SQLite's single writer (PostgreSQL
@@ -9,9 +12,9 @@
 
 use sqlx::Row as _;
 
-use super::jobs::{JobKind, JobState};
+use super::jobs::JobKind;
 use crate::ids::{now_ms, ConnectionId, JobId};
-use crate::store::{attempts, attempts::Attempt, events, Pool};
+use crate::store::{attempts, attempts::Attempt, Pool};
 
 /// A job a worker holds the lease of.
 #[derive(Debug, Clone)]
@@ -33,6 +36,8 @@ pub struct Claimed {
     pub coalesced: i64,
     pub throttles: u32,
     pub time_kills: u32,
+    /// The event to deliver, read with the claim (event jobs).
+    pub event: Option<super::db::EventToDeliver>,
 }
 
 impl Claimed {
@@ -56,7 +61,7 @@ pub struct ClaimPolicy {
     pub coalescing: Vec<ConnectionId>,
 }
 
-const CLAIM: &str = "UPDATE jobs SET state = 'running', lease_owner = ?1, lease_until = ?2, attempts = attempts + 1, updated_at = ?3
+pub(super) const CLAIM: &str = "UPDATE jobs SET state = 'running', lease_owner = ?1, lease_until = ?2, attempts = attempts + 1, updated_at = ?3
  WHERE rowid = (
    SELECT j.rowid FROM jobs j
    WHERE j.state = 'queued' AND j.run_at <= ?3
@@ -68,123 +73,6 @@ const CLAIM: &str = "UPDATE jobs SET state = 'running', lease_owner = ?1, lease_
    ORDER BY j.run_at, j.rowid LIMIT 1)
  RETURNING rowid AS seq, id, connection_id, plugin, kind, event_id, task_name, payload, attempts, max_attempts,
            ordering_key, coalesced_event_id, coalesced, throttles, time_kills";
-
-/// Takes the oldest due job that may run now, if any, for `lease_ms`; folds
-/// the later pending jobs of its key into it when its connection coalesces.
-pub async fn claim(
-    pool: &Pool,
-    owner: &str,
-    lease_ms: i64,
-    policy: &ClaimPolicy,
-) -> sqlx::Result<Option<Claimed>> {
-    let now = now_ms();
-    let excluded = serde_json::to_string(&policy.excluded).unwrap_or_else(|_| "[]".into());
-    let Some(row) = sqlx::query(CLAIM)
-        .bind(owner)
-        .bind(now + lease_ms)
-        .bind(now)
-        .bind(excluded)
-        .fetch_optional(pool)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let kind = if row.get::<String, _>("kind") == "event" {
-        JobKind::Event {
-            event_id: row.get("event_id"),
-        }
-    } else {
-        JobKind::Task {
-            name: row.get("task_name"),
-            payload: row
-                .get::<Option<String>, _>("payload")
-                .unwrap_or_else(|| "{}".into()),
-        }
-    };
-    let mut job = Claimed {
-        id: JobId::from(row.get::<String, _>("id")),
-        connection_id: row.get("connection_id"),
-        plugin: row.get("plugin"),
-        kind,
-        attempt: row.get::<i64, _>("attempts") as u32,
-        max_attempts: row.get::<i64, _>("max_attempts") as u32,
-        owner: owner.to_string(),
-        ordering_key: row.get("ordering_key"),
-        coalesced_event_id: row.get("coalesced_event_id"),
-        coalesced: row.get("coalesced"),
-        throttles: row.get::<i64, _>("throttles") as u32,
-        time_kills: row.get::<i64, _>("time_kills") as u32,
-    };
-    let seq: i64 = row.get("seq");
-    if policy.coalescing.contains(&job.connection_id) && job.ordering_key.is_some() {
-        if let JobKind::Event { .. } = job.kind {
-            coalesce(pool, &mut job, seq).await?;
-        }
-    }
-    Ok(Some(job))
-}
-
-/// Folds the queued event jobs that follow `job` on exactly its keys (up to
-/// the next job of those keys that is something else) into it: they end as
-/// `coalesced`, and `job` delivers the latest of their events.
-async fn coalesce(pool: &Pool, job: &mut Claimed, seq: i64) -> sqlx::Result<()> {
-    let now = now_ms();
-    let mut tx = pool.begin().await?;
-    // Folds everything before the first later job on one of our keys that
-    // cannot be folded in. One statement, so the transaction starts by writing
-    // (a deferred read-then-write transaction can fail with SQLITE_BUSY).
-    let folded = sqlx::query(
-        "UPDATE jobs SET state = 'coalesced', coalesced_into = ?1, updated_at = ?2, finished_at = ?2,
-             summary = 'coalesced into ' || ?1
-         WHERE connection_id = ?3 AND ordering_key = ?4 AND kind = 'event' AND state = 'queued'
-           AND run_at <= ?2 AND rowid > ?5
-           AND rowid < COALESCE((
-               SELECT MIN(other.seq) FROM job_keys mine
-                 JOIN job_keys other ON other.connection_id = mine.connection_id AND other.key = mine.key AND other.seq > mine.seq
-                 JOIN jobs o ON o.id = other.job_id
-               WHERE mine.job_id = ?1
-                 AND (o.ordering_key IS NOT ?4 OR o.kind != 'event' OR o.state != 'queued' OR o.run_at > ?2)
-             ), 9223372036854775807)
-         RETURNING rowid AS seq, event_id",
-    )
-    .bind(job.id.as_str())
-    .bind(now)
-    .bind(job.connection_id)
-    .bind(&job.ordering_key)
-    .bind(seq)
-    .fetch_all(&mut *tx)
-    .await?;
-    if folded.is_empty() {
-        return Ok(());
-    }
-    let latest = folded
-        .iter()
-        .max_by_key(|r| r.get::<i64, _>("seq"))
-        .map(|r| r.get::<String, _>("event_id"));
-    for row in &folded {
-        events::refresh_status(&mut tx, &row.get::<String, _>("event_id")).await?;
-    }
-    sqlx::query(
-        "UPDATE jobs SET coalesced = coalesced + ?1, coalesced_event_id = ?2 WHERE id = ?3 AND lease_owner = ?4",
-    )
-    .bind(folded.len() as i64)
-    .bind(&latest)
-    .bind(job.id.as_str())
-    .bind(&job.owner)
-    .execute(&mut *tx)
-    .await?;
-    // Named like the other metrics (only when something was folded: rare).
-    let connection: Option<String> =
-        sqlx::query_scalar("SELECT name FROM connections WHERE id = ?")
-            .bind(job.connection_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    tx.commit().await?;
-    crate::metrics::coalesced(connection.as_deref().unwrap_or("-"), folded.len() as u64);
-    job.coalesced += folded.len() as i64;
-    job.coalesced_event_id = latest;
-    Ok(())
-}
 
 /// Extends the lease of a running job; false if the job is no longer ours.
 pub async fn heartbeat(pool: &Pool, id: &JobId, owner: &str, lease_ms: i64) -> sqlx::Result<bool> {
@@ -283,78 +171,4 @@ pub enum Finish {
     Dead {
         error: String,
     },
-}
-
-/// Records the attempt and moves the job on, in one transaction, then
-/// refreshes the event's status. `Ok(false)`: the lease is no longer ours
-/// (another worker took the job over); nothing was recorded.
-pub async fn finish(
-    pool: &Pool,
-    job: &Claimed,
-    finish: &Finish,
-    attempt: Attempt,
-) -> sqlx::Result<bool> {
-    let now = now_ms();
-    let mut tx = pool.begin().await?;
-    let (state, run_at, error, summary, finished) = match finish {
-        Finish::Succeeded { summary } => (
-            JobState::Succeeded,
-            None,
-            None,
-            Some(summary.as_str()),
-            Some(now),
-        ),
-        Finish::Retry { error, run_at, .. } => (
-            JobState::Queued,
-            Some(*run_at),
-            Some(error.as_str()),
-            None,
-            None,
-        ),
-        Finish::Failed { error } => (
-            JobState::Failed,
-            None,
-            Some(error.as_str()),
-            None,
-            Some(now),
-        ),
-        Finish::Dead { error } => (JobState::Dead, None, Some(error.as_str()), None, Some(now)),
-    };
-    let (throttled, time_kill) = match finish {
-        Finish::Retry {
-            throttled,
-            time_kill,
-            ..
-        } => (*throttled as i64, *time_kill as i64),
-        _ => (0, 0),
-    };
-    let done = sqlx::query(
-        "UPDATE jobs SET state = ?, run_at = COALESCE(?, run_at), last_error = ?, summary = COALESCE(?, summary),
-             lease_owner = NULL, lease_until = NULL, updated_at = ?, finished_at = ?,
-             attempts = attempts - ?, throttles = throttles + ?, time_kills = time_kills + ?
-         WHERE id = ? AND lease_owner = ? AND state = 'running'",
-    )
-    .bind(state.as_str())
-    .bind(run_at)
-    .bind(error)
-    .bind(summary)
-    .bind(now)
-    .bind(finished)
-    .bind(throttled)
-    .bind(throttled)
-    .bind(time_kill)
-    .bind(job.id.as_str())
-    .bind(&job.owner)
-    .execute(&mut *tx)
-    .await?;
-    if done.rows_affected() == 0 {
-        tx.rollback().await?;
-        return Ok(false);
-    }
-    attempts::insert(&mut tx, &attempt).await?;
-    if let JobKind::Event { event_id } = &job.kind {
-        events::refresh_status(&mut tx, event_id).await?;
-    }
-    tx.commit().await?;
-    Ok(true)
 }

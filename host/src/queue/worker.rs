@@ -9,8 +9,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
+use super::db::QueueDb;
 use super::decide::{self, Decision};
-use super::jobs::{self, ClaimPolicy, Claimed, Finish, JobKind};
+use super::jobs::{self, Claimed, Finish, JobKind};
 use super::policy::RetryPolicy;
 use crate::catalog::CatalogHandle;
 use crate::config::{QueueConfig, RuntimeConfig};
@@ -22,7 +23,7 @@ use crate::registry::{Plugin, Registry};
 use crate::runtime::{types, Call, Runtime, Scope};
 use crate::secrets::{secret_values, Scrubber};
 use crate::store::attempts::Attempt;
-use crate::store::{events, Pool};
+use crate::store::Pool;
 
 /// Everything a worker needs, shared by all of them.
 pub struct Workers {
@@ -35,6 +36,8 @@ pub struct Workers {
     pub wake: Arc<Notify>,
     pub shutdown: CancellationToken,
     pub flow: Arc<FlowControl>,
+    /// Claims and outcomes, on the queue's own connection.
+    pub db: QueueDb,
 }
 
 /// Gives the connection's slot back to flow control however a run ends.
@@ -100,28 +103,22 @@ impl Workers {
         }
     }
 
-    /// Claims under flow control: connections at their limit or behind an open
-    /// circuit are left alone; coalescing follows the plugins' manifests.
-    async fn claim(&self, owner: &str, lease_ms: i64) -> sqlx::Result<Option<Claimed>> {
-        let _serial = self.flow.claim_lock.lock().await;
-        let catalog = self.catalog.get();
-        let policy = ClaimPolicy {
-            excluded: self.flow.excluded(),
-            coalescing: catalog
-                .connections()
-                .filter(|c| {
-                    self.registry
-                        .get(&c.plugin)
-                        .is_some_and(|p| p.manifest.coalesce)
-                })
-                .map(|c| c.id)
-                .collect(),
-        };
-        let job = jobs::claim(&self.pool, owner, lease_ms, &policy).await?;
-        if let Some(job) = &job {
-            self.flow.started(job.connection_id);
-        }
-        Ok(job)
+    /// Claims under flow control (connections at their limit or behind an
+    /// open circuit are left alone, see [`super::db`]); coalescing follows
+    /// the plugins' manifests.
+    async fn claim(&self, owner: &str, lease_ms: i64) -> anyhow::Result<Option<Claimed>> {
+        let coalescing = self
+            .catalog
+            .get()
+            .connections()
+            .filter(|c| {
+                self.registry
+                    .get(&c.plugin)
+                    .is_some_and(|p| p.manifest.coalesce)
+            })
+            .map(|c| c.id)
+            .collect();
+        self.db.claim(owner, lease_ms, coalescing).await
     }
 
     async fn reap_expired_leases(&self) {
@@ -265,7 +262,7 @@ impl Workers {
         // The outcome must not be lost to a busy database: retry a few times.
         for wait in [0u64, 100, 500, 2000, 5000] {
             tokio::time::sleep(Duration::from_millis(wait)).await;
-            match jobs::finish(&self.pool, job, &finish, attempt.clone()).await {
+            match self.db.finish(job, &finish, attempt.clone()).await {
                 Ok(true) => return,
                 Ok(false) => {
                     tracing::warn!("the job's lease was taken over; its outcome is not recorded");
@@ -394,17 +391,18 @@ impl Workers {
                 payload: payload.clone(),
             },
             JobKind::Event { .. } => {
-                let event_id = job.event_to_deliver().unwrap_or_default();
-                let event = events::get(&self.pool, event_id)
-                    .await
-                    .map_err(|e| format!("cannot load event {event_id}: {e}"))?
-                    .ok_or_else(|| format!("event {event_id} no longer exists"))?;
+                let event = job.event.clone().ok_or_else(|| {
+                    format!(
+                        "event {} no longer exists",
+                        job.event_to_deliver().unwrap_or_default()
+                    )
+                })?;
                 Call::Event(types::Event {
                     id: event.id,
                     source: event.source,
-                    topic: event.topic.unwrap_or_default(),
-                    object_type: event.object_type.unwrap_or_default(),
-                    action: event.action.unwrap_or_default(),
+                    topic: event.topic,
+                    object_type: event.object_type,
+                    action: event.action,
                     object_id: event.object_id,
                     payload: String::from_utf8_lossy(&event.body).into_owned(),
                     received_at: rfc3339(event.received_at),
@@ -435,18 +433,11 @@ impl Workers {
         job: &Claimed,
         plugin: &Plugin,
     ) -> Option<Result<Option<Prepared>, String>> {
-        let JobKind::Event { event_id } = &job.kind else {
-            return None;
-        };
-        let event = match events::get(&self.pool, event_id).await {
-            Ok(Some(e)) => e,
-            _ => return None,
-        };
-        let (object_type, topic) = (
-            event.object_type.unwrap_or_default(),
-            event.topic.unwrap_or_default(),
-        );
-        if crate::routing::Routing::of(&plugin.manifest).subscribes(&object_type, &topic) {
+        // The event read with the claim (the latest one when others were
+        // folded in: they share the job's key and connection).
+        let event = job.event.as_ref()?;
+        let (object_type, topic) = (&event.object_type, &event.topic);
+        if crate::routing::Routing::of(&plugin.manifest).subscribes(object_type, topic) {
             return None;
         }
         let why = format!("plugin {} does not subscribe to {topic}", plugin.name());

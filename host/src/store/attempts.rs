@@ -20,11 +20,13 @@ pub struct Attempt {
     pub summary: Option<String>,
 }
 
+/// Inserts one attempt; parameters in the order of [`Attempt`]'s fields.
+/// Shared by the pool and the queue's own connection.
+pub const INSERT: &str = "INSERT INTO attempts (job_id, number, plugin, plugin_version, plugin_hash, started_at, duration_ms, outcome, error, summary)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
 pub async fn insert(conn: &mut SqliteConnection, a: &Attempt) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO attempts (job_id, number, plugin, plugin_version, plugin_hash, started_at, duration_ms, outcome, error, summary)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
+    sqlx::query(INSERT)
     .bind(&a.job_id)
     .bind(a.number)
     .bind(&a.plugin)

@@ -149,21 +149,23 @@ pub async fn list(pool: &Pool, f: &EventFilter) -> anyhow::Result<Vec<Event>> {
 }
 
 /// Recomputes the status of an event from its jobs (queued while any is pending,
-/// failed when any failed, processed when all succeeded).
+/// failed when any failed, processed when all succeeded). Parameters: event
+/// id, now. Shared by the pool and the queue's own connection.
+pub const REFRESH_STATUS: &str = "UPDATE events SET status = CASE
+         WHEN EXISTS (SELECT 1 FROM jobs WHERE event_id = ?1 AND state IN ('queued', 'running', 'waiting', 'paused')) THEN 'queued'
+         WHEN EXISTS (SELECT 1 FROM jobs WHERE event_id = ?1 AND state IN ('failed', 'dead')) THEN 'failed'
+         WHEN EXISTS (SELECT 1 FROM jobs WHERE event_id = ?1) THEN 'processed'
+         ELSE status END,
+       updated_at = ?2
+     WHERE id = ?1";
+
+/// [`REFRESH_STATUS`] through the pool.
 pub async fn refresh_status(conn: &mut SqliteConnection, id: &str) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE events SET status = CASE
-             WHEN EXISTS (SELECT 1 FROM jobs WHERE event_id = ?1 AND state IN ('queued', 'running', 'waiting', 'paused')) THEN 'queued'
-             WHEN EXISTS (SELECT 1 FROM jobs WHERE event_id = ?1 AND state IN ('failed', 'dead')) THEN 'failed'
-             WHEN EXISTS (SELECT 1 FROM jobs WHERE event_id = ?1) THEN 'processed'
-             ELSE status END,
-           updated_at = ?2
-         WHERE id = ?1",
-    )
-    .bind(id)
-    .bind(now_ms())
-    .execute(conn)
-    .await?;
+    sqlx::query(REFRESH_STATUS)
+        .bind(id)
+        .bind(now_ms())
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

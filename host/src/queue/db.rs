@@ -1,0 +1,627 @@
+//! The queue's hot path on a connection of its own: claims and outcomes are
+//! sent to one thread that owns a SQLite connection and serves whatever has
+//! piled up in one transaction — every finished run of the batch, then every
+//! waiting claim — like intake's writer does for webhooks.
+//!
+//! Why: through the async pool each statement is a round trip to one of
+//! sqlx's per-connection threads, and a job took about ten of them (claim,
+//! event, begin, update, attempt, event status, commit…). Context switches
+//! between those threads and tokio's were where the delivery CPU went. Here a
+//! job costs two channel hops and a handful of cached statements.
+//!
+//! Claims keep their one-at-a-time meaning inside the batch: each runs the
+//! same `UPDATE … RETURNING` in turn, asking flow control which connections
+//! to leave alone just before, so per-connection limits and the circuit
+//! breaker hold exactly as before. Outcomes are written with `synchronous =
+//! NORMAL` and no flush: a crash can forget the last ones, and those jobs run
+//! again (at least once), which is the queue's promise.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use rusqlite::{params, OptionalExtension as _, Row, Transaction, TransactionBehavior};
+use tokio::sync::{mpsc, oneshot};
+
+use super::lease::{Claimed, Finish, CLAIM};
+use super::jobs::{JobKind, JobState};
+use crate::flow::{FlowControl, Outcome};
+use crate::ids::{now_ms, ConnectionId, JobId};
+use crate::store::{attempts, attempts::Attempt, events};
+
+/// Requests the channel holds before workers wait for room (there are never
+/// more than two per worker).
+const CHANNEL_CAPACITY: usize = 1024;
+/// Most requests served by one transaction.
+const MAX_BATCH: usize = 256;
+
+/// The event a claimed job delivers, read in the claim's transaction so the
+/// worker needs no query of its own.
+#[derive(Debug, Clone)]
+pub struct EventToDeliver {
+    pub id: String,
+    pub source: String,
+    pub topic: String,
+    pub object_type: String,
+    pub action: String,
+    pub object_id: Option<String>,
+    pub body: Vec<u8>,
+    pub received_at: i64,
+}
+
+struct ClaimRequest {
+    owner: String,
+    lease_ms: i64,
+    /// Connections whose plugin declares `coalesce`.
+    coalescing: Vec<ConnectionId>,
+    reply: oneshot::Sender<Result<Option<Claimed>, String>>,
+}
+
+struct FinishRequest {
+    id: JobId,
+    owner: String,
+    /// The job's own event, whose status follows the outcome.
+    event_id: Option<String>,
+    finish: Finish,
+    attempt: Attempt,
+    reply: oneshot::Sender<Result<bool, String>>,
+}
+
+enum Request {
+    Claim(ClaimRequest),
+    Finish(FinishRequest),
+}
+
+/// Handle to the queue thread.
+#[derive(Clone)]
+pub struct QueueDb {
+    tx: mpsc::Sender<Request>,
+}
+
+impl QueueDb {
+    /// Opens `database` (a migrated SQLite file) and starts the thread. It
+    /// stops when every handle is dropped.
+    pub fn start(database: &Path, flow: Arc<FlowControl>) -> anyhow::Result<Self> {
+        let conn = rusqlite::Connection::open(database)
+            .with_context(|| format!("queue: cannot open {}", database.display()))?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        // The same settings as the pool (see store::open).
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;",
+        )?;
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        std::thread::Builder::new()
+            .name("queue-db".into())
+            .spawn(move || run(conn, rx, &flow))
+            .context("cannot start the queue thread")?;
+        Ok(Self { tx })
+    }
+
+    /// Takes the oldest due job that may run now, if any, for `lease_ms`
+    /// (see [`super::lease`]); folds the later pending jobs of its key into
+    /// it when its connection is in `coalescing`. Flow control has counted
+    /// the job as started when it is returned.
+    pub async fn claim(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+        coalescing: Vec<ConnectionId>,
+    ) -> anyhow::Result<Option<Claimed>> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Claim(ClaimRequest {
+            owner: owner.to_string(),
+            lease_ms,
+            coalescing,
+            reply,
+        }))
+        .await?;
+        answer
+            .await
+            .context("the queue thread stopped")?
+            .map_err(anyhow::Error::msg)
+    }
+
+    /// Records the attempt and moves the job on, then refreshes its event's
+    /// status, all in one transaction. `Ok(false)`: the lease is no longer
+    /// ours (another worker took the job over); nothing was recorded.
+    pub async fn finish(
+        &self,
+        job: &Claimed,
+        finish: &Finish,
+        attempt: Attempt,
+    ) -> anyhow::Result<bool> {
+        let (reply, answer) = oneshot::channel();
+        let event_id = match &job.kind {
+            JobKind::Event { event_id } => Some(event_id.clone()),
+            JobKind::Task { .. } => None,
+        };
+        self.send(Request::Finish(FinishRequest {
+            id: job.id.clone(),
+            owner: job.owner.clone(),
+            event_id,
+            finish: finish.clone(),
+            attempt,
+            reply,
+        }))
+        .await?;
+        answer
+            .await
+            .context("the queue thread stopped")?
+            .map_err(anyhow::Error::msg)
+    }
+
+    async fn send(&self, request: Request) -> anyhow::Result<()> {
+        self.tx
+            .send(request)
+            .await
+            .map_err(|_| anyhow::anyhow!("the queue thread stopped"))
+    }
+}
+
+fn run(mut conn: rusqlite::Connection, mut rx: mpsc::Receiver<Request>, flow: &FlowControl) {
+    let mut claims = Vec::new();
+    let mut finishes = Vec::new();
+    while let Some(first) = rx.blocking_recv() {
+        let mut push = |request| match request {
+            Request::Claim(c) => claims.push(c),
+            Request::Finish(f) => finishes.push(f),
+        };
+        push(first);
+        for _ in 1..MAX_BATCH {
+            match rx.try_recv() {
+                Ok(next) => push(next),
+                Err(_) => break,
+            }
+        }
+        // Outcomes first: they free keys and slots the claims may then take.
+        if !finishes.is_empty() {
+            finish_batch(&mut conn, std::mem::take(&mut finishes));
+        }
+        if !claims.is_empty() {
+            claim_batch(&mut conn, flow, std::mem::take(&mut claims));
+        }
+    }
+}
+
+// ---- outcomes ----------------------------------------------------------------
+
+/// Writes a batch of outcomes in one transaction; when it fails, each alone,
+/// so one bad row cannot fail the others.
+fn finish_batch(conn: &mut rusqlite::Connection, batch: Vec<FinishRequest>) {
+    let all = (|| {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let done = batch
+            .iter()
+            .map(|r| write_finish(&tx, r))
+            .collect::<rusqlite::Result<Vec<bool>>>()?;
+        tx.commit()?;
+        Ok::<_, rusqlite::Error>(done)
+    })();
+    match all {
+        Ok(done) => {
+            for (r, ours) in batch.into_iter().zip(done) {
+                let _ = r.reply.send(Ok(ours));
+            }
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, size = batch.len(), "recording a batch of outcomes failed; recording one by one");
+            for r in batch {
+                let one = (|| {
+                    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    let ours = write_finish(&tx, &r)?;
+                    tx.commit()?;
+                    Ok::<_, rusqlite::Error>(ours)
+                })();
+                let _ = r.reply.send(one.map_err(|e| e.to_string()));
+            }
+        }
+    }
+}
+
+const FINISH: &str = "UPDATE jobs SET state = ?1, run_at = COALESCE(?2, run_at), last_error = ?3, summary = COALESCE(?4, summary),
+     lease_owner = NULL, lease_until = NULL, updated_at = ?5, finished_at = ?6,
+     attempts = attempts - ?7, throttles = throttles + ?7, time_kills = time_kills + ?8
+ WHERE id = ?9 AND lease_owner = ?10 AND state = 'running'";
+
+/// One outcome; false (and nothing written) when the lease is not ours.
+fn write_finish(tx: &Transaction, r: &FinishRequest) -> rusqlite::Result<bool> {
+    let now = now_ms();
+    let (state, run_at, error, summary, finished) = match &r.finish {
+        Finish::Succeeded { summary } => (JobState::Succeeded, None, None, Some(summary), Some(now)),
+        Finish::Retry { error, run_at, .. } => (JobState::Queued, Some(*run_at), Some(error), None, None),
+        Finish::Failed { error } => (JobState::Failed, None, Some(error), None, Some(now)),
+        Finish::Dead { error } => (JobState::Dead, None, Some(error), None, Some(now)),
+    };
+    let (throttled, time_kill) = match &r.finish {
+        Finish::Retry {
+            throttled,
+            time_kill,
+            ..
+        } => (*throttled as i64, *time_kill as i64),
+        _ => (0, 0),
+    };
+    let updated = tx.prepare_cached(FINISH)?.execute(params![
+        state.as_str(),
+        run_at,
+        error,
+        summary,
+        now,
+        finished,
+        throttled,
+        time_kill,
+        r.id.as_str(),
+        r.owner,
+    ])?;
+    if updated == 0 {
+        return Ok(false);
+    }
+    let a = &r.attempt;
+    tx.prepare_cached(attempts::INSERT)?.execute(params![
+        a.job_id,
+        a.number,
+        a.plugin,
+        a.plugin_version,
+        a.plugin_hash,
+        a.started_at,
+        a.duration_ms,
+        a.outcome,
+        a.error,
+        a.summary,
+    ])?;
+    if let Some(event_id) = &r.event_id {
+        tx.prepare_cached(events::REFRESH_STATUS)?
+            .execute(params![event_id, now])?;
+    }
+    Ok(true)
+}
+
+// ---- claims ------------------------------------------------------------------
+
+/// Serves a batch of claims in one transaction. Flow control's count of
+/// started jobs is given back when the transaction does not commit.
+fn claim_batch(conn: &mut rusqlite::Connection, flow: &FlowControl, batch: Vec<ClaimRequest>) {
+    let mut claimed: Vec<Option<Claimed>> = Vec::with_capacity(batch.len());
+    let mut folded: Vec<(ConnectionId, u64)> = Vec::new();
+    let result = (|| {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for request in &batch {
+            let job = claim_one(&tx, flow, request, &mut folded)?;
+            let empty = job.is_none();
+            claimed.push(job);
+            // Nothing claimable now: the others would find nothing either.
+            if empty {
+                break;
+            }
+        }
+        tx.commit()
+    })();
+    match result {
+        Ok(()) => {
+            for (connection, n) in folded {
+                let name = connection_name(conn, connection).unwrap_or_else(|| "-".into());
+                crate::metrics::coalesced(&name, n);
+            }
+            let mut claimed = claimed.into_iter();
+            for request in batch {
+                let _ = request.reply.send(Ok(claimed.next().flatten()));
+            }
+        }
+        Err(err) => {
+            for job in claimed.into_iter().flatten() {
+                flow.finished(job.connection_id, Outcome::Neutral);
+            }
+            let error = format!("cannot claim a job: {err}");
+            for request in batch {
+                let _ = request.reply.send(Err(error.clone()));
+            }
+        }
+    }
+}
+
+fn claim_one(
+    tx: &Transaction,
+    flow: &FlowControl,
+    request: &ClaimRequest,
+    folded: &mut Vec<(ConnectionId, u64)>,
+) -> rusqlite::Result<Option<Claimed>> {
+    let now = now_ms();
+    let excluded = serde_json::to_string(&flow.excluded()).unwrap_or_else(|_| "[]".into());
+    let Some((mut job, seq)) = tx
+        .prepare_cached(CLAIM)?
+        .query_row(
+            params![request.owner, now + request.lease_ms, now, excluded],
+            |row| claimed_from(row, &request.owner),
+        )
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    flow.started(job.connection_id);
+    if request.coalescing.contains(&job.connection_id) && job.ordering_key.is_some() {
+        if let JobKind::Event { .. } = job.kind {
+            let n = coalesce(tx, &mut job, seq)?;
+            if n > 0 {
+                folded.push((job.connection_id, n));
+            }
+        }
+    }
+    if let Some(event_id) = job.event_to_deliver() {
+        job.event = load_event(tx, event_id)?;
+    }
+    Ok(Some(job))
+}
+
+fn claimed_from(row: &Row, owner: &str) -> rusqlite::Result<(Claimed, i64)> {
+    let kind = if row.get::<_, String>("kind")? == "event" {
+        JobKind::Event {
+            event_id: row.get("event_id")?,
+        }
+    } else {
+        JobKind::Task {
+            name: row.get("task_name")?,
+            payload: row
+                .get::<_, Option<String>>("payload")?
+                .unwrap_or_else(|| "{}".into()),
+        }
+    };
+    let job = Claimed {
+        id: JobId::from(row.get::<_, String>("id")?),
+        connection_id: row.get("connection_id")?,
+        plugin: row.get("plugin")?,
+        kind,
+        attempt: row.get::<_, i64>("attempts")? as u32,
+        max_attempts: row.get::<_, i64>("max_attempts")? as u32,
+        owner: owner.to_string(),
+        ordering_key: row.get("ordering_key")?,
+        coalesced_event_id: row.get("coalesced_event_id")?,
+        coalesced: row.get("coalesced")?,
+        throttles: row.get::<_, i64>("throttles")? as u32,
+        time_kills: row.get::<_, i64>("time_kills")? as u32,
+        event: None,
+    };
+    Ok((job, row.get("seq")?))
+}
+
+/// Folds everything before the first later job on one of the job's keys that
+/// cannot be folded in (another kind, other keys, not due): those jobs end as
+/// `coalesced`, and `job` delivers the latest of their events. Returns how
+/// many were folded.
+const FOLD: &str = "UPDATE jobs SET state = 'coalesced', coalesced_into = ?1, updated_at = ?2, finished_at = ?2,
+     summary = 'coalesced into ' || ?1
+ WHERE connection_id = ?3 AND ordering_key = ?4 AND kind = 'event' AND state = 'queued'
+   AND run_at <= ?2 AND rowid > ?5
+   AND rowid < COALESCE((
+       SELECT MIN(other.seq) FROM job_keys mine
+         JOIN job_keys other ON other.connection_id = mine.connection_id AND other.key = mine.key AND other.seq > mine.seq
+         JOIN jobs o ON o.id = other.job_id
+       WHERE mine.job_id = ?1
+         AND (o.ordering_key IS NOT ?4 OR o.kind != 'event' OR o.state != 'queued' OR o.run_at > ?2)
+     ), 9223372036854775807)
+ RETURNING rowid AS seq, event_id";
+
+fn coalesce(tx: &Transaction, job: &mut Claimed, seq: i64) -> rusqlite::Result<u64> {
+    let now = now_ms();
+    let folded: Vec<(i64, String)> = tx
+        .prepare_cached(FOLD)?
+        .query_map(
+            params![job.id.as_str(), now, job.connection_id, job.ordering_key, seq],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    if folded.is_empty() {
+        return Ok(0);
+    }
+    let latest = folded
+        .iter()
+        .max_by_key(|(seq, _)| *seq)
+        .map(|(_, id)| id.clone());
+    for (_, event_id) in &folded {
+        tx.prepare_cached(events::REFRESH_STATUS)?
+            .execute(params![event_id, now])?;
+    }
+    tx.prepare_cached(
+        "UPDATE jobs SET coalesced = coalesced + ?1, coalesced_event_id = ?2 WHERE id = ?3 AND lease_owner = ?4",
+    )?
+    .execute(params![folded.len() as i64, latest, job.id.as_str(), job.owner])?;
+    job.coalesced += folded.len() as i64;
+    job.coalesced_event_id = latest;
+    Ok(folded.len() as u64)
+}
+
+fn load_event(tx: &Transaction, id: &str) -> rusqlite::Result<Option<EventToDeliver>> {
+    tx.prepare_cached(
+        "SELECT e.id, s.code, e.topic, e.object_type, e.action, e.object_id, e.body, e.received_at
+         FROM events e JOIN sources s ON s.id = e.source_id WHERE e.id = ?",
+    )?
+    .query_row([id], |row| {
+        Ok(EventToDeliver {
+            id: row.get(0)?,
+            source: row.get(1)?,
+            topic: row.get::<_, Option<String>>(2)?.unwrap_or_default(),
+            object_type: row.get::<_, Option<String>>(3)?.unwrap_or_default(),
+            action: row.get::<_, Option<String>>(4)?.unwrap_or_default(),
+            object_id: row.get(5)?,
+            body: row.get(6)?,
+            received_at: row.get(7)?,
+        })
+    })
+    .optional()
+}
+
+fn connection_name(conn: &rusqlite::Connection, id: ConnectionId) -> Option<String> {
+    conn.prepare_cached("SELECT name FROM connections WHERE id = ?")
+        .ok()?
+        .query_row([id], |row| row.get(0))
+        .optional()
+        .ok()
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::QueueConfig;
+    use crate::queue::{jobs, NewJob};
+    use crate::store::Pool;
+
+    struct Db {
+        _dir: tempfile::TempDir,
+        pool: Pool,
+        queue: QueueDb,
+    }
+
+    /// A migrated database with one source and connection (id 1), and the
+    /// queue thread on it with at most `concurrency` jobs of a connection.
+    async fn open(concurrency: usize) -> Db {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("queue.db");
+        let pool = crate::store::open(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO sources (id, code, secrets, created_at, updated_at) VALUES (1, 'portal', '[]', 0, 0)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO connections (id, name, source_id, plugin, config, created_at, updated_at) VALUES (1, 'crm', 1, 'p', '{}', 0, 0)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let flow = Arc::new(FlowControl::new(&QueueConfig {
+            workers: 8,
+            max_concurrency: Some(concurrency),
+            ..Default::default()
+        }));
+        let queue = QueueDb::start(&path, flow).unwrap();
+        Db {
+            _dir: dir,
+            pool,
+            queue,
+        }
+    }
+
+    async fn task(pool: &Pool, id: &str, key: Option<&str>) {
+        let job = NewJob {
+            id: JobId::from(id.to_string()),
+            connection_id: 1,
+            plugin: "p".into(),
+            kind: JobKind::Task {
+                name: "t".into(),
+                payload: "{}".into(),
+            },
+            dedup_key: None,
+            max_attempts: 3,
+            run_at: 0,
+            ordering_key: key.map(|k| format!("[{k:?}]")),
+        };
+        jobs::insert(&mut *pool.acquire().await.unwrap(), &job)
+            .await
+            .unwrap();
+    }
+
+    fn attempt(job: &Claimed) -> Attempt {
+        Attempt {
+            job_id: job.id.to_string(),
+            number: job.attempt as i64,
+            plugin: "p".into(),
+            plugin_version: None,
+            plugin_hash: None,
+            started_at: 0,
+            duration_ms: 1,
+            outcome: "succeeded".into(),
+            error: None,
+            summary: Some("ok".into()),
+        }
+    }
+
+    fn done() -> Finish {
+        Finish::Succeeded {
+            summary: "ok".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_claims_take_distinct_jobs_and_a_stolen_lease_records_nothing() {
+        let db = open(8).await;
+        for id in ["job_a", "job_b", "job_c"] {
+            task(&db.pool, id, None).await;
+        }
+        let q = &db.queue;
+        let (a, b, c, d) = tokio::join!(
+            q.claim("me:w0", 60_000, vec![]),
+            q.claim("me:w1", 60_000, vec![]),
+            q.claim("me:w2", 60_000, vec![]),
+            q.claim("me:w3", 60_000, vec![]),
+        );
+        let claimed: Vec<Claimed> = [a, b, c, d]
+            .into_iter()
+            .filter_map(|r| r.unwrap())
+            .collect();
+        let mut ids: Vec<&str> = claimed.iter().map(|j| j.id.as_str()).collect();
+        ids.sort();
+        assert_eq!(ids, ["job_a", "job_b", "job_c"], "three jobs, each once");
+
+        let stolen = &claimed[1];
+        sqlx::query("UPDATE jobs SET lease_owner = 'thief:w9' WHERE id = ?")
+            .bind(stolen.id.as_str())
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        let ok = done();
+        let (x, y, z) = tokio::join!(
+            q.finish(&claimed[0], &ok, attempt(&claimed[0])),
+            q.finish(&claimed[1], &ok, attempt(&claimed[1])),
+            q.finish(&claimed[2], &ok, attempt(&claimed[2])),
+        );
+        assert_eq!(
+            [x.unwrap(), y.unwrap(), z.unwrap()],
+            [true, false, true],
+            "the stolen lease is refused, the others recorded"
+        );
+        let states: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, state FROM jobs ORDER BY id")
+                .fetch_all(&db.pool)
+                .await
+                .unwrap();
+        for (id, state) in &states {
+            let expected = if id == stolen.id.as_str() { "running" } else { "succeeded" };
+            assert_eq!(state, expected, "{id}");
+        }
+        let attempts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM attempts")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(attempts, 2, "no attempt for the stolen run");
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_claims_keeps_key_order_and_the_concurrency_limit() {
+        // Ordering: of two jobs on one key only the first runs, then the second.
+        let db = open(8).await;
+        task(&db.pool, "job_1", Some("project:7")).await;
+        task(&db.pool, "job_2", Some("project:7")).await;
+        let q = &db.queue;
+        let (a, b) = tokio::join!(
+            q.claim("me:w0", 60_000, vec![]),
+            q.claim("me:w1", 60_000, vec![])
+        );
+        let got: Vec<Claimed> = [a, b].into_iter().filter_map(|r| r.unwrap()).collect();
+        assert_eq!(got.len(), 1, "the key's second job waits");
+        assert_eq!(got[0].id.as_str(), "job_1");
+        assert!(q.finish(&got[0], &done(), attempt(&got[0])).await.unwrap());
+        let next = q.claim("me:w0", 60_000, vec![]).await.unwrap().unwrap();
+        assert_eq!(next.id.as_str(), "job_2");
+
+        // Concurrency: with one slot per connection a batch claims one job.
+        let db = open(1).await;
+        task(&db.pool, "job_x", None).await;
+        task(&db.pool, "job_y", None).await;
+        let q = &db.queue;
+        let (a, b) = tokio::join!(
+            q.claim("me:w0", 60_000, vec![]),
+            q.claim("me:w1", 60_000, vec![])
+        );
+        let got: Vec<Claimed> = [a, b].into_iter().filter_map(|r| r.unwrap()).collect();
+        assert_eq!(got.len(), 1, "one slot, one claim");
+    }
+}
