@@ -160,6 +160,15 @@ async fn succeeded(pool: &sqlx::SqlitePool) -> u64 {
         .unwrap() as u64
 }
 
+/// CPU time this process has used (user + system, every thread).
+fn cpu_time() -> Duration {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct it is given.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
 }
@@ -195,8 +204,13 @@ fn main() {
     };
 
     let d = dir.path().display();
+    // The service's default worker count unless `BENCH_WORKERS` says otherwise.
+    let queue = match std::env::var("BENCH_WORKERS") {
+        Ok(n) => format!("[queue]\nworkers = {}\n", n.parse::<usize>().expect("BENCH_WORKERS")),
+        Err(_) => String::new(),
+    };
     let text = format!(
-        "database_url = \"sqlite://{d}/bench.db\"\nplugins_dir = \"{d}/connectors\"\nsecret_key_file = \"{d}/secret.key\"\n[intake]\nrate_limit_per_second = 0.0\n\
+        "database_url = \"sqlite://{d}/bench.db\"\nplugins_dir = \"{d}/connectors\"\nsecret_key_file = \"{d}/secret.key\"\n[intake]\nrate_limit_per_second = 0.0\n{queue}\
          {}\
          [[sources]]\ncode = {LATENCY_SOURCE:?}\nsecrets = [{SECRET:?}]\n\
          [[connections]]\nname = \"fwd\"\nsource = {SOURCE:?}\nplugin = \"http-forward\"\n\
@@ -265,6 +279,9 @@ fn main() {
     });
     let delivered_at_end_of_intake = server_rt.block_on(succeeded(&pool)) - warm;
     let intake_secs = started.elapsed().as_secs_f64();
+    // The backlog's drain, with nothing else running in this process: the
+    // service's own delivery rate and CPU per delivered event.
+    let (drain_cpu, drain_clock) = (cpu_time(), Instant::now());
     let sent = (events / SENDERS * SENDERS) as u64;
     let (delivered, drain_secs) = loop {
         let done = server_rt.block_on(succeeded(&pool)) - warm;
@@ -273,6 +290,9 @@ fn main() {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    let drain_cpu = cpu_time() - drain_cpu;
+    let drain_clock = drain_clock.elapsed().as_secs_f64();
+    let drained = delivered.saturating_sub(delivered_at_end_of_intake).max(1);
     let intake_rate = sent as f64 / intake_secs;
     let during = delivered_at_end_of_intake as f64 / intake_secs;
     let end_to_end = delivered as f64 / drain_secs;
@@ -280,6 +300,12 @@ fn main() {
     println!(
         "  delivery:  {during:.0} events/s while intake ran ({delivered_at_end_of_intake} delivered by then); \
          all {delivered} delivered after {drain_secs:.2} s = {end_to_end:.0} events/s end to end"
+    );
+    println!(
+        "  after the load: {drained} events in {drain_clock:.2} s = {:.0} events/s, {:.0} µs of CPU per event ({:.2} cores busy)",
+        drained as f64 / drain_clock,
+        drain_cpu.as_micros() as f64 / drained as f64,
+        drain_cpu.as_secs_f64() / drain_clock
     );
     println!(
         "  ratio delivered / intake: {:.2} end to end, {:.2} during the load   (targets: >= 5000 events/s, >= 0.8)",
