@@ -289,6 +289,19 @@ fn webhook_url(url: Option<&str>, source: Option<&str>) -> anyhow::Result<String
 /// `recoco-sync config check FILE`.
 fn config_check(file: &std::path::Path, overrides: &Overrides) -> anyhow::Result<()> {
     let config = Config::load(Some(file), overrides)?;
+    let invalid = runtime()?.block_on(invalid_connections(&config))?;
+    if !invalid.is_empty() {
+        let lines: Vec<String> = invalid
+            .iter()
+            .map(|(name, why)| format!("  connection {name:?}: {why}"))
+            .collect();
+        anyhow::bail!(
+            "{}: {} connection config(s) fail their plugin's schema:\n{}",
+            file.display(),
+            invalid.len(),
+            lines.join("\n")
+        );
+    }
     println!(
         "{} is valid: listen {}, database {}, {} source(s), {} connection(s)",
         file.display(),
@@ -298,6 +311,23 @@ fn config_check(file: &std::path::Path, overrides: &Overrides) -> anyhow::Result
         config.connections.len()
     );
     Ok(())
+}
+
+/// The connections of `config` whose config fails their plugin's schema, as
+/// `serve` would find them: the service is started on a scratch database
+/// (shipped connectors and the plugins directory loaded), which is then
+/// thrown away, so checking creates and changes nothing of the real one.
+async fn invalid_connections(config: &Config) -> anyhow::Result<Vec<(String, String)>> {
+    let scratch = tempfile::tempdir().context("cannot make a scratch directory")?;
+    let mut trial = config.clone();
+    trial.database_url = format!("sqlite://{}", scratch.path().join("check.db").display());
+    trial.secret_key = None;
+    trial.secret_key_file = scratch.path().join("secret.key");
+    let service = recoco_sync::Service::start(trial).await?;
+    Ok(recoco_sync::connection_check::invalid_connections(
+        &service.catalog.get(),
+        &service.registry,
+    ))
 }
 
 /// Operator commands never create a database by accident (a command run in

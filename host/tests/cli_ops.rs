@@ -214,14 +214,25 @@ fn config_check_names_the_key_and_the_file() {
     std::fs::write(cwd.join("good.toml"), CONFIG).unwrap();
     let err = fails(cwd, &[], &["config", "check", "good.toml"]);
     assert!(err.contains("HOOK_SECRET"), "{err}");
-    let out = ok(
-        cwd,
-        &[
-            ("HOOK_SECRET", "x-secret-value-0001"),
-            ("RECOCO_SYNC_ADMIN_TOKEN", "12345678"),
-        ],
-        &["config", "check", "good.toml"],
+    let env = [
+        ("HOOK_SECRET", "x-secret-value-0001"),
+        ("RECOCO_SYNC_ADMIN_TOKEN", "12345678"),
+    ];
+    // The connection's config fails http-forward's schema (an ftp URL): the
+    // check names the connection and the field, shows the non-secret value,
+    // hides the secret.
+    let err = fails(cwd, &env, &["config", "check", "good.toml"]);
+    assert!(
+        err.contains("\"crm\"") && err.contains("/url") && err.contains("ftp://crm.example/hook"),
+        "{err}"
     );
+    assert!(!err.contains("whsec_do-not-show-this-one"), "{err}");
+    std::fs::write(
+        cwd.join("good.toml"),
+        CONFIG.replace("ftp://crm.example/hook", "https://crm.example/hook"),
+    )
+    .unwrap();
+    let out = ok(cwd, &env, &["config", "check", "good.toml"]);
     assert!(
         out.contains("good.toml is valid") && out.contains("1 connection"),
         "{out}"

@@ -206,7 +206,10 @@ fn main() {
     let d = dir.path().display();
     // The service's default worker count unless `BENCH_WORKERS` says otherwise.
     let queue = match std::env::var("BENCH_WORKERS") {
-        Ok(n) => format!("[queue]\nworkers = {}\n", n.parse::<usize>().expect("BENCH_WORKERS")),
+        Ok(n) => format!(
+            "[queue]\nworkers = {}\n",
+            n.parse::<usize>().expect("BENCH_WORKERS")
+        ),
         Err(_) => String::new(),
     };
     let text = format!(

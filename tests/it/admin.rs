@@ -177,6 +177,12 @@ const READS: &[&str] = &[
     "/connections",
     "/connections/echo/state",
     "/keys",
+    "/circuits",
+    "/schedules",
+    "/console/dashboard",
+    "/console/events",
+    "/console/jobs",
+    "/alerts",
 ];
 /// Every state-changing route (the task first: it needs the connection enabled).
 const WRITES: &[&str] = &[
@@ -186,6 +192,8 @@ const WRITES: &[&str] = &[
     "/jobs/job_none/retry",
     "/sources/recoco-test/disable",
     "/connections/echo/disable",
+    "/console/jobs/bulk",
+    "/console/jobs/job_none/run-now",
 ];
 
 /// (enabled sources, enabled connections, jobs), read from the database directly.

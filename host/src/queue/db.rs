@@ -24,8 +24,8 @@ use anyhow::Context as _;
 use rusqlite::{params, OptionalExtension as _, Row, Transaction, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
-use super::lease::{Claimed, Finish, CLAIM};
 use super::jobs::{JobKind, JobState};
+use super::lease::{Claimed, Finish, CLAIM};
 use crate::flow::{FlowControl, Outcome};
 use crate::ids::{now_ms, ConnectionId, JobId};
 use crate::store::{attempts, attempts::Attempt, events};
@@ -228,8 +228,12 @@ const FINISH: &str = "UPDATE jobs SET state = ?1, run_at = COALESCE(?2, run_at),
 fn write_finish(tx: &Transaction, r: &FinishRequest) -> rusqlite::Result<bool> {
     let now = now_ms();
     let (state, run_at, error, summary, finished) = match &r.finish {
-        Finish::Succeeded { summary } => (JobState::Succeeded, None, None, Some(summary), Some(now)),
-        Finish::Retry { error, run_at, .. } => (JobState::Queued, Some(*run_at), Some(error), None, None),
+        Finish::Succeeded { summary } => {
+            (JobState::Succeeded, None, None, Some(summary), Some(now))
+        }
+        Finish::Retry { error, run_at, .. } => {
+            (JobState::Queued, Some(*run_at), Some(error), None, None)
+        }
         Finish::Failed { error } => (JobState::Failed, None, Some(error), None, Some(now)),
         Finish::Dead { error } => (JobState::Dead, None, Some(error), None, Some(now)),
     };
@@ -405,7 +409,13 @@ fn coalesce(tx: &Transaction, job: &mut Claimed, seq: i64) -> rusqlite::Result<u
     let folded: Vec<(i64, String)> = tx
         .prepare_cached(FOLD)?
         .query_map(
-            params![job.id.as_str(), now, job.connection_id, job.ordering_key, seq],
+            params![
+                job.id.as_str(),
+                now,
+                job.connection_id,
+                job.ordering_key,
+                seq
+            ],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )?
         .collect::<rusqlite::Result<_>>()?;
@@ -584,7 +594,11 @@ mod tests {
                 .await
                 .unwrap();
         for (id, state) in &states {
-            let expected = if id == stolen.id.as_str() { "running" } else { "succeeded" };
+            let expected = if id == stolen.id.as_str() {
+                "running"
+            } else {
+                "succeeded"
+            };
             assert_eq!(state, expected, "{id}");
         }
         let attempts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM attempts")

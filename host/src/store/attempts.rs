@@ -27,18 +27,18 @@ pub const INSERT: &str = "INSERT INTO attempts (job_id, number, plugin, plugin_v
 
 pub async fn insert(conn: &mut SqliteConnection, a: &Attempt) -> sqlx::Result<()> {
     sqlx::query(INSERT)
-    .bind(&a.job_id)
-    .bind(a.number)
-    .bind(&a.plugin)
-    .bind(&a.plugin_version)
-    .bind(&a.plugin_hash)
-    .bind(a.started_at)
-    .bind(a.duration_ms)
-    .bind(&a.outcome)
-    .bind(&a.error)
-    .bind(&a.summary)
-    .execute(conn)
-    .await?;
+        .bind(&a.job_id)
+        .bind(a.number)
+        .bind(&a.plugin)
+        .bind(&a.plugin_version)
+        .bind(&a.plugin_hash)
+        .bind(a.started_at)
+        .bind(a.duration_ms)
+        .bind(&a.outcome)
+        .bind(&a.error)
+        .bind(&a.summary)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
