@@ -70,7 +70,8 @@ struct FinishRequest {
 
 enum Request {
     Claim(ClaimRequest),
-    Finish(FinishRequest),
+    // Boxed: an outcome carries its attempt and error text.
+    Finish(Box<FinishRequest>),
 }
 
 /// Handle to the queue thread.
@@ -136,14 +137,14 @@ impl QueueDb {
             JobKind::Event { event_id } => Some(event_id.clone()),
             JobKind::Task { .. } => None,
         };
-        self.send(Request::Finish(FinishRequest {
+        self.send(Request::Finish(Box::new(FinishRequest {
             id: job.id.clone(),
             owner: job.owner.clone(),
             event_id,
             finish: finish.clone(),
             attempt,
             reply,
-        }))
+        })))
         .await?;
         answer
             .await
@@ -165,7 +166,7 @@ fn run(mut conn: rusqlite::Connection, mut rx: mpsc::Receiver<Request>, flow: &F
     while let Some(first) = rx.blocking_recv() {
         let mut push = |request| match request {
             Request::Claim(c) => claims.push(c),
-            Request::Finish(f) => finishes.push(f),
+            Request::Finish(f) => finishes.push(*f),
         };
         push(first);
         for _ in 1..MAX_BATCH {
@@ -524,7 +525,7 @@ mod tests {
             run_at: 0,
             ordering_key: key.map(|k| format!("[{k:?}]")),
         };
-        jobs::insert(&mut *pool.acquire().await.unwrap(), &job)
+        jobs::insert(&mut pool.acquire().await.unwrap(), &job)
             .await
             .unwrap();
     }

@@ -5,7 +5,7 @@
 use serde::Serialize;
 use sqlx::{Row as _, SqliteConnection};
 
-pub use super::lease::{heartbeat, reclaim_expired, release_owned, ClaimPolicy, Claimed, Finish};
+pub use super::lease::{heartbeat, reclaim_expired, release_owned, Claimed, Finish};
 use crate::ids::{now_ms, ConnectionId, JobId};
 use crate::store::{events, Pool};
 

@@ -52,15 +52,8 @@ impl Claimed {
     }
 }
 
-/// Which connections a claim must leave alone, decided by flow control.
-#[derive(Debug, Default, Clone)]
-pub struct ClaimPolicy {
-    /// At their concurrency limit, or behind an open circuit.
-    pub excluded: Vec<ConnectionId>,
-    /// Connections whose plugin declares `coalesce`.
-    pub coalescing: Vec<ConnectionId>,
-}
-
+/// Claims the oldest due job at the head of each of its keys, outside the
+/// connections listed in `?4` (JSON). Run by [`super::db`].
 pub(super) const CLAIM: &str = "UPDATE jobs SET state = 'running', lease_owner = ?1, lease_until = ?2, attempts = attempts + 1, updated_at = ?3
  WHERE rowid = (
    SELECT j.rowid FROM jobs j
