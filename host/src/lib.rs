@@ -206,6 +206,7 @@ impl Service {
         Ok(EventSink::Store(EventWriter::start(
             &database,
             self.config.intake.max_batch,
+            self.config.storage.wal_max_bytes,
             self.wake.clone(),
         )?))
     }
@@ -216,7 +217,11 @@ impl Service {
             .config
             .sqlite_path()
             .context("the queue needs a SQLite file")?;
-        let db = queue::db::QueueDb::start(&database, self.flow.clone())?;
+        let db = queue::db::QueueDb::start(
+            &database,
+            self.config.storage.wal_max_bytes,
+            self.flow.clone(),
+        )?;
         let workers = Arc::new(queue::worker::Workers {
             pool: self.pool.clone(),
             catalog: self.catalog.clone(),

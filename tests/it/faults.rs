@@ -61,7 +61,13 @@ async fn a_failed_batch_is_written_row_by_row_so_one_bad_event_fails_alone() {
     .execute(&pool)
     .await
     .unwrap();
-    let writer = EventWriter::start(&path, 256, Arc::new(tokio::sync::Notify::new())).unwrap();
+    let writer = EventWriter::start(
+        &path,
+        256,
+        recoco_sync::store::DEFAULT_WAL_MAX_BYTES,
+        Arc::new(tokio::sync::Notify::new()),
+    )
+    .unwrap();
 
     // Hold the write lock while the writes are queued, so they share batches
     // (the writer waits for the lock with the first batch it took; the rest
@@ -163,7 +169,14 @@ async fn a_failed_wal_flush_is_answered_503_so_the_sender_retries() {
         }
     };
     let failing = serve(EventSink::Store(
-        EventWriter::start_with_flush(&database, 256, service.wake.clone(), failing_flush).unwrap(),
+        EventWriter::start_with_flush(
+            &database,
+            256,
+            recoco_sync::store::DEFAULT_WAL_MAX_BYTES,
+            service.wake.clone(),
+            failing_flush,
+        )
+        .unwrap(),
     ))
     .await;
     let healthy = serve(service.event_writer().unwrap()).await;

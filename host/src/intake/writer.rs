@@ -28,6 +28,7 @@ use super::dedup::{self, Claim, Original};
 use crate::ids::now_ms;
 use crate::queue::{jobs, NewJob};
 use crate::store::events::{self, NewEvent};
+use crate::store::maintenance;
 
 /// Pending writes the channel holds before requests wait for room.
 const CHANNEL_CAPACITY: usize = 4096;
@@ -95,24 +96,36 @@ pub type FlushFn = fn(&Path) -> std::io::Result<()>;
 impl EventWriter {
     /// Opens `database` (a SQLite file, already migrated) and starts the writer
     /// thread. `wake` is notified after a durable batch that queued jobs.
-    pub fn start(database: &Path, max_batch: usize, wake: Arc<Notify>) -> anyhow::Result<Self> {
-        Self::start_with_flush(database, max_batch, wake, sync)
+    /// `wal_max_bytes` bounds the log (see [`crate::store::maintenance::bound_wal`]).
+    pub fn start(
+        database: &Path,
+        max_batch: usize,
+        wal_max_bytes: u64,
+        wake: Arc<Notify>,
+    ) -> anyhow::Result<Self> {
+        Self::start_with_flush(database, max_batch, wal_max_bytes, wake, sync)
     }
 
     /// [`EventWriter::start`] with another WAL flush (fault-injection seam).
     pub fn start_with_flush(
         database: &Path,
         max_batch: usize,
+        wal_max_bytes: u64,
         wake: Arc<Notify>,
         sync: FlushFn,
     ) -> anyhow::Result<Self> {
         let conn = open(database)?;
+        let file = database.to_path_buf();
         let wal = PathBuf::from(format!("{}-wal", database.display()));
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let (committed, to_flush) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("intake-writer".into())
-            .spawn(move || run(conn, rx, max_batch.max(1), &committed))
+            .spawn(move || {
+                run(conn, rx, max_batch.max(1), &committed, |conn| {
+                    maintenance::bound_wal(conn, &file, wal_max_bytes)
+                })
+            })
             .context("cannot start the intake writer thread")?;
         std::thread::Builder::new()
             .name("intake-flush".into())
@@ -157,6 +170,7 @@ fn run(
     mut rx: mpsc::Receiver<(Write, Reply)>,
     max_batch: usize,
     committed: &std::sync::mpsc::Sender<Committed>,
+    after_commit: impl Fn(&rusqlite::Connection),
 ) {
     let mut batch = Vec::with_capacity(max_batch);
     let mut pruned = std::time::Instant::now();
@@ -192,6 +206,7 @@ fn run(
                     .collect()
             }
         };
+        after_commit(&conn);
         let queued_jobs = batch
             .iter()
             .zip(&results)

@@ -28,7 +28,7 @@ use super::jobs::{JobKind, JobState};
 use super::lease::{Claimed, Finish, CLAIM};
 use crate::flow::{FlowControl, Outcome};
 use crate::ids::{now_ms, ConnectionId, JobId};
-use crate::store::{attempts, attempts::Attempt, events};
+use crate::store::{attempts, attempts::Attempt, events, maintenance};
 
 /// Requests the channel holds before workers wait for room (there are never
 /// more than two per worker).
@@ -82,8 +82,13 @@ pub struct QueueDb {
 
 impl QueueDb {
     /// Opens `database` (a migrated SQLite file) and starts the thread. It
-    /// stops when every handle is dropped.
-    pub fn start(database: &Path, flow: Arc<FlowControl>) -> anyhow::Result<Self> {
+    /// stops when every handle is dropped. `wal_max_bytes` bounds the log
+    /// (see [`maintenance::bound_wal`]).
+    pub fn start(
+        database: &Path,
+        wal_max_bytes: u64,
+        flow: Arc<FlowControl>,
+    ) -> anyhow::Result<Self> {
         let conn = rusqlite::Connection::open(database)
             .with_context(|| format!("queue: cannot open {}", database.display()))?;
         conn.busy_timeout(Duration::from_secs(10))?;
@@ -94,7 +99,14 @@ impl QueueDb {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         std::thread::Builder::new()
             .name("queue-db".into())
-            .spawn(move || run(conn, rx, &flow))
+            .spawn({
+                let file = database.to_path_buf();
+                move || {
+                    run(conn, rx, &flow, |conn| {
+                        maintenance::bound_wal(conn, &file, wal_max_bytes)
+                    })
+                }
+            })
             .context("cannot start the queue thread")?;
         Ok(Self { tx })
     }
@@ -160,7 +172,12 @@ impl QueueDb {
     }
 }
 
-fn run(mut conn: rusqlite::Connection, mut rx: mpsc::Receiver<Request>, flow: &FlowControl) {
+fn run(
+    mut conn: rusqlite::Connection,
+    mut rx: mpsc::Receiver<Request>,
+    flow: &FlowControl,
+    after_commit: impl Fn(&rusqlite::Connection),
+) {
     let mut claims = Vec::new();
     let mut finishes = Vec::new();
     while let Some(first) = rx.blocking_recv() {
@@ -182,6 +199,7 @@ fn run(mut conn: rusqlite::Connection, mut rx: mpsc::Receiver<Request>, flow: &F
         if !claims.is_empty() {
             claim_batch(&mut conn, flow, std::mem::take(&mut claims));
         }
+        after_commit(&conn);
     }
 }
 
@@ -503,7 +521,7 @@ mod tests {
             max_concurrency: Some(concurrency),
             ..Default::default()
         }));
-        let queue = QueueDb::start(&path, flow).unwrap();
+        let queue = QueueDb::start(&path, crate::store::DEFAULT_WAL_MAX_BYTES, flow).unwrap();
         Db {
             _dir: dir,
             pool,

@@ -65,6 +65,31 @@ pub fn wal_size(database: &Path) -> u64 {
     std::fs::metadata(wal_path(database)).map_or(0, |m| m.len())
 }
 
+/// The hard bound, for the threads that write on a connection of their own
+/// (intake's writer, the queue's): called after a commit, it truncates the log
+/// right there once it has passed three quarters of `wal_max_bytes`. The
+/// writer waits meanwhile, so the log cannot outgrow its limit when the
+/// background checkpointer (which acts at half) falls behind a sustained
+/// load or finds a reader in its way. Committed data stays durable: a
+/// checkpoint syncs the log, then the database file, before cutting the log.
+pub fn bound_wal(conn: &rusqlite::Connection, database: &Path, wal_max_bytes: u64) {
+    let size = wal_size(database);
+    if size <= wal_max_bytes / 4 * 3 {
+        return;
+    }
+    match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+        row.get::<_, i64>(0)
+    }) {
+        Ok(busy) => tracing::debug!(
+            wal_bytes = size,
+            busy,
+            after = wal_size(database),
+            "WAL truncated by a writer"
+        ),
+        Err(err) => tracing::warn!(error = %err, wal_bytes = size, "WAL truncation failed"),
+    }
+}
+
 async fn checkpointer(pool: Pool, limits: Limits, stop: CancellationToken) {
     let threshold = limits.wal_max_bytes / 2;
     let mut last_passive = tokio::time::Instant::now();
