@@ -25,6 +25,22 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 /// Default of `storage.wal_max_bytes`.
 pub const DEFAULT_WAL_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
+/// A plain connection for a thread that writes on its own (intake's writer,
+/// the queue's), with the pool's settings; `who` names it in errors.
+pub fn open_own_connection(
+    database: &std::path::Path,
+    who: &str,
+) -> anyhow::Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open(database)
+        .with_context(|| format!("{who}: cannot open {}", database.display()))?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    // The same settings as the pool (see open_with).
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;",
+    )?;
+    Ok(conn)
+}
+
 /// Opens (creating when missing) the database at `url` and applies migrations.
 pub async fn open(url: &str) -> anyhow::Result<Pool> {
     open_with(url, DEFAULT_WAL_MAX_BYTES).await

@@ -114,7 +114,7 @@ impl EventWriter {
         wake: Arc<Notify>,
         sync: FlushFn,
     ) -> anyhow::Result<Self> {
-        let conn = open(database)?;
+        let conn = crate::store::open_own_connection(database, "intake writer")?;
         let file = database.to_path_buf();
         let wal = PathBuf::from(format!("{}-wal", database.display()));
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
@@ -144,17 +144,6 @@ impl EventWriter {
             .await
             .map_err(|_| "event writer stopped".to_string())?
     }
-}
-
-fn open(database: &Path) -> anyhow::Result<rusqlite::Connection> {
-    let conn = rusqlite::Connection::open(database)
-        .with_context(|| format!("intake writer: cannot open {}", database.display()))?;
-    conn.busy_timeout(Duration::from_secs(10))?;
-    // The same settings as the pool (see store::open).
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;",
-    )?;
-    Ok(conn)
 }
 
 /// A committed batch waiting for the WAL flush: its answers, and whether it

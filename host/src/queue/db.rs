@@ -18,7 +18,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use rusqlite::{params, OptionalExtension as _, Row, Transaction, TransactionBehavior};
@@ -89,13 +88,7 @@ impl QueueDb {
         wal_max_bytes: u64,
         flow: Arc<FlowControl>,
     ) -> anyhow::Result<Self> {
-        let conn = rusqlite::Connection::open(database)
-            .with_context(|| format!("queue: cannot open {}", database.display()))?;
-        conn.busy_timeout(Duration::from_secs(10))?;
-        // The same settings as the pool (see store::open).
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;",
-        )?;
+        let conn = crate::store::open_own_connection(database, "queue")?;
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         std::thread::Builder::new()
             .name("queue-db".into())
@@ -121,18 +114,15 @@ impl QueueDb {
         lease_ms: i64,
         coalescing: Vec<ConnectionId>,
     ) -> anyhow::Result<Option<Claimed>> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Request::Claim(ClaimRequest {
-            owner: owner.to_string(),
-            lease_ms,
-            coalescing,
-            reply,
-        }))
-        .await?;
-        answer
-            .await
-            .context("the queue thread stopped")?
-            .map_err(anyhow::Error::msg)
+        self.ask(|reply| {
+            Request::Claim(ClaimRequest {
+                owner: owner.to_string(),
+                lease_ms,
+                coalescing,
+                reply,
+            })
+        })
+        .await
     }
 
     /// Records the attempt and moves the job on, then refreshes its event's
@@ -144,31 +134,38 @@ impl QueueDb {
         finish: &Finish,
         attempt: Attempt,
     ) -> anyhow::Result<bool> {
-        let (reply, answer) = oneshot::channel();
         let event_id = match &job.kind {
             JobKind::Event { event_id } => Some(event_id.clone()),
             JobKind::Task { .. } => None,
         };
-        self.send(Request::Finish(Box::new(FinishRequest {
-            id: job.id.clone(),
-            owner: job.owner.clone(),
-            event_id,
-            finish: finish.clone(),
-            attempt,
-            reply,
-        })))
-        .await?;
+        self.ask(|reply| {
+            Request::Finish(Box::new(FinishRequest {
+                id: job.id.clone(),
+                owner: job.owner.clone(),
+                event_id,
+                finish: finish.clone(),
+                attempt,
+                reply,
+            }))
+        })
+        .await
+    }
+
+    /// Sends the request `make` builds around its reply channel, and waits
+    /// for the thread's answer.
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, String>>) -> Request,
+    ) -> anyhow::Result<T> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| anyhow::anyhow!("the queue thread stopped"))?;
         answer
             .await
             .context("the queue thread stopped")?
             .map_err(anyhow::Error::msg)
-    }
-
-    async fn send(&self, request: Request) -> anyhow::Result<()> {
-        self.tx
-            .send(request)
-            .await
-            .map_err(|_| anyhow::anyhow!("the queue thread stopped"))
     }
 }
 
