@@ -8,6 +8,7 @@
 mod api;
 pub mod auth;
 pub mod console_api;
+mod manage;
 pub mod ops;
 mod session;
 
@@ -37,6 +38,8 @@ pub struct AdminState {
     pub max_attempts: u32,
     /// Circuit breakers and concurrency, shown read-only.
     pub flow: Arc<crate::flow::FlowControl>,
+    /// To give edited connections their quotas.
+    pub runtime: Arc<crate::runtime::Runtime>,
     pub admin: AdminConfig,
 }
 
@@ -94,12 +97,39 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/api/jobs/{id}", get(api::get_job))
         .route("/admin/api/jobs/{id}/retry", post(api::retry_job))
         .route("/admin/api/plugins", get(api::list_plugins))
-        .route("/admin/api/sources", get(api::list_sources))
+        .route(
+            "/admin/api/sources",
+            get(api::list_sources).post(manage::create_source),
+        )
+        .route(
+            "/admin/api/sources/{code}",
+            get(manage::show_source)
+                .patch(manage::update_source)
+                .delete(manage::delete_source),
+        )
+        .route(
+            "/admin/api/sources/{code}/rotate-secret",
+            post(manage::rotate_source_secret),
+        )
         .route(
             "/admin/api/sources/{code}/{action}",
             post(api::toggle_source),
         )
-        .route("/admin/api/connections", get(api::list_connections))
+        .route(
+            "/admin/api/connections",
+            get(api::list_connections).post(manage::create_connection),
+        )
+        .route(
+            "/admin/api/connections/{name}",
+            get(manage::show_connection)
+                .patch(manage::update_connection)
+                .delete(manage::delete_connection),
+        )
+        .route(
+            "/admin/api/connections/{name}/secret",
+            post(manage::set_connection_secret),
+        )
+        .route("/admin/api/config/apply", post(manage::apply))
         .route("/admin/api/circuits", get(api::list_circuits))
         .route("/admin/api/schedules", get(api::list_schedules))
         .route(

@@ -10,7 +10,7 @@ use crate::ids::{ConnectionId, SourceId};
 use crate::secrets::Sealer;
 use crate::store::connections::{self, Connection};
 use crate::store::sources::{self, Source};
-use crate::store::Pool;
+use crate::store::{Owner, Pool};
 
 /// One consistent snapshot.
 #[derive(Debug, Default)]
@@ -81,6 +81,14 @@ impl CatalogHandle {
         Ok(handle)
     }
 
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
     pub fn get(&self) -> Arc<Catalog> {
         self.current.read().expect("catalog lock").clone()
     }
@@ -124,13 +132,13 @@ impl CatalogHandle {
     }
 
     /// Applies the sources and connections declared in the configuration file
-    /// (idempotent), then reloads.
+    /// (idempotent; they become file-owned), then reloads.
     pub async fn apply_config(&self, config: &Config) -> anyhow::Result<()> {
         let mut ids = HashMap::new();
         for decl in &config.sources {
             ids.insert(
                 decl.code.clone(),
-                sources::upsert(&self.pool, &self.sealer, decl).await?,
+                sources::upsert(&self.pool, &self.sealer, decl, Owner::File).await?,
             );
         }
         for decl in &config.connections {
@@ -148,7 +156,7 @@ impl CatalogHandle {
                         )
                     })?,
             };
-            connections::upsert(&self.pool, &self.sealer, decl, source_id).await?;
+            connections::upsert(&self.pool, &self.sealer, decl, source_id, Owner::File).await?;
         }
         self.reload().await
     }

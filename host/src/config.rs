@@ -328,7 +328,7 @@ impl Default for StorageConfig {
 }
 
 /// A Recoco portal, as declared in the file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceDecl {
     /// Last path segment of the webhook URL: `POST /api/webhook/{code}`.
@@ -398,14 +398,14 @@ impl Scheme {
 pub const MIN_SECRET_BYTES: usize = 16;
 
 /// A source secret as declared: a plain string, or a table with an expiry.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(untagged)]
 pub enum SecretDecl {
     Plain(String),
     Entry(SecretEntry),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretEntry {
     pub value: String,
@@ -451,7 +451,7 @@ pub fn check_secret(scheme: Scheme, secret: &str, at: &str) -> anyhow::Result<()
 }
 
 /// A connection: one plugin fed by one source, with its own config and grants.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionDecl {
     pub name: String,
@@ -484,7 +484,7 @@ pub struct ConnectionDecl {
 }
 
 /// Per-connection overrides of the `[runtime]` quotas (same names and units).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionLimits {
     pub max_host_calls: Option<u64>,

@@ -15,6 +15,7 @@ pub mod flow;
 pub mod health;
 pub mod ids;
 pub mod intake;
+pub mod managed;
 pub mod metrics;
 pub mod outbound;
 pub mod queue;
@@ -102,13 +103,7 @@ impl Service {
             flow: flow.clone(),
         });
         let runtime = Arc::new(Runtime::new(&config.runtime, services)?);
-        runtime.set_connection_limits(
-            config
-                .connections
-                .iter()
-                .map(|c| (c.name.clone(), c.limits.clone()))
-                .collect(),
-        );
+        runtime.set_connection_limits(connection_limits(&catalog.get()));
         let cache = open_plugin_cache(&config, &runtime);
         let registry =
             Arc::new(Registry::new(runtime.clone(), pool.clone(), wake.clone(), cache).await?);
@@ -182,6 +177,7 @@ impl Service {
             token: self.config.admin_token.clone(),
             max_attempts: self.config.queue.max_attempts,
             flow: self.flow.clone(),
+            runtime: self.runtime.clone(),
             admin: self.config.admin.clone(),
         });
         Router::new()
@@ -263,8 +259,8 @@ impl Service {
             self.shutdown.clone(),
         ));
         let (catalog, shutdown) = (self.catalog.clone(), self.shutdown.clone());
-        let (pool, flow, wake, registry) = (
-            self.pool.clone(),
+        let (runtime, flow, wake, registry) = (
+            self.runtime.clone(),
             self.flow.clone(),
             self.wake.clone(),
             self.registry.clone(),
@@ -276,10 +272,7 @@ impl Service {
                     _ = shutdown.cancelled() => return,
                 }
                 match catalog.refresh_if_changed().await {
-                    Ok(true) => {
-                        queue_follow_catalog(&pool, &flow, &wake).await;
-                        connection_check::wake_fixed(&pool, &catalog.get(), &registry).await;
-                    }
+                    Ok(true) => follow_catalog(&catalog, &registry, &runtime, &flow, &wake).await,
                     Ok(false) => {}
                     Err(err) => {
                         tracing::warn!(error = %err, "cannot refresh sources and connections")
@@ -344,6 +337,32 @@ async fn queue_setup(
     queue::jobs::reconcile(pool).await?;
     queue::recovery::release_predecessors(pool).await?;
     Ok(())
+}
+
+/// The quotas of each connection, from the catalog (file and database ones).
+fn connection_limits(
+    catalog: &catalog::Catalog,
+) -> std::collections::HashMap<String, config::ConnectionLimits> {
+    catalog
+        .connections()
+        .map(|c| (c.name.clone(), c.limits.clone()))
+        .collect()
+}
+
+/// After the catalog's snapshot changed (a change made here, reloaded by the
+/// caller, or one by another process): its quotas, paused or resumed jobs,
+/// delivery policies, and the jobs parked for a config now fixed.
+pub async fn follow_catalog(
+    catalog: &CatalogHandle,
+    registry: &Registry,
+    runtime: &Runtime,
+    flow: &flow::FlowControl,
+    wake: &Notify,
+) {
+    let snapshot = catalog.get();
+    runtime.set_connection_limits(connection_limits(&snapshot));
+    queue_follow_catalog(catalog.pool(), flow, wake).await;
+    connection_check::wake_fixed(catalog.pool(), &snapshot, registry).await;
 }
 
 /// After sources or connections changed: pause or resume their jobs, reload

@@ -15,12 +15,13 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use recoco_sync::catalog::CatalogHandle;
 use recoco_sync::config::{Config, Overrides};
-use recoco_sync::ids::{now_ms, rfc3339};
+use recoco_sync::ids::now_ms;
 use recoco_sync::intake::signature;
 use recoco_sync::store;
 
 use cli::backend::{Backend, Db};
 use cli::commands::{EventsCmd, JobsCmd, KeysCmd, TaskArgs};
+use cli::manage::{ConnectionsCmd, SourcesCmd};
 use cli::output::{Out, OutputFormat};
 
 #[derive(Parser)]
@@ -83,7 +84,8 @@ enum Command {
         #[arg(long)]
         create: bool,
     },
-    /// Check a configuration file (with the environment) and exit.
+    /// Check a configuration file, or apply its sources and connections to
+    /// the database.
     #[command(subcommand)]
     Config(ConfigCmd),
     /// Stored webhook events.
@@ -106,9 +108,14 @@ enum Command {
         #[arg(long, env = "RECOCO_NEW_SECRET_KEY", hide_env_values = true)]
         new_key: Option<String>,
     },
-    /// Webhook sources.
+    /// Webhook sources: list, show, create, edit, enable, disable, delete,
+    /// rotate-secret.
     #[command(subcommand)]
     Sources(SourcesCmd),
+    /// Connections: list, show, create, edit, enable, disable, delete,
+    /// set-secret.
+    #[command(subcommand)]
+    Connections(ConnectionsCmd),
     /// Sign and send a webhook body to a running service (for trying things
     /// out): to `--url` when it is a webhook URL
     /// (`http://127.0.0.1:8000/api/webhook/recoco-prod`), else to the source
@@ -130,22 +137,17 @@ enum ConfigCmd {
     /// Parse and validate FILE as `serve` would (environment and `--set`
     /// included); print a summary, or the error with its key and origin.
     Check { file: PathBuf },
-}
-
-#[derive(Subcommand)]
-enum SourcesCmd {
-    /// Add a new signing secret to a source and retire its current ones after
-    /// a grace period. Prints the new secret once (give it to the sender).
-    RotateSecret {
-        /// Source code.
-        code: String,
-        /// The new secret (default: 32 random bytes, hex, or `whsec_` + base64
-        /// for a Standard Webhooks source).
-        #[arg(long, env = "RECOCO_NEW_SOURCE_SECRET", hide_env_values = true)]
-        secret: Option<String>,
-        /// How long the current secrets keep validating, e.g. `24h`, `0s`.
-        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
-        grace: std::time::Duration,
+    /// Make the database-owned sources and connections match FILE's
+    /// `[[sources]]` and `[[connections]]` (entries of the service's own file
+    /// are left alone; a differing one is a conflict, exit 6). Prints the plan.
+    Apply {
+        file: PathBuf,
+        /// Also delete the database-owned entries FILE does not declare.
+        #[arg(long)]
+        prune: bool,
+        /// Print the plan only.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -172,6 +174,9 @@ fn uses_api(command: &Option<Command>) -> bool {
                 | Command::Task(_)
                 | Command::Status
                 | Command::Keys(KeysCmd::List)
+                | Command::Sources(_)
+                | Command::Connections(_)
+                | Command::Config(ConfigCmd::Apply { .. })
         )
     )
 }
@@ -190,7 +195,12 @@ fn cli_main(cli: Cli) -> anyhow::Result<()> {
         let client = cli::client::AdminClient::new(url, cli.key.clone())?;
         let backend = Backend::Api(client);
         let command = cli.command.expect("checked by uses_api");
-        return runtime()?.block_on(command_on(&backend, command, out));
+        if let Command::Config(ConfigCmd::Apply { file, .. }) = &command {
+            // The file's `${VAR}` secrets come from this environment.
+            let declared = declarations_of(file, &Overrides::default())?;
+            return runtime()?.block_on(command_on(&backend, command, out, Some(declared)));
+        }
+        return runtime()?.block_on(command_on(&backend, command, out, None));
     }
     let mut overrides = Overrides {
         database_url: cli.database_url.clone(),
@@ -207,7 +217,7 @@ fn cli_main(cli: Cli) -> anyhow::Result<()> {
             overrides.plugins_dir = plugins_dir.clone();
             overrides.workers = *workers;
         }
-        None | Some(Command::Migrate { .. }) | Some(Command::Config(_)) => {}
+        None | Some(Command::Migrate { .. }) | Some(Command::Config(ConfigCmd::Check { .. })) => {}
         // The other commands work on the database and never apply the declared
         // sources and connections: their `${VAR}` secrets need not be set.
         Some(_) => overrides.skip_declarations = true,
@@ -215,6 +225,12 @@ fn cli_main(cli: Cli) -> anyhow::Result<()> {
     if let Some(Command::Config(ConfigCmd::Check { file })) = &cli.command {
         return config_check(file, &overrides);
     }
+    let declared = match &cli.command {
+        Some(Command::Config(ConfigCmd::Apply { file, .. })) => {
+            Some(declarations_of(file, &overrides)?)
+        }
+        _ => None,
+    };
     if let Some(Command::Send {
         source,
         secret,
@@ -243,19 +259,32 @@ fn cli_main(cli: Cli) -> anyhow::Result<()> {
                 }
                 result
             }
-            command => operate(config, command, out).await,
+            command => operate(config, command, out, declared).await,
         }
     })
 }
 
 /// The commands that run on either backend.
-async fn command_on(backend: &Backend, command: Command, out: Out) -> anyhow::Result<()> {
+async fn command_on(
+    backend: &Backend,
+    command: Command,
+    out: Out,
+    declared: Option<recoco_sync::managed::Declarations>,
+) -> anyhow::Result<()> {
     match command {
         Command::Events(cmd) => cli::commands::events(backend, cmd, out).await,
         Command::Jobs(cmd) => cli::commands::jobs(backend, cmd, out).await,
         Command::Task(args) => cli::commands::task(backend, args, out).await,
         Command::Status => cli::commands::status(backend, out).await,
         Command::Keys(KeysCmd::List) => cli::commands::keys_list(backend, out).await,
+        Command::Sources(cmd) => cli::manage::sources(backend, cmd, out).await,
+        Command::Connections(cmd) => cli::manage::connections(backend, cmd, out).await,
+        Command::Config(ConfigCmd::Apply {
+            prune, dry_run, ..
+        }) => {
+            let declared = declared.expect("parsed by the caller");
+            cli::manage::apply(backend, &declared, prune, dry_run, out).await
+        }
         _ => unreachable!("only the commands of uses_api"),
     }
 }
@@ -284,6 +313,21 @@ fn webhook_url(url: Option<&str>, source: Option<&str>) -> anyhow::Result<String
         .pop_if_empty()
         .extend(["api", "webhook", source]);
     Ok(parsed.to_string())
+}
+
+/// The `[[sources]]` and `[[connections]]` of FILE, read as `serve` reads a
+/// configuration (environment and `--set` included, `${VAR}` expanded).
+fn declarations_of(
+    file: &std::path::Path,
+    overrides: &Overrides,
+) -> anyhow::Result<recoco_sync::managed::Declarations> {
+    let mut overrides = overrides.clone();
+    overrides.skip_declarations = false;
+    let config = Config::load(Some(file), &overrides)?;
+    Ok(recoco_sync::managed::Declarations {
+        sources: config.sources,
+        connections: config.connections,
+    })
 }
 
 /// `recoco-sync config check FILE`.
@@ -361,7 +405,12 @@ fn parse_set(s: &str) -> Result<(String, String), String> {
 }
 
 /// Sub-commands that work on the database.
-async fn operate(config: Config, command: Command, out: Out) -> anyhow::Result<()> {
+async fn operate(
+    config: Config,
+    command: Command,
+    out: Out,
+    declared: Option<recoco_sync::managed::Declarations>,
+) -> anyhow::Result<()> {
     if !matches!(command, Command::Migrate { create: true }) {
         require_existing(&config)?;
     }
@@ -394,7 +443,12 @@ async fn operate(config: Config, command: Command, out: Out) -> anyhow::Result<(
         | Command::Jobs(_)
         | Command::Task(_)
         | Command::Status
-        | Command::Keys(KeysCmd::List)) => command_on(&backend, command, out).await,
+        | Command::Keys(KeysCmd::List)
+        | Command::Sources(_)
+        | Command::Connections(_)
+        | Command::Config(ConfigCmd::Apply { .. })) => {
+            command_on(&backend, command, out, declared).await
+        }
         Command::Keys(cmd) => keys_command(&pool, cmd).await,
         Command::Rekey { new_key } => {
             let done = recoco_sync::secrets::rekey(
@@ -414,35 +468,6 @@ async fn operate(config: Config, command: Command, out: Out) -> anyhow::Result<(
                 Some(path) => println!("the new key is in {}", path.display()),
                 None => println!("now set secret_key to the new key before starting the service"),
             }
-            Ok(())
-        }
-        Command::Sources(SourcesCmd::RotateSecret {
-            code,
-            secret,
-            grace,
-        }) => {
-            let scheme = db
-                .catalog
-                .get()
-                .source_by_code(&code)
-                .map(|s| s.scheme)
-                .ok_or_else(|| cli::exit::not_found(format!("no source {code:?}")))?;
-            let generated = secret.is_none();
-            let secret =
-                secret.unwrap_or_else(|| recoco_sync::store::sources::generate_secret(scheme));
-            let until = now_ms() + grace.as_millis() as i64;
-            let rotation =
-                recoco_sync::store::sources::rotate_secret(&pool, &sealer, &code, &secret, until)
-                    .await?;
-            if generated {
-                println!("{secret}");
-            }
-            eprintln!(
-                "source {code}: new secret added{}; its {} previous secret(s) validate until {}. Configure the sender with the new secret before then.",
-                if generated { " (printed above, shown only once)" } else { "" },
-                rotation.previous,
-                rfc3339(until)
-            );
             Ok(())
         }
         Command::Serve { .. } | Command::Send { .. } | Command::Config(_) => {

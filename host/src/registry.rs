@@ -26,7 +26,7 @@ use crate::store::{self, Pool};
 use cache::Cache;
 pub use load::LoadError;
 pub use manifest::Manifest;
-pub use plugin::{Origin, Plugin};
+pub use plugin::{check_config, Origin, Plugin};
 
 /// What the listing shows for one plugin.
 #[derive(Debug, Clone, Serialize)]

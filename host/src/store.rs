@@ -19,6 +19,34 @@ use anyhow::Context as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 pub use sqlx::SqlitePool as Pool;
 
+/// Who manages a source or a connection (see `managed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Owner {
+    /// Declared in the service's configuration file: applied at each start,
+    /// read-only through the CLI, the API and the page (pausing aside).
+    File,
+    /// Created at run time (CLI, API, page, `config apply`).
+    Database,
+}
+
+impl Owner {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::File => "file",
+            Self::Database => "database",
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        if s == "database" {
+            Self::Database
+        } else {
+            Self::File
+        }
+    }
+}
+
 /// Migrations from `migrations/`, compiled into the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 

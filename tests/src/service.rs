@@ -223,6 +223,27 @@ impl TestService {
         .await
     }
 
+    /// An admin API call with a JSON body.
+    pub async fn admin_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Answer {
+        let response = self
+            .client
+            .request(method, format!("{}/admin/api{path}", self.url))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        Answer {
+            status,
+            json: response.json().await.unwrap_or_default(),
+        }
+    }
+
     /// An admin API call (the service answers loopback clients without a token).
     pub async fn admin(&self, method: reqwest::Method, path: &str) -> Answer {
         let response = self

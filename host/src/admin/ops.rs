@@ -17,6 +17,8 @@ use crate::{filter, routing};
 pub struct KnownPlugins {
     pub subscriptions: HashMap<String, routing::Routing>,
     pub tasks: HashMap<String, Vec<String>>,
+    /// Config schema of each plugin.
+    pub schemas: HashMap<String, serde_json::Value>,
     /// Plugins whose stored manifest does not parse, with the reason.
     pub unreadable: HashMap<String, String>,
 }
@@ -29,6 +31,9 @@ impl KnownPlugins {
                 Ok(m) => {
                     let routing = routing::Routing::of(&m);
                     known
+                        .schemas
+                        .insert(name.clone(), m.config_schema.clone());
+                    known
                         .tasks
                         .insert(name.clone(), m.tasks.into_iter().map(|t| t.name).collect());
                     known.subscriptions.insert(name, routing);
@@ -39,6 +44,20 @@ impl KnownPlugins {
             }
         }
         Ok(known)
+    }
+
+    /// What the stored manifest of `plugin` says of `config` (for changes made
+    /// without a running service).
+    pub fn check(&self, plugin: &str, config: &serde_json::Value) -> Option<crate::managed::PluginFacts> {
+        let schema = self.schemas.get(plugin)?;
+        let verdict = match jsonschema::validator_for(schema) {
+            Ok(v) => crate::registry::check_config(plugin, &v, schema, config),
+            Err(e) => Err(format!("the stored schema of plugin {plugin} does not compile: {e}")),
+        };
+        Some(crate::managed::PluginFacts {
+            config_schema: schema.clone(),
+            verdict,
+        })
     }
 }
 

@@ -55,6 +55,33 @@ impl AdminClient {
         self.send(request).await
     }
 
+    /// `POST` whose 409 answer is a result (a plan with conflicts), not an error.
+    pub async fn post_allowing_conflict(
+        &self,
+        segments: &[&str],
+        body: &Value,
+    ) -> anyhow::Result<(bool, Value)> {
+        let request = self.http.post(self.url(segments)).json(body);
+        let (status, text) = self.answer(request).await?;
+        match status {
+            reqwest::StatusCode::CONFLICT => Ok((true, serde_json::from_str(&text)?)),
+            s if s.is_success() => Ok((false, serde_json::from_str(&text)?)),
+            _ => Err(self.refusal(status, text)),
+        }
+    }
+
+    /// `PATCH /admin/api/<segments…>` with a JSON body.
+    pub async fn patch(&self, segments: &[&str], body: &Value) -> anyhow::Result<Value> {
+        let request = self.http.patch(self.url(segments)).json(body);
+        self.send(request).await
+    }
+
+    /// `DELETE /admin/api/<segments…>`.
+    pub async fn delete(&self, segments: &[&str]) -> anyhow::Result<Value> {
+        let request = self.http.delete(self.url(segments));
+        self.send(request).await
+    }
+
     /// Each segment is escaped: ids and names cannot change the path.
     fn url(&self, segments: &[&str]) -> url::Url {
         let mut url = self.base.clone();
@@ -67,7 +94,10 @@ impl AdminClient {
         url
     }
 
-    async fn send(&self, mut request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+    async fn answer(
+        &self,
+        mut request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<(reqwest::StatusCode, String)> {
         if let Some(key) = &self.key {
             request = request.bearer_auth(key);
         }
@@ -76,24 +106,34 @@ impl AdminClient {
             .await
             .with_context(|| format!("cannot reach the service at {}", self.base))?;
         let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok((status, response.text().await.unwrap_or_default()))
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let (status, text) = self.answer(request).await?;
         if status.is_success() {
-            return Ok(body);
+            return Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)));
         }
+        Err(self.refusal(status, text))
+    }
+
+    /// A refusal's message (`detail`) as an error with the CLI's exit code.
+    fn refusal(&self, status: reqwest::StatusCode, text: String) -> anyhow::Error {
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         let detail = body
             .get("detail")
             .and_then(Value::as_str)
             .map(String::from)
             .unwrap_or_else(|| body.to_string());
-        Err(match status.as_u16() {
+        match status.as_u16() {
             404 => exit::not_found(detail),
+            409 => exit::conflict(detail),
             401 => anyhow::anyhow!(
                 "the service refused the request (401): {detail}; give an admin key with --key \
                  or RECOCO_SYNC_ADMIN_KEY"
             ),
             code => anyhow::anyhow!("the service refused the request ({code}): {detail}"),
-        })
+        }
     }
 }
 

@@ -16,10 +16,12 @@ pub fn job_states() -> Vec<&'static str> {
     use JobState::*;
     let all = [
         Queued, Running, Waiting, Succeeded, Failed, Dead, Paused, Coalesced, Skipped,
+        Cancelled,
     ];
     // Exhaustive: a new variant must be added above.
     let _ = |s: JobState| match s {
-        Queued | Running | Waiting | Succeeded | Failed | Dead | Paused | Coalesced | Skipped => {}
+        Queued | Running | Waiting | Succeeded | Failed | Dead | Paused | Coalesced | Skipped
+        | Cancelled => {}
     };
     all.iter().map(|s| s.as_str()).collect()
 }
@@ -497,7 +499,7 @@ fn attempts_table(job: &Value) -> String {
 mod tests {
     #[test]
     fn every_state_and_status_is_offered() {
-        assert_eq!(super::job_states().len(), 9);
+        assert_eq!(super::job_states().len(), 10);
         assert!(super::job_states().contains(&"dead"));
         assert_eq!(super::event_statuses().len(), 6);
     }

@@ -8,6 +8,7 @@
 //! | 3 | not found: no such event, job, connection, key |
 //! | 4 | a followed job ended failed or dead (`task --follow`, `jobs watch`) |
 //! | 5 | a followed job was still unfinished at `--timeout` |
+//! | 6 | conflict: owned by the configuration file, already exists, still in use |
 //!
 //! Errors carry their code as an [`Exit`] in the `anyhow` chain.
 
@@ -31,6 +32,26 @@ pub const USAGE: u8 = 2;
 pub const NOT_FOUND: u8 = 3;
 pub const JOB_FAILED: u8 = 4;
 pub const TIMEOUT: u8 = 5;
+pub const CONFLICT: u8 = 6;
+
+pub fn conflict(message: impl Into<String>) -> anyhow::Error {
+    Exit {
+        code: CONFLICT,
+        message: message.into(),
+    }
+    .into()
+}
+
+/// A refusal of the managed configuration, with its exit code.
+pub fn refused(r: recoco_sync::managed::Refusal) -> anyhow::Error {
+    use recoco_sync::managed::Refusal;
+    match r {
+        Refusal::NotFound(m) => not_found(m),
+        Refusal::Conflict(m) => conflict(m),
+        Refusal::Internal(e) => e,
+        invalid => anyhow::anyhow!("{invalid}"),
+    }
+}
 
 pub fn not_found(message: impl Into<String>) -> anyhow::Error {
     Exit {

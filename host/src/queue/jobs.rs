@@ -27,6 +27,8 @@ pub enum JobState {
     Coalesced,
     /// Its plugin, once loaded, does not subscribe to the event.
     Skipped,
+    /// Its connection was deleted before it ran.
+    Cancelled,
 }
 
 impl JobState {
@@ -41,6 +43,7 @@ impl JobState {
             Self::Paused => "paused",
             Self::Coalesced => "coalesced",
             Self::Skipped => "skipped",
+            Self::Cancelled => "cancelled",
         }
     }
 }

@@ -60,7 +60,7 @@ pub struct DeliveryDecl {
 
 /// A periodic task of a connection: `{task = "sync-all", every = "24h"}` or
 /// `{task = "sync-all", cron = "0 3 * * *"}` (UTC), with an optional payload.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleDecl {
     pub task: String,

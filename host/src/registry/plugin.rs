@@ -46,30 +46,44 @@ impl Plugin {
     /// Checks a connection config against the plugin's schema; the error lists
     /// each failing place.
     pub fn validate_config(&self, config: &serde_json::Value) -> Result<(), String> {
-        // Only the values the schema marks `writeOnly` are hidden: the others
-        // help the operator see what is wrong.
-        let secrets = crate::secrets::secret_values(config, &self.manifest.config_schema);
-        let problems: Vec<String> = self
-            .validator
-            .iter_errors(config)
-            .map(|e| {
-                let at = e.instance_path().to_string();
-                format!(
-                    "{}: {}",
-                    if at.is_empty() { "/" } else { &at },
-                    without_secrets(&e.to_string(), &secrets)
-                )
-            })
-            .collect();
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(format!(
-                "config does not match the schema of plugin {}: {}",
-                self.name(),
-                problems.join("; ")
-            ))
-        }
+        check_config(
+            self.name(),
+            &self.validator,
+            &self.manifest.config_schema,
+            config,
+        )
+    }
+}
+
+/// A config against a plugin's schema (`validator` compiled from `schema`):
+/// the error lists each failing place.
+pub fn check_config(
+    plugin: &str,
+    validator: &jsonschema::Validator,
+    schema: &serde_json::Value,
+    config: &serde_json::Value,
+) -> Result<(), String> {
+    // Only the values the schema marks `writeOnly` are hidden: the others
+    // help the operator see what is wrong.
+    let secrets = crate::secrets::secret_values(config, schema);
+    let problems: Vec<String> = validator
+        .iter_errors(config)
+        .map(|e| {
+            let at = e.instance_path().to_string();
+            format!(
+                "{}: {}",
+                if at.is_empty() { "/" } else { &at },
+                without_secrets(&e.to_string(), &secrets)
+            )
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "config does not match the schema of plugin {plugin}: {}",
+            problems.join("; ")
+        ))
     }
 }
 

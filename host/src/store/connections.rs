@@ -6,8 +6,8 @@ use sqlx::Row as _;
 
 use std::sync::Arc;
 
-use super::Pool;
-use crate::config::ConnectionDecl;
+use super::{Owner, Pool};
+use crate::config::{ConnectionDecl, ConnectionLimits};
 use crate::filter::Filter;
 use crate::ids::{now_ms, ConnectionId, SourceId};
 use crate::secrets::Sealer;
@@ -27,11 +27,18 @@ pub struct Connection {
     pub updated_at: i64,
     /// No longer declared in the configuration: receives no new events.
     pub removed: bool,
+    pub owner: Owner,
+    /// Overrides of the `[runtime]` quotas.
+    pub limits: ConnectionLimits,
+    /// What the file last declared for `enabled` (file-owned only).
+    pub file_enabled: Option<bool>,
 }
 
 pub async fn list(pool: &Pool, sealer: &Sealer) -> anyhow::Result<Vec<Connection>> {
     let rows = sqlx::query(
-        "SELECT id, name, source_id, plugin, enabled, allowed_hosts, config, filter, updated_at, removed_at IS NOT NULL AS removed FROM connections ORDER BY name",
+        "SELECT id, name, source_id, plugin, enabled, allowed_hosts, config, filter, updated_at,
+                removed_at IS NOT NULL AS removed, owner, limits, file_enabled
+         FROM connections WHERE deleted_at IS NULL ORDER BY name",
     )
     .fetch_all(pool)
     .await?;
@@ -51,6 +58,12 @@ pub async fn list(pool: &Pool, sealer: &Sealer) -> anyhow::Result<Vec<Connection
                 .map(|f| Filter::compile(&f).map(Arc::new))
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("connection {name}: stored filter: {e}"))?;
+            let limits = row
+                .get::<Option<String>, _>("limits")
+                .map(|l| serde_json::from_str(&l))
+                .transpose()
+                .with_context(|| format!("connection {name}: stored limits"))?
+                .unwrap_or_default();
             Ok(Connection {
                 id: row.get("id"),
                 name,
@@ -62,18 +75,23 @@ pub async fn list(pool: &Pool, sealer: &Sealer) -> anyhow::Result<Vec<Connection
                 filter,
                 updated_at: row.get("updated_at"),
                 removed: row.get("removed"),
+                owner: Owner::parse(row.get("owner")),
+                limits,
+                file_enabled: row.get("file_enabled"),
             })
         })
         .collect()
 }
 
-/// Creates or updates the connection `decl.name` for `source_id`; unchanged
-/// values leave the row untouched.
+/// Creates or updates the connection `decl.name` for `source_id`, owned by
+/// `owner`; unchanged values leave the row untouched. For the file, `enabled`
+/// follows the file only when the file changed it (an operator's pause stays).
 pub async fn upsert(
     pool: &Pool,
     sealer: &Sealer,
     decl: &ConnectionDecl,
     source_id: SourceId,
+    owner: Owner,
 ) -> anyhow::Result<ConnectionId> {
     if let Some(filter) = &decl.filter {
         Filter::compile(filter).map_err(|e| anyhow::anyhow!("connection {:?}: {e}", decl.name))?;
@@ -87,26 +105,41 @@ pub async fn upsert(
         .as_ref()
         .map(serde_json::to_string)
         .transpose()?;
+    let limits = (decl.limits != ConnectionLimits::default())
+        .then(|| serde_json::to_string(&decl.limits))
+        .transpose()?;
+    let file_enabled = (owner == Owner::File).then_some(decl.enabled);
     let now = now_ms();
     if let Some(c) = existing {
+        let enabled = match (owner, c.owner, c.file_enabled) {
+            (Owner::File, Owner::File, Some(before)) if before == decl.enabled => c.enabled,
+            _ => decl.enabled,
+        };
         let same = c.source_id == source_id
             && c.plugin == decl.plugin
-            && c.enabled == decl.enabled
+            && c.enabled == enabled
             && c.allowed_hosts == decl.allowed_hosts
             && c.config == decl.config
             && c.filter.as_ref().map(|f| f.source()) == decl.filter.as_deref()
+            && c.limits == decl.limits
+            && c.owner == owner
+            && c.file_enabled == file_enabled
             && !c.removed;
         if !same {
             sqlx::query(
-                "UPDATE connections SET source_id = ?, plugin = ?, enabled = ?, allowed_hosts = ?, config = ?, filter = ?, updated_at = ?, removed_at = NULL WHERE id = ?",
+                "UPDATE connections SET source_id = ?, plugin = ?, enabled = ?, allowed_hosts = ?, config = ?, filter = ?,
+                     limits = ?, owner = ?, file_enabled = ?, updated_at = ?, removed_at = NULL WHERE id = ?",
             )
             .bind(source_id)
             .bind(&decl.plugin)
-            .bind(decl.enabled)
+            .bind(enabled)
             .bind(&hosts)
             .bind(sealer.seal(&decl.config.to_string()))
             .bind(&decl.filter)
-            .bind(now)
+            .bind(&limits)
+            .bind(owner.as_str())
+            .bind(file_enabled)
+            .bind(now.max(c.updated_at + 1))
             .bind(c.id)
             .execute(pool)
             .await?;
@@ -114,7 +147,8 @@ pub async fn upsert(
         return Ok(c.id);
     }
     let id = sqlx::query(
-        "INSERT INTO connections (name, source_id, plugin, enabled, allowed_hosts, config, filter, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO connections (name, source_id, plugin, enabled, allowed_hosts, config, filter, limits, owner, file_enabled, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&decl.name)
     .bind(source_id)
@@ -123,6 +157,9 @@ pub async fn upsert(
     .bind(&hosts)
     .bind(sealer.seal(&decl.config.to_string()))
     .bind(&decl.filter)
+    .bind(&limits)
+    .bind(owner.as_str())
+    .bind(file_enabled)
     .bind(now)
     .bind(now)
     .execute(pool)
@@ -131,9 +168,57 @@ pub async fn upsert(
     Ok(id)
 }
 
+/// Deletes a connection: its pending jobs are cancelled (a running one
+/// finishes), its schedules and policy go, its events, jobs and attempts stay
+/// (under the row, renamed so that the name is free again). The cancelled
+/// jobs' ids.
+pub async fn delete(pool: &Pool, id: ConnectionId) -> anyhow::Result<Vec<String>> {
+    let now = now_ms();
+    let mut tx = pool.begin().await?;
+    let cancelled: Vec<String> = sqlx::query_scalar(
+        "UPDATE jobs SET state = 'cancelled', finished_at = ?1, updated_at = ?1,
+             last_error = 'its connection was deleted'
+         WHERE connection_id = ?2 AND state IN ('queued', 'waiting', 'paused') RETURNING id",
+    )
+    .bind(now)
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await?;
+    for event in sqlx::query_scalar::<_, String>(
+        "SELECT DISTINCT event_id FROM jobs WHERE connection_id = ? AND state = 'cancelled' AND finished_at = ? AND event_id IS NOT NULL",
+    )
+    .bind(id)
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?
+    {
+        crate::store::events::refresh_status(&mut tx, &event).await?;
+    }
+    sqlx::query("DELETE FROM schedules WHERE connection_id = ?")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM connection_policies WHERE connection_id = ?")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "UPDATE connections SET deleted_at = ?1, removed_at = COALESCE(removed_at, ?1), enabled = 0,
+             name = name || '~deleted~' || id, updated_at = MAX(?1, updated_at + 1) WHERE id = ?2",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(cancelled)
+}
+
 /// Enables or disables a connection; false when no such connection exists.
 pub async fn set_enabled(pool: &Pool, name: &str, enabled: bool) -> anyhow::Result<bool> {
-    let done = sqlx::query("UPDATE connections SET enabled = ?, updated_at = ? WHERE name = ?")
+    let done = sqlx::query(
+        "UPDATE connections SET enabled = ?, updated_at = ? WHERE name = ? AND deleted_at IS NULL",
+    )
         .bind(enabled)
         .bind(now_ms())
         .bind(name)
@@ -142,13 +227,13 @@ pub async fn set_enabled(pool: &Pool, name: &str, enabled: bool) -> anyhow::Resu
     Ok(done.rows_affected() == 1)
 }
 
-/// Marks removed the connections the configuration no longer declares (their
+/// Marks removed the file-owned connections the file no longer declares (their
 /// pending jobs pause; nothing is deleted). Returns their names.
 pub async fn mark_removed(pool: &Pool, declared: &[String]) -> anyhow::Result<Vec<String>> {
     let names = serde_json::to_string(declared)?;
     let rows: Vec<String> = sqlx::query_scalar(
         "UPDATE connections SET removed_at = ?1, updated_at = ?1
-         WHERE removed_at IS NULL AND name NOT IN (SELECT value FROM json_each(?2)) RETURNING name",
+         WHERE removed_at IS NULL AND owner = 'file' AND name NOT IN (SELECT value FROM json_each(?2)) RETURNING name",
     )
     .bind(now_ms())
     .bind(names)

@@ -176,7 +176,7 @@ pub async fn prune(
 ) -> sqlx::Result<Pruned> {
     let mut total = Pruned::default();
     // The same ordered subquery twice in one transaction names the same jobs.
-    const OLD_JOBS: &str = "SELECT id FROM jobs WHERE state IN ('succeeded', 'coalesced', 'skipped') AND finished_at < ?1 ORDER BY finished_at, id LIMIT ?2";
+    const OLD_JOBS: &str = "SELECT id FROM jobs WHERE state IN ('succeeded', 'coalesced', 'skipped', 'cancelled') AND finished_at < ?1 ORDER BY finished_at, id LIMIT ?2";
     loop {
         let mut tx = pool.begin().await?;
         let attempts = sqlx::query(&format!(

@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use sqlx::Row as _;
 
-use super::Pool;
+use super::{Owner, Pool};
 use crate::config::{Scheme, SourceDecl};
 use crate::ids::{now_ms, SourceId};
 use crate::secrets::Sealer;
@@ -93,6 +93,9 @@ pub struct Source {
     pub api_password: Option<String>,
     pub enabled: bool,
     pub updated_at: i64,
+    pub owner: Owner,
+    /// What the file last declared for `enabled` (file-owned only).
+    pub file_enabled: Option<bool>,
 }
 
 impl Source {
@@ -129,7 +132,9 @@ fn seal_secrets(sealer: &Sealer, secrets: &[StoredSecret]) -> anyhow::Result<Str
 
 pub async fn list(pool: &Pool, sealer: &Sealer) -> anyhow::Result<Vec<Source>> {
     let rows = sqlx::query(
-        "SELECT id, code, api_url, secrets, scheme, rate_per_second, rate_burst, api_username, api_password, enabled, updated_at FROM sources ORDER BY code",
+        "SELECT id, code, api_url, secrets, scheme, rate_per_second, rate_burst, api_username, api_password, enabled, updated_at,
+                owner, file_enabled
+         FROM sources WHERE deleted_at IS NULL ORDER BY code",
     )
     .fetch_all(pool)
     .await?;
@@ -172,6 +177,8 @@ pub async fn list(pool: &Pool, sealer: &Sealer) -> anyhow::Result<Vec<Source>> {
                 api_password,
                 enabled: row.get("enabled"),
                 updated_at: row.get("updated_at"),
+                owner: Owner::parse(row.get("owner")),
+                file_enabled: row.get("file_enabled"),
             })
         })
         .collect()
@@ -203,16 +210,28 @@ fn merge_secrets(decl: &SourceDecl, stored: &[StoredSecret], now: i64) -> Vec<St
     merged
 }
 
-/// Creates or updates the source `decl.code`; does nothing when it already holds
-/// the same values (so applying the same file twice changes nothing).
-pub async fn upsert(pool: &Pool, sealer: &Sealer, decl: &SourceDecl) -> anyhow::Result<SourceId> {
+/// Creates or updates the source `decl.code`, owned by `owner`; does nothing
+/// when it already holds the same values (so applying the same file twice
+/// changes nothing). For the file, `enabled` follows the file only when the
+/// file changed it (an operator's pause stays).
+pub async fn upsert(
+    pool: &Pool,
+    sealer: &Sealer,
+    decl: &SourceDecl,
+    owner: Owner,
+) -> anyhow::Result<SourceId> {
     let existing = list(pool, sealer)
         .await?
         .into_iter()
         .find(|s| s.code == decl.code);
     let now = now_ms();
+    let file_enabled = (owner == Owner::File).then_some(decl.enabled);
     if let Some(s) = existing {
         let secrets = merge_secrets(decl, &s.secret_entries, now);
+        let enabled = match (owner, s.owner, s.file_enabled) {
+            (Owner::File, Owner::File, Some(before)) if before == decl.enabled => s.enabled,
+            _ => decl.enabled,
+        };
         let same = s.api_url == decl.api_url
             && s.secret_entries == secrets
             && s.scheme == decl.scheme
@@ -220,10 +239,13 @@ pub async fn upsert(pool: &Pool, sealer: &Sealer, decl: &SourceDecl) -> anyhow::
             && s.rate_burst == decl.rate_limit_burst
             && s.api_username == decl.api_username
             && s.api_password == decl.api_password
-            && s.enabled == decl.enabled;
+            && s.enabled == enabled
+            && s.owner == owner
+            && s.file_enabled == file_enabled;
         if !same {
             sqlx::query(
-                "UPDATE sources SET api_url = ?, secrets = ?, scheme = ?, rate_per_second = ?, rate_burst = ?, api_username = ?, api_password = ?, enabled = ?, updated_at = ? WHERE id = ?",
+                "UPDATE sources SET api_url = ?, secrets = ?, scheme = ?, rate_per_second = ?, rate_burst = ?, api_username = ?, api_password = ?,
+                     enabled = ?, owner = ?, file_enabled = ?, updated_at = ? WHERE id = ?",
             )
             .bind(&decl.api_url)
             .bind(seal_secrets(sealer, &secrets)?)
@@ -232,8 +254,10 @@ pub async fn upsert(pool: &Pool, sealer: &Sealer, decl: &SourceDecl) -> anyhow::
             .bind(decl.rate_limit_burst.map(i64::from))
             .bind(&decl.api_username)
             .bind(decl.api_password.as_deref().map(|p| sealer.seal(p)))
-            .bind(decl.enabled)
-            .bind(now)
+            .bind(enabled)
+            .bind(owner.as_str())
+            .bind(file_enabled)
+            .bind(now.max(s.updated_at + 1))
             .bind(s.id)
             .execute(pool)
             .await?;
@@ -242,7 +266,8 @@ pub async fn upsert(pool: &Pool, sealer: &Sealer, decl: &SourceDecl) -> anyhow::
     }
     let secrets = merge_secrets(decl, &[], now);
     let id = sqlx::query(
-        "INSERT INTO sources (code, api_url, secrets, scheme, rate_per_second, rate_burst, api_username, api_password, enabled, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO sources (code, api_url, secrets, scheme, rate_per_second, rate_burst, api_username, api_password, enabled, owner, file_enabled, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&decl.code)
     .bind(&decl.api_url)
@@ -253,6 +278,8 @@ pub async fn upsert(pool: &Pool, sealer: &Sealer, decl: &SourceDecl) -> anyhow::
     .bind(&decl.api_username)
     .bind(decl.api_password.as_deref().map(|p| sealer.seal(p)))
     .bind(decl.enabled)
+    .bind(owner.as_str())
+    .bind(file_enabled)
     .bind(now)
     .bind(now)
     .execute(pool)
@@ -341,13 +368,58 @@ pub fn generate_secret(scheme: Scheme) -> String {
 
 /// Enables or disables a source; false when no such source exists.
 pub async fn set_enabled(pool: &Pool, code: &str, enabled: bool) -> anyhow::Result<bool> {
-    let done = sqlx::query("UPDATE sources SET enabled = ?, updated_at = ? WHERE code = ?")
+    let done = sqlx::query(
+        "UPDATE sources SET enabled = ?, updated_at = ? WHERE code = ? AND deleted_at IS NULL",
+    )
         .bind(enabled)
         .bind(now_ms())
         .bind(code)
         .execute(pool)
         .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Deletes a source: it accepts no more webhooks; its events stay (under the
+/// row, renamed so that the code is free again). The caller checks that no
+/// connection uses it.
+pub async fn delete(pool: &Pool, id: SourceId) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE sources SET deleted_at = ?1, enabled = 0, code = code || '~deleted~' || id,
+             updated_at = MAX(?1, updated_at + 1) WHERE id = ?2",
+    )
+    .bind(now_ms())
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The declaration that gives back `source` as stored (its file secrets with
+/// their declared expiry; rotations are kept by [`upsert`] anyway).
+pub fn declaration_of(source: &Source) -> SourceDecl {
+    use crate::config::{SecretDecl, SecretEntry};
+    SourceDecl {
+        code: source.code.clone(),
+        api_url: source.api_url.clone(),
+        secrets: source
+            .secret_entries
+            .iter()
+            .filter(|s| s.origin == SecretOrigin::Config)
+            .map(|s| match s.expires_at {
+                None => SecretDecl::Plain(s.value.clone()),
+                Some(t) => SecretDecl::Entry(SecretEntry {
+                    value: s.value.clone(),
+                    expires_at: chrono::DateTime::from_timestamp_millis(t),
+                }),
+            })
+            .collect(),
+        scheme: source.scheme,
+        rate_limit_per_second: source.rate_per_second,
+        rate_limit_burst: source.rate_burst,
+        api_username: source.api_username.clone(),
+        api_password: source.api_password.clone(),
+        enabled: source.enabled,
+    }
 }
 
 #[cfg(test)]
