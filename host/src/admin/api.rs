@@ -151,6 +151,8 @@ pub async fn list_sources(State(s): State<AdminState>) -> ApiResult {
                 "has_api_password": src.api_password.is_some(),
                 "secrets": src.secrets.len(),
                 "enabled": src.enabled,
+                "owner": src.owner,
+                "scheme": src.scheme.as_str(),
                 "updated_at": rfc3339(src.updated_at),
             })
         })
@@ -180,6 +182,7 @@ pub async fn list_connections(State(s): State<AdminState>) -> ApiResult {
                 "plugin": c.plugin,
                 "plugin_loaded": plugin.is_some(),
                 "enabled": c.enabled,
+                "owner": c.owner,
                 "allowed_hosts": hosts,
                 "allowed_hosts_from_plugin": c.allowed_hosts.is_none(),
                 "config": redact_config(&c.config, schema),

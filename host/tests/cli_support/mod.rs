@@ -169,6 +169,16 @@ pub fn fake_sentry() -> (String, Arc<Mutex<Vec<String>>>) {
 /// An HTTP server on 127.0.0.1 that keeps every request body and gives each
 /// the same `answer` (written in one piece).
 pub fn fake_server(answer: &'static [u8]) -> (String, Arc<Mutex<Vec<String>>>) {
+    serve_fake(answer, false)
+}
+
+/// Like [`fake_server`], keeping each request as its request line
+/// (`POST /path HTTP/1.1`), a newline, then its body.
+pub fn fake_server_with_paths(answer: &'static [u8]) -> (String, Arc<Mutex<Vec<String>>>) {
+    serve_fake(answer, true)
+}
+
+fn serve_fake(answer: &'static [u8], with_path: bool) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let bodies = Arc::new(Mutex::new(Vec::new()));
@@ -179,10 +189,14 @@ pub fn fake_server(answer: &'static [u8]) -> (String, Arc<Mutex<Vec<String>>>) {
             let _ = stream.set_nodelay(true);
             let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
             let mut length = 0usize;
+            let mut request_line = String::new();
             loop {
                 let mut line = String::new();
                 if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
                     break;
+                }
+                if request_line.is_empty() {
+                    request_line = line.trim_end().to_string();
                 }
                 if let Some((name, value)) = line.split_once(':') {
                     if name.eq_ignore_ascii_case("content-length") {
@@ -192,9 +206,12 @@ pub fn fake_server(answer: &'static [u8]) -> (String, Arc<Mutex<Vec<String>>>) {
             }
             let mut body = vec![0; length];
             if reader.read_exact(&mut body).is_ok() {
-                kept.lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&body).into_owned());
+                let body = String::from_utf8_lossy(&body).into_owned();
+                kept.lock().unwrap().push(if with_path {
+                    format!("{request_line}\n{body}")
+                } else {
+                    body
+                });
             }
             let _ = stream.write_all(answer);
         }
