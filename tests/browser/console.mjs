@@ -73,7 +73,8 @@ try {
   out.apiPresent = out.createStatus === 201;
   await page.waitForTimeout(300);
   out.createErrorShown = (await page.textContent('#errors')).trim();
-  const failing = out.apiPresent ? 'crm-ui' : 'crm';
+  if (!out.apiPresent) throw new Error(`the form's create answered ${out.createStatus}: ${out.createErrorShown}`);
+  const failing = 'crm-ui';
   step('create', { status: out.createStatus });
 
   // A webhook that fails: the alert opens and the job is dead.
@@ -93,16 +94,13 @@ try {
   out.filterError = (await page.textContent('#errors')).trim();
   await page.$$eval('#errors .error button', (bs) => bs.forEach((b) => b.click()));
 
-  // Fix the connection: on the managed API, edit it in the form; else the target is fixed.
-  if (out.apiPresent) {
-    await page.evaluate(() => { location.hash = '#/connection/crm-ui'; });
-    await page.waitForSelector('#connection-form', { timeout: 10000 });
-    await page.fill('#connection-form textarea[name="config"]', JSON.stringify({ url: process.env.GOOD_TARGET + '/ui', secret: { set: true } }));
-    await page.click('#connection-save');
-    await page.waitForSelector('#new-connection', { timeout: 10000 });
-  } else {
-    await ctl('/fix');
-  }
+  // Fix the connection: edit its target in the form, keeping its secret as shown.
+  await page.evaluate(() => { location.hash = '#/connection/crm-ui'; });
+  await page.waitForSelector('#connection-form', { timeout: 10000 });
+  out.editShowsSecret = (await page.inputValue('#connection-form textarea[name="config"]')).includes('form-secret');
+  await page.fill('#connection-form textarea[name="config"]', JSON.stringify({ url: process.env.GOOD_TARGET + '/ui', secret: '[redacted]' }));
+  await page.click('#connection-save');
+  await page.waitForSelector('#new-connection', { timeout: 10000 });
   step('fixed');
 
   // Retry by bulk action, with its confirmation showing the count.

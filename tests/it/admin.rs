@@ -174,7 +174,9 @@ const READS: &[&str] = &[
     "/jobs/job_none",
     "/plugins",
     "/sources",
+    "/sources/recoco-test",
     "/connections",
+    "/connections/echo",
     "/connections/echo/state",
     "/keys",
     "/circuits",
@@ -184,17 +186,32 @@ const READS: &[&str] = &[
     "/console/jobs",
     "/alerts",
 ];
-/// Every state-changing route (the task first: it needs the connection enabled).
-const WRITES: &[&str] = &[
-    "/connections/echo/tasks/echo",
-    "/events/evt_none/replay",
-    "/jobs/retry-failed",
-    "/jobs/job_none/retry",
-    "/sources/recoco-test/disable",
-    "/connections/echo/disable",
-    "/console/jobs/bulk",
-    "/console/jobs/job_none/run-now",
+/// Every state-changing route, with its method (the task first: it needs the
+/// connection enabled). The managed configuration's name nothing that exists,
+/// so that they change nothing when they pass.
+const WRITES: &[(&str, &str)] = &[
+    ("POST", "/connections/echo/tasks/echo"),
+    ("POST", "/events/evt_none/replay"),
+    ("POST", "/jobs/retry-failed"),
+    ("POST", "/jobs/job_none/retry"),
+    ("POST", "/sources/recoco-test/disable"),
+    ("POST", "/connections/echo/disable"),
+    ("POST", "/console/jobs/bulk"),
+    ("POST", "/console/jobs/job_none/run-now"),
+    ("POST", "/sources"),
+    ("PATCH", "/sources/none"),
+    ("DELETE", "/sources/none"),
+    ("POST", "/sources/none/rotate-secret"),
+    ("POST", "/connections"),
+    ("PATCH", "/connections/none"),
+    ("DELETE", "/connections/none"),
+    ("POST", "/connections/none/secret"),
+    ("POST", "/config/apply"),
 ];
+
+fn method(name: &str) -> reqwest::Method {
+    reqwest::Method::from_bytes(name.as_bytes()).unwrap()
+}
 
 /// (enabled sources, enabled connections, jobs), read from the database directly.
 async fn db_state(svc: &TestService) -> (i64, i64, i64) {
@@ -259,12 +276,11 @@ async fn every_route_refuses_missing_wrong_and_revoked_keys_and_read_only_writes
     };
     let (admin_cookie, admin_csrf, _) = sign_in(&svc, &admin_key).await;
 
-    for path in READS.iter().chain(WRITES) {
-        let method = if WRITES.contains(path) {
-            reqwest::Method::POST
-        } else {
-            reqwest::Method::GET
-        };
+    let every = READS
+        .iter()
+        .map(|p| (reqwest::Method::GET, *p))
+        .chain(WRITES.iter().map(|(m, p)| (method(m), *p)));
+    for (method, path) in every {
         for (who, cred) in [
             ("no key", &none),
             ("wrong key", &wrong),
@@ -284,10 +300,11 @@ async fn every_route_refuses_missing_wrong_and_revoked_keys_and_read_only_writes
             );
         }
     }
-    for path in WRITES {
+    for (name, path) in WRITES {
+        let m = method(name);
         for (who, cred) in [("read key", &read), ("read session", &read_session)] {
-            let (status, body) = call(&svc, reqwest::Method::POST, path, cred).await;
-            assert_eq!(status, 403, "POST {path} with {who}: {body}");
+            let (status, body) = call(&svc, m.clone(), path, cred).await;
+            assert_eq!(status, 403, "{m} {path} with {who}: {body}");
             assert!(
                 body["detail"].as_str().unwrap().contains("read-only"),
                 "{body}"
@@ -298,8 +315,8 @@ async fn every_route_refuses_missing_wrong_and_revoked_keys_and_read_only_writes
             cookie: Some(admin_cookie.clone()),
             ..Default::default()
         };
-        let (status, body) = call(&svc, reqwest::Method::POST, path, &no_csrf).await;
-        assert_eq!(status, 403, "POST {path} without CSRF token: {body}");
+        let (status, body) = call(&svc, m.clone(), path, &no_csrf).await;
+        assert_eq!(status, 403, "{m} {path} without CSRF token: {body}");
         let cross = Cred {
             cookie: Some(admin_cookie.clone()),
             csrf: Some(admin_csrf.clone()),
@@ -307,9 +324,9 @@ async fn every_route_refuses_missing_wrong_and_revoked_keys_and_read_only_writes
             ..Default::default()
         };
         assert_eq!(
-            call(&svc, reqwest::Method::POST, path, &cross).await.0,
+            call(&svc, m.clone(), path, &cross).await.0,
             403,
-            "POST {path} from another origin"
+            "{m} {path} from another origin"
         );
     }
     assert_eq!(db_state(&svc).await, (1, 1, 0), "nothing changed");
@@ -318,7 +335,7 @@ async fn every_route_refuses_missing_wrong_and_revoked_keys_and_read_only_writes
         bearer: Some(admin_key.clone()),
         ..Default::default()
     };
-    let (status, body) = call(&svc, reqwest::Method::POST, WRITES[0], &admin).await;
+    let (status, body) = call(&svc, method(WRITES[0].0), WRITES[0].1, &admin).await;
     assert_eq!(status, 200, "{body}");
     let session = Cred {
         cookie: Some(admin_cookie),
@@ -326,11 +343,11 @@ async fn every_route_refuses_missing_wrong_and_revoked_keys_and_read_only_writes
         origin: Some(svc.url.clone()),
         ..Default::default()
     };
-    for path in &WRITES[1..] {
-        let (status, body) = call(&svc, reqwest::Method::POST, path, &session).await;
+    for (name, path) in &WRITES[1..] {
+        let (status, body) = call(&svc, method(name), path, &session).await;
         assert!(
             status != 401 && status != 403,
-            "POST {path} with the admin session: {status} {body}"
+            "{name} {path} with the admin session: {status} {body}"
         );
     }
     assert_eq!(db_state(&svc).await, (0, 0, 1));

@@ -15,14 +15,43 @@ use crate::managed::{
     PluginFacts, Refusal, SourcePatch, SourceView,
 };
 
-impl From<Refusal> for ApiError {
+/// An answer of these routes: the API's `{"detail"}`, plus `field` when one
+/// input is to blame (the page marks it).
+pub struct Refused(StatusCode, String, Option<String>);
+
+impl From<Refusal> for Refused {
     fn from(r: Refusal) -> Self {
         match r {
-            Refusal::NotFound(m) => Self(StatusCode::NOT_FOUND, m),
-            Refusal::Conflict(m) => Self(StatusCode::CONFLICT, m),
-            invalid @ Refusal::Invalid { .. } => Self(StatusCode::BAD_REQUEST, invalid.to_string()),
-            Refusal::Internal(e) => e.into(),
+            Refusal::NotFound(m) => Self(StatusCode::NOT_FOUND, m, None),
+            Refusal::Conflict(m) => Self(StatusCode::CONFLICT, m, None),
+            Refusal::Invalid { field, message } => {
+                let detail = Refusal::Invalid {
+                    field: field.clone(),
+                    message,
+                }
+                .to_string();
+                Self(StatusCode::BAD_REQUEST, detail, field)
+            }
+            Refusal::Internal(e) => ApiError::from(e).into(),
         }
+    }
+}
+
+impl From<ApiError> for Refused {
+    fn from(e: ApiError) -> Self {
+        Self(e.0, e.1, None)
+    }
+}
+
+impl From<anyhow::Error> for Refused {
+    fn from(e: anyhow::Error) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl axum::response::IntoResponse for Refused {
+    fn into_response(self) -> axum::response::Response {
+        (self.0, Json(json!({"detail": self.1, "field": self.2}))).into_response()
     }
 }
 
@@ -38,7 +67,7 @@ fn plugin_check(s: &AdminState) -> impl Fn(&str, &Value) -> Option<PluginFacts> 
 
 /// Runs `change` with an editor on the service's database and plugins, then
 /// makes the change take effect.
-async fn edit<T, F>(s: &AdminState, change: F) -> Result<T, ApiError>
+async fn edit<T, F>(s: &AdminState, change: F) -> Result<T, Refused>
 where
     F: AsyncFnOnce(&Editor<'_>) -> Result<T, Refusal>,
 {
@@ -55,7 +84,7 @@ where
 }
 
 /// Reads without changing anything.
-async fn read<T, F>(s: &AdminState, look: F) -> Result<T, ApiError>
+async fn read<T, F>(s: &AdminState, look: F) -> Result<T, Refused>
 where
     F: AsyncFnOnce(&Editor<'_>) -> Result<T, Refusal>,
 {
@@ -69,8 +98,9 @@ where
 }
 
 /// A JSON body parsed into `T`, with serde's message (naming the field) as a 400.
-fn parsed<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, ApiError> {
-    serde_json::from_value(body).map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))
+fn parsed<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, Refused> {
+    serde_json::from_value(body)
+        .map_err(|e| Refused(StatusCode::BAD_REQUEST, format!("invalid body: {e}"), None))
 }
 
 /// Creates a source, owned by the database. Without `secrets`, one is
@@ -78,7 +108,7 @@ fn parsed<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, ApiError> {
 pub async fn create_source(
     State(s): State<AdminState>,
     Json(mut body): Json<Value>,
-) -> Result<(StatusCode, Json<CreatedSource>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedSource>), Refused> {
     if let Some(map) = body.as_object_mut() {
         map.entry("secrets").or_insert_with(|| json!([]));
     }
@@ -90,7 +120,7 @@ pub async fn create_source(
 pub async fn show_source(
     State(s): State<AdminState>,
     Path(code): Path<String>,
-) -> Result<Json<SourceView>, ApiError> {
+) -> Result<Json<SourceView>, Refused> {
     Ok(Json(read(&s, async |e| e.source_view(&code).await).await?))
 }
 
@@ -98,7 +128,7 @@ pub async fn update_source(
     State(s): State<AdminState>,
     Path(code): Path<String>,
     Json(body): Json<Value>,
-) -> Result<Json<SourceView>, ApiError> {
+) -> Result<Json<SourceView>, Refused> {
     let patch: SourcePatch = parsed(body)?;
     edit(&s, async |e| e.update_source(&code, patch).await).await?;
     show_source(State(s), Path(code)).await
@@ -107,7 +137,7 @@ pub async fn update_source(
 pub async fn delete_source(
     State(s): State<AdminState>,
     Path(code): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, Refused> {
     edit(&s, async |e| e.delete_source(&code).await).await?;
     Ok(Json(json!({"source": code, "deleted": true})))
 }
@@ -125,10 +155,10 @@ pub async fn rotate_source_secret(
     State(s): State<AdminState>,
     Path(code): Path<String>,
     body: Option<Json<Value>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, Refused> {
     let rotate: Rotate = parsed(body.map(|Json(v)| v).unwrap_or_else(|| json!({})))?;
     let grace = humantime::parse_duration(rotate.grace.as_deref().unwrap_or("24h"))
-        .map_err(|e| ApiError::bad_request(format!("grace: {e}")))?;
+        .map_err(|e| Refused(StatusCode::BAD_REQUEST, format!("grace: {e}"), Some("grace".into())))?;
     let (rotation, generated) = edit(&s, async |e| {
         e.rotate_source_secret(&code, rotate.secret, grace.as_millis() as i64)
             .await
@@ -147,7 +177,7 @@ pub async fn rotate_source_secret(
 pub async fn create_connection(
     State(s): State<AdminState>,
     Json(body): Json<Value>,
-) -> Result<(StatusCode, Json<ConnectionView>), ApiError> {
+) -> Result<(StatusCode, Json<ConnectionView>), Refused> {
     let decl: ConnectionDecl = parsed(body)?;
     let name = decl.name.clone();
     edit(&s, async |e| e.create_connection(decl).await).await?;
@@ -158,7 +188,7 @@ pub async fn create_connection(
 pub async fn show_connection(
     State(s): State<AdminState>,
     Path(name): Path<String>,
-) -> Result<Json<ConnectionView>, ApiError> {
+) -> Result<Json<ConnectionView>, Refused> {
     Ok(Json(read(&s, async |e| e.connection_view(&name).await).await?))
 }
 
@@ -166,7 +196,7 @@ pub async fn update_connection(
     State(s): State<AdminState>,
     Path(name): Path<String>,
     Json(body): Json<Value>,
-) -> Result<Json<ConnectionView>, ApiError> {
+) -> Result<Json<ConnectionView>, Refused> {
     let patch: ConnectionPatch = parsed(body)?;
     edit(&s, async |e| e.update_connection(&name, patch).await).await?;
     show_connection(State(s), Path(name)).await
@@ -175,7 +205,7 @@ pub async fn update_connection(
 pub async fn delete_connection(
     State(s): State<AdminState>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, Refused> {
     let cancelled = edit(&s, async |e| e.delete_connection(&name).await).await?;
     Ok(Json(
         json!({"connection": name, "deleted": true, "cancelled_jobs": cancelled}),
@@ -194,7 +224,7 @@ pub async fn set_connection_secret(
     State(s): State<AdminState>,
     Path(name): Path<String>,
     Json(body): Json<Value>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, Refused> {
     let set: SetSecret = parsed(body)?;
     edit(&s, async |e| {
         e.set_connection_secret(&name, &set.field, &set.value).await
@@ -227,7 +257,7 @@ pub struct ApplyRequest {
 pub async fn apply(
     State(s): State<AdminState>,
     Json(body): Json<Value>,
-) -> Result<(StatusCode, Json<ApplyReport>), ApiError> {
+) -> Result<(StatusCode, Json<ApplyReport>), Refused> {
     let request: ApplyRequest = parsed(body)?;
     let declarations = Declarations {
         sources: parsed(Value::Array(request.sources))?,

@@ -473,8 +473,13 @@ const views = {
       }), 'connections'),
       h('div', {id: 'delete-area'}),
       h('h3', null, 'Sources'),
-      table(['Code', 'Webhook path', 'API', 'Secrets', 'Enabled', ''], sources.map((x) => row(
-        x.code, x.webhook_path, x.api_url, x.secrets, String(x.enabled), toggle('sources', x.code, x.enabled)))),
+      canWrite() ? sourceForm() : '',
+      h('div', {id: 'source-area'}),
+      table(['Code', 'Owner', 'Webhook path', 'API', 'Secrets', 'Enabled', ''], sources.map((x) => row(
+        x.code, pill(x.owner || 'file'), x.webhook_path, x.api_url, x.secrets, String(x.enabled),
+        [toggle('sources', x.code, x.enabled), ' ',
+          button('Rotate secret', () => rotateSecret(x.code), {'data-rotate': x.code}), ' ',
+          x.owner === 'database' ? button('Delete', () => confirmDeleteSource(x.code), {'data-delete-source': x.code}) : '']))), 'sources'),
     ];
   },
 
@@ -532,6 +537,41 @@ function confirmDelete(name) {
     h('button', {type: 'button', onclick: () => area.replaceChildren()}, 'Cancel')));
 }
 
+/** A secret shown once, with why. */
+function showOnce(text, secret) {
+  $('#source-area').replaceChildren(h('div', {class: 'notice'}, text, ' ', h('code', {class: 'secret-once'}, secret),
+    h('button', {type: 'button', onclick: () => $('#source-area').replaceChildren()}, 'Done')));
+}
+
+/** New database-owned source; its generated secret is shown once. */
+function sourceForm() {
+  const code = h('input', {name: 'code', placeholder: 'code', required: true, pattern: '[A-Za-z0-9._-]+'});
+  const apiUrl = h('input', {name: 'api_url', placeholder: 'API URL (optional)'});
+  const scheme = h('select', {name: 'scheme'}, h('option', {value: 'recoco'}, 'recoco'), h('option', {value: 'standard-webhooks'}, 'standard-webhooks'));
+  return h('form', {class: 'bar', id: 'source-form', onsubmit: async (ev) => {
+    ev.preventDefault();
+    const body = {code: code.value.trim(), scheme: scheme.value};
+    if (apiUrl.value.trim()) body.api_url = apiUrl.value.trim();
+    const created = await act('/sources', body);
+    if (created) { await render(); showOnce(`Source ${created.code} created; its signing secret (shown only now):`, created.generated_secret); }
+  }}, code, scheme, apiUrl, h('button', {type: 'submit'}, '+ New source'));
+}
+
+async function rotateSecret(code) {
+  const done = await act('/sources/' + enc(code) + '/rotate-secret', {grace: '24h'});
+  if (done) showOnce(`Source ${code}: new secret (shown only now); the previous ones validate until ${done.previous_expire_at}:`, done.generated_secret);
+}
+
+function confirmDeleteSource(code) {
+  const area = $('#source-area');
+  area.replaceChildren(h('div', {class: 'confirm'},
+    h('span', null, `Delete source ${code}? Its webhooks are then refused; its events are kept.`),
+    h('button', {type: 'button', onclick: async () => {
+      if (await act('/sources/' + enc(code), undefined, 'DELETE') !== undefined) { area.replaceChildren(); render(); }
+    }}, 'Yes, delete'),
+    h('button', {type: 'button', onclick: () => area.replaceChildren()}, 'Cancel')));
+}
+
 /** Create (name null) or edit a database-owned connection, on the managed API. */
 async function connectionForm(name) {
   const [{sources}, {plugins}] = await Promise.all([api('/sources'), api('/plugins')]);
@@ -562,7 +602,7 @@ async function connectionForm(name) {
     enabled: h('input', {name: 'enabled', type: 'checkbox', checked: current ? current.enabled : true}),
   };
   inputs.config.value = JSON.stringify(current ? current.config : {}, null, 2);
-  inputs.filter.value = current && current.filter ? JSON.stringify(current.filter, null, 2) : '';
+  inputs.filter.value = current && current.filter ? current.filter : '';
   if (current && current.config_schema) inputs.config.title = 'schema: ' + JSON.stringify(current.config_schema);
   const form = h('form', {class: 'edit', id: 'connection-form', onsubmit: async (ev) => {
     ev.preventDefault();
@@ -580,9 +620,10 @@ async function connectionForm(name) {
     try { body.config = JSON.parse(inputs.config.value || '{}'); } catch (e) { return fail('config', 'config is not JSON: ' + e.message); }
     const hosts = inputs.allowed_hosts.value.split(',').map((x) => x.trim()).filter(Boolean);
     if (hosts.length) body.allowed_hosts = hosts;
-    if (inputs.filter.value.trim()) {
-      try { body.filter = JSON.parse(inputs.filter.value); } catch (e) { return fail('filter', 'filter is not JSON: ' + e.message); }
-    }
+    const filter = inputs.filter.value.trim();
+    if (filter) body.filter = filter;
+    else if (current) body.filter = null;
+    if (current && !hosts.length) body.allowed_hosts = null;
     body.enabled = inputs.enabled.checked;
     try {
       await api(current ? '/connections/' + enc(current.name) : '/connections', {method: current ? 'PATCH' : 'POST', body: JSON.stringify(body)});
@@ -595,9 +636,9 @@ async function connectionForm(name) {
   labelled('name', 'Name', inputs.name, 'lower case, digits and dashes'),
   labelled('source', 'Source', inputs.source),
   labelled('plugin', 'Plugin', inputs.plugin),
-  labelled('config', 'Config (JSON)', inputs.config, 'secrets show as {"set": true}: leave them so to keep them, or write a new value'),
+  labelled('config', 'Config (JSON)', inputs.config, 'secrets show as "[redacted]": leave them so to keep them, or write a new value'),
   labelled('allowed_hosts', 'Allowed hosts (comma separated)', inputs.allowed_hosts),
-  labelled('filter', 'Filter (JSON, optional)', inputs.filter),
+  labelled('filter', 'Filter (CEL, optional)', inputs.filter, "e.g. object_type == 'projects.Project'"),
   h('label', {class: 'check'}, inputs.enabled, 'Enabled'),
   h('div', {class: 'bar'}, h('button', {type: 'submit', id: 'connection-save'}, current ? 'Save' : 'Create'), link('Cancel', '/connections')));
   if (!current) {
