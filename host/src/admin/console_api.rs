@@ -700,7 +700,7 @@ pub async fn bulk_jobs(
             confirmed: b.confirm,
         }));
     }
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut update = sqlx::QueryBuilder::new("UPDATE jobs SET state = ");
     update.push_bind(new_state);
     if new_state == "queued" {

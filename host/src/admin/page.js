@@ -479,7 +479,7 @@ const views = {
         x.code, pill(x.owner || 'file'), x.webhook_path, x.api_url, x.secrets, String(x.enabled),
         [toggle('sources', x.code, x.enabled), ' ',
           button('Rotate secret', () => rotateSecret(x.code), {'data-rotate': x.code}), ' ',
-          x.owner === 'database' ? button('Delete', () => confirmDeleteSource(x.code), {'data-delete-source': x.code}) : '']))), 'sources'),
+          x.owner === 'database' ? button('Delete', () => confirmDeleteSource(x.code), {'data-delete-source': x.code}) : ''])), 'sources'),
     ];
   },
 

@@ -111,7 +111,7 @@ pub async fn insert(conn: &mut SqliteConnection, job: &NewJob) -> sqlx::Result<(
 /// the same connection is replaced (new payload and time) instead of duplicated.
 /// Returns the id of the job that will run.
 pub async fn enqueue_task(pool: &Pool, job: &NewJob) -> anyhow::Result<JobId> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let id = enqueue_task_in(&mut tx, job).await?;
     tx.commit().await?;
     Ok(id)
@@ -203,7 +203,7 @@ pub async fn park_paused(pool: &Pool, job: &Claimed, why: &str) -> sqlx::Result<
 /// The plugin, once loaded, does not subscribe to the job's event (it was
 /// created while the plugin was unknown): the job ends as `skipped`.
 pub async fn skip(pool: &Pool, job: &Claimed, why: &str) -> sqlx::Result<()> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     sqlx::query(
         "UPDATE jobs SET state = 'skipped', attempts = attempts - 1, lease_owner = NULL, lease_until = NULL,
              summary = ?, updated_at = ?2, finished_at = ?2
@@ -227,7 +227,7 @@ pub async fn skip(pool: &Pool, job: &Claimed, why: &str) -> sqlx::Result<()> {
 /// (a misspelling fixed). Returns how many jobs were resumed.
 pub async fn reconcile(pool: &Pool) -> sqlx::Result<u64> {
     let now = now_ms();
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     sqlx::query(
         "UPDATE jobs SET state = 'paused', updated_at = ?1,
              last_error = 'its connection is disabled; enable it to resume'
@@ -278,7 +278,7 @@ pub async fn set_progress(
 /// Operator retry of a failed or dead job: queued now, with a fresh attempt budget.
 /// False if the job is not failed or dead.
 pub async fn retry(pool: &Pool, id: &str) -> anyhow::Result<bool> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let row = sqlx::query(
         "UPDATE jobs SET state = 'queued', attempts = 0, run_at = ?1, finished_at = NULL, updated_at = ?1
          WHERE id = ?2 AND state IN ('failed', 'dead') RETURNING event_id",

@@ -84,7 +84,7 @@ pub async fn heartbeat(pool: &Pool, id: &JobId, owner: &str, lease_ms: i64) -> s
 /// lost attempt with `why`. Returns how many.
 async fn requeue_running(pool: &Pool, condition: &str, bind: &str, why: &str) -> sqlx::Result<u64> {
     let now = now_ms();
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let rows = sqlx::query(&format!(
         "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_until = NULL, run_at = ?1, updated_at = ?1,
              last_error = ?3

@@ -190,7 +190,7 @@ impl RetryPolicy {
 
 /// Stores the `[connections.delivery]` of the declared connections (by name).
 pub async fn apply(pool: &Pool, connections: &[ConnectionDecl]) -> anyhow::Result<()> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     for decl in connections {
         let Some(id) = sqlx::query_scalar::<_, i64>("SELECT id FROM connections WHERE name = ?")
             .bind(&decl.name)

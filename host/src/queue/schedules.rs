@@ -99,7 +99,7 @@ impl Spec {
 /// ones keep their next run, undeclared ones are removed.
 pub async fn apply(pool: &Pool, connections: &[ConnectionDecl]) -> anyhow::Result<()> {
     let now = now_ms();
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     for decl in connections {
         let Some(id) = sqlx::query_scalar::<_, i64>("SELECT id FROM connections WHERE name = ?")
             .bind(&decl.name)
@@ -179,7 +179,7 @@ pub async fn fire_due(pool: &Pool, max_attempts: u32) -> anyhow::Result<usize> {
             run_at: now,
             ordering_key: None,
         };
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
         let moved = sqlx::query(
             "UPDATE schedules SET next_run_at = ?1, last_run_at = ?2, last_job_id = ?3, updated_at = ?2
              WHERE connection_id = ?4 AND task = ?5 AND spec = ?6 AND next_run_at = ?7",

@@ -174,7 +174,7 @@ pub async fn upsert(
 /// jobs' ids.
 pub async fn delete(pool: &Pool, id: ConnectionId) -> anyhow::Result<Vec<String>> {
     let now = now_ms();
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let cancelled: Vec<String> = sqlx::query_scalar(
         "UPDATE jobs SET state = 'cancelled', finished_at = ?1, updated_at = ?1,
              last_error = 'its connection was deleted'

@@ -178,7 +178,7 @@ pub async fn prune(
     // The same ordered subquery twice in one transaction names the same jobs.
     const OLD_JOBS: &str = "SELECT id FROM jobs WHERE state IN ('succeeded', 'coalesced', 'skipped', 'cancelled') AND finished_at < ?1 ORDER BY finished_at, id LIMIT ?2";
     loop {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
         let attempts = sqlx::query(&format!(
             "DELETE FROM attempts WHERE job_id IN ({OLD_JOBS})"
         ))
