@@ -22,6 +22,7 @@ use recoco_sync::store;
 use cli::backend::{Backend, Db};
 use cli::commands::{EventsCmd, JobsCmd, KeysCmd, TaskArgs};
 use cli::manage::{ConnectionsCmd, SourcesCmd};
+use cli::plugins::PluginsCmd;
 use cli::output::{Out, OutputFormat};
 
 #[derive(Parser)]
@@ -116,6 +117,9 @@ enum Command {
     /// set-secret.
     #[command(subcommand)]
     Connections(ConnectionsCmd),
+    /// Connectors: list, show (manifest and config schema), check FILE.
+    #[command(subcommand)]
+    Plugins(PluginsCmd),
     /// Sign and send a webhook body to a running service (for trying things
     /// out): to `--url` when it is a webhook URL
     /// (`http://127.0.0.1:8000/api/webhook/recoco-prod`), else to the source
@@ -176,6 +180,7 @@ fn uses_api(command: &Option<Command>) -> bool {
                 | Command::Keys(KeysCmd::List)
                 | Command::Sources(_)
                 | Command::Connections(_)
+                | Command::Plugins(PluginsCmd::List | PluginsCmd::Show { .. })
                 | Command::Config(ConfigCmd::Apply { .. })
         )
     )
@@ -242,6 +247,10 @@ fn cli_main(cli: Cli) -> anyhow::Result<()> {
     }
     let config = Config::load(cli.config.as_deref(), &overrides)?;
     let _telemetry = recoco_sync::telemetry::init(&config.log);
+    if let Some(Command::Plugins(PluginsCmd::Check { file })) = &cli.command {
+        // Needs no database of its own: a scratch one is made and thrown away.
+        return runtime()?.block_on(cli::plugins::check(&config, file, out));
+    }
     let env: Vec<(String, String)> = std::env::vars().collect();
     for name in recoco_sync::config::ignored_env_vars(&env) {
         tracing::debug!(variable = %name, "not a setting: ignored");
@@ -279,6 +288,7 @@ async fn command_on(
         Command::Keys(KeysCmd::List) => cli::commands::keys_list(backend, out).await,
         Command::Sources(cmd) => cli::manage::sources(backend, cmd, out).await,
         Command::Connections(cmd) => cli::manage::connections(backend, cmd, out).await,
+        Command::Plugins(cmd) => cli::plugins::plugins(backend, cmd, out).await,
         Command::Config(ConfigCmd::Apply {
             prune, dry_run, ..
         }) => {
@@ -446,6 +456,7 @@ async fn operate(
         | Command::Keys(KeysCmd::List)
         | Command::Sources(_)
         | Command::Connections(_)
+        | Command::Plugins(PluginsCmd::List | PluginsCmd::Show { .. })
         | Command::Config(ConfigCmd::Apply { .. })) => {
             command_on(&backend, command, out, declared).await
         }
@@ -470,7 +481,10 @@ async fn operate(
             }
             Ok(())
         }
-        Command::Serve { .. } | Command::Send { .. } | Command::Config(_) => {
+        Command::Serve { .. }
+        | Command::Send { .. }
+        | Command::Config(_)
+        | Command::Plugins(PluginsCmd::Check { .. }) => {
             unreachable!("handled by main")
         }
     };

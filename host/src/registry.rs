@@ -40,6 +40,10 @@ pub struct PluginInfo {
     pub description: String,
     pub subscriptions: Vec<String>,
     pub tasks: Vec<manifest::Task>,
+    /// The JSON Schema of a connection's config.
+    pub config_schema: serde_json::Value,
+    pub default_allowed_hosts: Vec<String>,
+    pub coalesce: bool,
     /// Why the latest content of this plugin's file was refused, while this
     /// version keeps serving.
     pub last_error: Option<String>,
@@ -280,6 +284,9 @@ impl Registry {
                 description: p.manifest.description.clone(),
                 subscriptions: p.manifest.subscriptions.clone(),
                 tasks: p.manifest.tasks.clone(),
+                config_schema: p.manifest.config_schema.clone(),
+                default_allowed_hosts: p.manifest.default_allowed_hosts.clone(),
+                coalesce: p.manifest.coalesce,
                 last_error: match &p.origin {
                     Origin::File(path) => layers.failures.get(path).map(|f| f.error.clone()),
                     Origin::Shipped => None,

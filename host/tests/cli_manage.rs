@@ -159,6 +159,37 @@ fn managed_configuration_from_the_command_line() {
     exits(away, &api, &["connections", "show", "live-fwd"], 3);
     let (_, err) = exits(away, &api, &["connections", "edit", "crm", "--plugin", "x"], 6);
     assert!(err.contains("configuration file"), "{err}");
+    // Plugins through the API: the listing, a manifest with its schema.
+    let plugins = ok(away, &api, &["plugins", "list"]);
+    assert!(plugins.starts_with("NAME") && plugins.lines().any(|l| l.starts_with("http-forward ") && l.contains("shipped")), "{plugins}");
+    let shown: Value = serde_json::from_str(&ok(away, &api, &["plugins", "show", "http-forward", "-o", "json"])).unwrap();
+    assert_eq!(shown["config_schema"]["properties"]["secret"]["writeOnly"], true, "{shown}");
+    exits(away, &api, &["plugins", "show", "ghost"], 3);
     let (status, _) = served.terminate();
     assert!(status.success());
+}
+
+#[test]
+fn plugins_check_loads_a_file_as_the_loader_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let component = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("components/http-forward.wasm");
+    let report: Value = serde_json::from_str(&ok(cwd, &[], &["plugins", "check", component.to_str().unwrap(), "--json"])).unwrap();
+    assert_eq!(report["name"], "http-forward");
+    assert_eq!(report["size_bytes"], std::fs::metadata(&component).unwrap().len());
+    assert_eq!(report["subscriptions"], serde_json::json!(["*"]));
+    assert!(report["config_schema"]["properties"]["url"].is_object(), "{report}");
+    let text = ok(cwd, &[], &["plugins", "check", component.to_str().unwrap()]);
+    assert!(text.contains("is a valid connector") && text.contains("config schema"), "{text}");
+    // Refused files: not wasm, a truncated component; the reason is the loader's.
+    std::fs::write(cwd.join("junk.wasm"), b"not wasm at all").unwrap();
+    let (_, err) = exits(cwd, &[], &["plugins", "check", "junk.wasm"], 1);
+    assert!(err.contains("would be refused") && err.contains("not a WebAssembly file"), "{err}");
+    let bytes = std::fs::read(&component).unwrap();
+    std::fs::write(cwd.join("cut.wasm"), &bytes[..bytes.len() / 2]).unwrap();
+    let (_, err) = exits(cwd, &[], &["plugins", "check", "cut.wasm"], 1);
+    assert!(err.contains("would be refused"), "{err}");
+    // Checking created nothing here.
+    let left: Vec<_> = std::fs::read_dir(cwd).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left.len(), 2, "{left:?}");
 }

@@ -11,3 +11,4 @@ pub mod exit;
 pub mod follow;
 pub mod manage;
 pub mod output;
+pub mod plugins;

@@ -1,0 +1,168 @@
+//! `plugins list | show NAME | check FILE`: the connectors a service runs (or
+//! last ran, on the database), their manifest and config schema, and the
+//! check of a component file exactly as the hot-swap loader makes it.
+
+use anyhow::Context as _;
+use clap::Subcommand;
+use serde_json::{json, Value};
+
+use recoco_sync::config::Config;
+
+use super::backend::Backend;
+use super::exit;
+use super::output::{cell, fields, table, Out};
+
+#[derive(Subcommand)]
+pub enum PluginsCmd {
+    /// The loaded plugins (through `--url`), or those the database knows.
+    List,
+    /// One plugin's manifest: subscriptions, tasks, default hosts, config schema.
+    Show { name: String },
+    /// Load FILE as the plugins directory's loader does (compile, world,
+    /// manifest, schema) without installing it; print what it declares.
+    /// Exit 1 with the loader's reason when it would be refused.
+    Check { file: std::path::PathBuf },
+}
+
+/// The plugins as the API lists them; on the database, from the stored manifests.
+async fn listed(backend: &Backend) -> anyhow::Result<Vec<Value>> {
+    match backend {
+        Backend::Api(api) => Ok(api.get(&["plugins"], &[]).await?["plugins"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()),
+        Backend::Db(db) => {
+            let rows: Vec<(String, String, String, String)> =
+                sqlx::query_as("SELECT name, version, hash, manifest FROM plugins ORDER BY name")
+                    .fetch_all(&db.pool)
+                    .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(name, version, hash, manifest)| {
+                    let mut v: Value = serde_json::from_str(&manifest).unwrap_or_else(
+                        |e| json!({"problem": format!("stored manifest does not parse: {e}")}),
+                    );
+                    v["name"] = json!(name);
+                    v["version"] = json!(version);
+                    v["hash"] = json!(hash);
+                    v["origin"] = json!({"kind": "last seen by the service"});
+                    v
+                })
+                .collect())
+        }
+    }
+}
+
+fn names(list: &Value, key: &str) -> String {
+    list[key]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|i| i.get("name").unwrap_or(i).as_str().unwrap_or_default().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
+fn described(p: &Value) -> String {
+    fields(&[
+        ("name", cell(p, "name")),
+        ("version", cell(p, "version")),
+        ("hash", cell(p, "hash")),
+        ("description", cell(p, "description")),
+        ("subscriptions", names(p, "subscriptions")),
+        ("tasks", names(p, "tasks")),
+        ("default hosts", names(p, "default_allowed_hosts")),
+        ("coalesce", cell(p, "coalesce")),
+        (
+            "config schema",
+            serde_json::to_string_pretty(&p["config_schema"]).unwrap_or_default(),
+        ),
+    ])
+}
+
+pub async fn plugins(backend: &Backend, cmd: PluginsCmd, out: Out) -> anyhow::Result<()> {
+    match cmd {
+        PluginsCmd::List => {
+            let list = listed(backend).await?;
+            out.print(&Value::Array(list.clone()), || {
+                let rows = list
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            cell(p, "name"),
+                            cell(p, "version"),
+                            cell(p, "hash").chars().take(12).collect(),
+                            p["origin"]["kind"].as_str().unwrap_or("-").to_string(),
+                            names(p, "subscriptions"),
+                            names(p, "tasks"),
+                        ]
+                    })
+                    .collect();
+                table(
+                    &["name", "version", "hash", "origin", "subscriptions", "tasks"],
+                    rows,
+                    "plugins",
+                )
+            })
+        }
+        PluginsCmd::Show { name } => {
+            let list = listed(backend).await?;
+            let p = list
+                .into_iter()
+                .find(|p| p["name"] == name.as_str())
+                .ok_or_else(|| exit::not_found(format!("no plugin {name:?}")))?;
+            out.print(&p, || described(&p))
+        }
+        PluginsCmd::Check { .. } => unreachable!("run without a backend: see check"),
+    }
+}
+
+/// `plugins check FILE`: a scratch service (its own temporary database, the
+/// configuration's runtime limits and plugin cache) prepares the file.
+pub async fn check(config: &Config, file: &std::path::Path, out: Out) -> anyhow::Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let size = bytes.len();
+    let scratch = tempfile::tempdir().context("cannot make a scratch directory")?;
+    let mut trial = config.clone();
+    trial.database_url = format!("sqlite://{}", scratch.path().join("check.db").display());
+    trial.secret_key = None;
+    trial.secret_key_file = scratch.path().join("secret.key");
+    trial.plugins_dir = scratch.path().join("plugins");
+    std::fs::create_dir_all(&trial.plugins_dir)?;
+    trial.sources.clear();
+    trial.connections.clear();
+    let service = recoco_sync::Service::start(trial).await?;
+    let clock = std::time::Instant::now();
+    let plugin = service
+        .registry
+        .prepare(bytes, recoco_sync::registry::Origin::File(file.to_path_buf()))
+        .await
+        .map_err(|e| anyhow::anyhow!("{} would be refused: {e}", file.display()))?;
+    let m = &plugin.manifest;
+    let report = json!({
+        "file": file.display().to_string(),
+        "size_bytes": size,
+        "hash": plugin.hash,
+        "prepare_ms": clock.elapsed().as_millis() as u64,
+        "name": m.name,
+        "version": m.version,
+        "description": m.description,
+        "subscriptions": m.subscriptions,
+        "tasks": m.tasks,
+        "default_allowed_hosts": m.default_allowed_hosts,
+        "coalesce": m.coalesce,
+        "config_schema": m.config_schema,
+    });
+    out.print(&report, || {
+        format!(
+            "{} is a valid connector ({} bytes, prepared in {} ms)\n{}",
+            file.display(),
+            size,
+            report["prepare_ms"],
+            described(&report)
+        )
+    })
+}
