@@ -118,7 +118,15 @@ fn managed_configuration_from_the_command_line() {
     let elsewhere = tempfile::tempdir().unwrap();
     let away = elsewhere.path();
     let api = [("RECOCO_SYNC_URL", base.as_str()), ("RECOCO_SYNC_ADMIN_KEY", key.as_str())];
-    ok(away, &api, &["sources", "create", "live", "--secret", "live-portal-secret-1"]);
+    // The secret from RECOCO_NEW_SOURCE_SECRET: nothing is printed on stdout.
+    let with_secret = [api[0], api[1], ("RECOCO_NEW_SOURCE_SECRET", "live-portal-secret-1")];
+    assert_eq!(ok(away, &with_secret, &["sources", "create", "live"]), "");
+    let with_password = [api[0], api[1], ("RECOCO_SOURCE_API_PASSWORD", "api-password-123")];
+    ok(away, &with_password, &["sources", "edit", "live", "--api-username", "sync@example.org"]);
+    let live: Value = serde_json::from_str(&ok(away, &api, &["sources", "show", "live", "--json"])).unwrap();
+    assert_eq!(live["has_api_password"], true, "{live}");
+    assert_eq!(live["api_username"], "sync@example.org");
+    assert!(!live.to_string().contains("api-password-123") && !live.to_string().contains("live-portal-secret-1"));
     ok(away, &api, &["connections", "create", "live-fwd", "--source", "live", "--plugin", "http-forward", "--plugin-config", &format!(r#"{{"url": "http://{target}/live", "secret": "{WHSEC}"}}"#)]);
     let listed = ok(away, &api, &["connections", "list"]);
     assert!(listed.lines().any(|l| l.starts_with("live-fwd") && l.contains("database") && l.contains("ok")), "{listed}");
@@ -146,6 +154,13 @@ fn managed_configuration_from_the_command_line() {
     eventually("the database-made connection's delivery", || {
         received.lock().unwrap().iter().any(|r| r.starts_with("POST /db-made ")).then_some(())
     });
+    // A connection's secret field set from RECOCO_SECRET_VALUE: later deliveries are signed with it
+    // (checked end to end in tests/it/managed.rs); a field that is not secret is refused.
+    let other = "whsec_QWxhZGRpbjpvcGVuIHNlc2FtZSBvcGVuIHNlc2FtZQ==";
+    let with_value = [api[0], api[1], ("RECOCO_SECRET_VALUE", other)];
+    assert!(ok(away, &with_value, &["connections", "set-secret", "live-fwd", "/secret"]).contains("/secret set"));
+    let (_, err) = exits(away, &with_value, &["connections", "set-secret", "live-fwd", "/url"], 1);
+    assert!(err.contains("not a secret"), "{err}");
     // A rotation through the API; a read-only key may not change anything.
     let rotated = ok(away, &api, &["sources", "rotate-secret", "live", "--grace", "0s"]);
     assert_eq!(rotated.trim().len(), 64, "{rotated}");
