@@ -312,15 +312,13 @@ impl Editor<'_> {
             && patch.api_password.is_none()
             && patch.rate_limit_per_second.is_none()
             && patch.rate_limit_burst.is_none();
-        if !only_enabled {
-            Self::refuse_file_owned("source", code, source.owner)?;
-        }
-        if let Some(enabled) = patch.enabled {
-            if only_enabled {
+        if only_enabled {
+            if let Some(enabled) = patch.enabled {
                 sources::set_enabled(self.pool, code, enabled).await?;
-                return Ok(());
             }
+            return Ok(());
         }
+        Self::refuse_file_owned("source", code, source.owner)?;
         let mut decl = sources::declaration_of(&source);
         if let Some(v) = patch.api_url {
             decl.api_url = v;
@@ -594,10 +592,13 @@ impl Editor<'_> {
         self.store_connection(&decl, source_id).await
     }
 
-    /// Deletes a database-owned connection; the ids of its cancelled jobs.
+    /// Deletes a database-owned connection, or one the file no longer
+    /// declares; the ids of its cancelled jobs.
     pub async fn delete_connection(&self, name: &str) -> Result<Vec<String>, Refusal> {
         let c = self.connection(name).await?;
-        Self::refuse_file_owned("connection", name, c.owner)?;
+        if !c.removed {
+            Self::refuse_file_owned("connection", name, c.owner)?;
+        }
         Ok(connections::delete(self.pool, c.id).await?)
     }
 

@@ -239,6 +239,10 @@ async fn a_restart_keeps_database_entries_and_pauses_and_the_file_wins_its_own()
     assert_eq!(from_file["removed"], true);
     let runtime = svc.admin(Method::GET, "/connections/runtime").await.json;
     assert_eq!(runtime["removed"], false, "the database's entry is not the file's to remove");
+    // The file's source cannot be taken over by an empty change.
+    assert_eq!(patch(&svc, &format!("/sources/{SOURCE}"), json!({})).await.status, 200);
+    let source = svc.admin(Method::GET, &format!("/sources/{SOURCE}")).await.json;
+    assert_eq!(source["owner"], "file", "{source}");
     // A removed file entry can be taken over by the database.
     let taken = post(
         &svc,
