@@ -20,6 +20,7 @@ mod host_imports;
 mod hot_swap;
 mod intake;
 mod lescommuns;
+mod openapi;
 mod queue;
 mod queue_crash;
 mod queue_order;

@@ -42,7 +42,7 @@ impl KnownPlugins {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Replayed {
     pub event_id: String,
     pub jobs: Vec<String>,
