@@ -349,6 +349,18 @@ async fn the_document_covers_every_route_and_every_real_answer_matches_it() {
         .await
         .id;
 
+    // The incident opens in the background, after the dead job.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM alert_incidents WHERE resolved_at IS NULL")
+        .fetch_one(&svc.pool)
+        .await
+        .unwrap()
+        == 0
+    {
+        assert!(tokio::time::Instant::now() < deadline, "no incident opened");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     // Keys exist from now on: no loopback access without one.
     let admin = keys::create(&svc.pool, "ops", Scope::Admin).await.unwrap();
     let read = keys::create(&svc.pool, "viewer", Scope::Read).await.unwrap();

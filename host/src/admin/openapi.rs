@@ -233,3 +233,31 @@ pub fn router() -> Router<AdminState> {
             get(|| async { asset("text/css; charset=utf-8", DOCS_CSS) }),
         )
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    #[test]
+    fn every_operation_has_an_answer_and_the_guarded_ones_their_refusals() {
+        let doc: Value = serde_json::from_str(super::document_json()).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let mut ids = std::collections::BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let what = format!("{method} {path}");
+                assert!(ids.insert(op["operationId"].to_string()), "{what}: operationId");
+                let statuses: Vec<&String> = op["responses"].as_object().unwrap().keys().collect();
+                assert!(statuses.iter().any(|s| s.starts_with('2')), "{what}: no success");
+                let open = op.get("security").is_some();
+                for refusal in ["401", "403"] {
+                    assert!(
+                        open || statuses.contains(&&refusal.to_string()),
+                        "{what}: guarded but no {refusal}"
+                    );
+                }
+            }
+        }
+        assert!(ids.len() > 25, "{ids:?}");
+    }
+}
