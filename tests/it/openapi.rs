@@ -190,7 +190,14 @@ impl Checker<'_> {
         let text = response.text().await.unwrap();
         let what = format!("{} {} -> {status} {text:.300}", c.method, c.path);
         assert!(expect.contains(&status), "{what}: expected {expect:?}");
-        let json = self.validate(c.method, c.template, status, content_type.as_deref(), &text, &what);
+        let json = self.validate(
+            c.method,
+            c.template,
+            status,
+            content_type.as_deref(),
+            &text,
+            &what,
+        );
         self.seen
             .insert((c.method.into(), c.template.into(), status));
         if (200..300).contains(&status) {
@@ -213,12 +220,18 @@ impl Checker<'_> {
         what: &str,
     ) -> Value {
         let op = &self.doc["paths"][template][method];
-        assert!(op.is_object(), "{what}: {method} {template} is not documented");
+        assert!(
+            op.is_object(),
+            "{what}: {method} {template} is not documented"
+        );
         let response = op["responses"]
             .get(status.to_string())
             .unwrap_or_else(|| panic!("{what}: status {status} is not documented"));
         let Some(content) = response["content"].as_object().filter(|c| !c.is_empty()) else {
-            assert!(text.is_empty(), "{what}: a body where the document declares none");
+            assert!(
+                text.is_empty(),
+                "{what}: a body where the document declares none"
+            );
             return Value::Null;
         };
         let mime = content_type
@@ -238,18 +251,7 @@ impl Checker<'_> {
         } else {
             Value::String(text.to_string())
         };
-        // The document's components beside the schema, so `#/components/schemas/…` resolves.
-        let root = json!({
-            "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "components": self.doc["components"],
-            "allOf": [media["schema"]],
-        });
-        let validator = jsonschema::draft202012::new(&root)
-            .unwrap_or_else(|e| panic!("{what}: the declared schema does not compile: {e}"));
-        let errors: Vec<String> = validator
-            .iter_errors(&instance)
-            .map(|e| format!("{} at {}", e, e.instance_path()))
-            .collect();
+        let errors = schema_errors(&self.doc, &media["schema"], &instance);
         assert!(
             errors.is_empty(),
             "{what}: the answer does not match {}:\n{}",
@@ -258,6 +260,23 @@ impl Checker<'_> {
         );
         instance
     }
+}
+
+/// Why `instance` does not match `schema`, a schema of `doc` (draft 2020-12,
+/// OpenAPI 3.1's dialect).
+fn schema_errors(doc: &Value, schema: &Value, instance: &Value) -> Vec<String> {
+    // The document's components beside the schema, so `#/components/schemas/…` resolves.
+    let root = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "components": doc["components"],
+        "allOf": [schema],
+    });
+    let validator = jsonschema::draft202012::new(&root)
+        .unwrap_or_else(|e| panic!("the declared schema {schema} does not compile: {e}"));
+    validator
+        .iter_errors(instance)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
 }
 
 fn config(ok: &Target, failing: &Target) -> String {
@@ -297,9 +316,25 @@ async fn the_document_covers_every_route_and_every_real_answer_matches_it() {
     let schemes = &doc["components"]["securitySchemes"];
     assert_eq!(schemes["bearer"]["scheme"], "bearer");
     assert_eq!(schemes["session"]["in"], "cookie");
+    // The check can fail: references resolve, and a wrong answer is refused.
+    let job_list = json!({"$ref": "#/components/schemas/JobList"});
+    assert!(schema_errors(&doc, &job_list, &json!({"jobs": []})).is_empty());
+    for wrong in [
+        json!({}),
+        json!({"jobs": [{"id": 1}]}),
+        json!({"jobs": "none"}),
+    ] {
+        assert!(
+            !schema_errors(&doc, &job_list, &wrong).is_empty(),
+            "{wrong} passed"
+        );
+    }
     // Exactly the router's routes.
     let served = router_routes();
-    assert!(served.len() > 25, "the route scan found too little: {served:?}");
+    assert!(
+        served.len() > 25,
+        "the route scan found too little: {served:?}"
+    );
     let documented = documented_routes(&doc);
     assert_eq!(
         served.difference(&documented).collect::<Vec<_>>(),
@@ -344,17 +379,16 @@ async fn the_document_covers_every_route_and_every_real_answer_matches_it() {
         .iter()
         .find(|j| j.connection == "echo")
         .expect("an echo job");
-    let succeeded = svc
-        .job_in(&succeeded.id, &["succeeded"], WAIT)
-        .await
-        .id;
+    let succeeded = svc.job_in(&succeeded.id, &["succeeded"], WAIT).await.id;
 
     // The incident opens in the background, after the dead job.
     let deadline = tokio::time::Instant::now() + WAIT;
-    while sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM alert_incidents WHERE resolved_at IS NULL")
-        .fetch_one(&svc.pool)
-        .await
-        .unwrap()
+    while sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM alert_incidents WHERE resolved_at IS NULL",
+    )
+    .fetch_one(&svc.pool)
+    .await
+    .unwrap()
         == 0
     {
         assert!(tokio::time::Instant::now() < deadline, "no incident opened");
@@ -363,7 +397,9 @@ async fn the_document_covers_every_route_and_every_real_answer_matches_it() {
 
     // Keys exist from now on: no loopback access without one.
     let admin = keys::create(&svc.pool, "ops", Scope::Admin).await.unwrap();
-    let read = keys::create(&svc.pool, "viewer", Scope::Read).await.unwrap();
+    let read = keys::create(&svc.pool, "viewer", Scope::Read)
+        .await
+        .unwrap();
     let mut c = Checker {
         svc: &svc,
         doc: doc.clone(),
@@ -374,172 +410,412 @@ async fn the_document_covers_every_route_and_every_real_answer_matches_it() {
     let evt = event_ids[0].as_str();
 
     // The document and its page.
-    c.send(call("get", "/admin/api/openapi.json", "/admin/api/openapi.json"), &[200])
-        .await;
+    c.send(
+        call("get", "/admin/api/openapi.json", "/admin/api/openapi.json"),
+        &[200],
+    )
+    .await;
     c.send(call("get", "/admin/api/docs", "/admin/api/docs"), &[200])
         .await;
 
     // Refused: no key, a read-only key changing something.
     let refused = c
-        .send(call("get", "/admin/api/overview", "/admin/api/overview"), &[401])
+        .send(
+            call("get", "/admin/api/overview", "/admin/api/overview"),
+            &[401],
+        )
         .await;
-    assert!(refused.json["detail"].as_str().unwrap().contains("admin key"));
+    assert!(refused.json["detail"]
+        .as_str()
+        .unwrap()
+        .contains("admin key"));
     c.send(
-        call("post", "/admin/api/sources/{code}/{action}", format!("/admin/api/sources/{SOURCE}/disable")).key(&read),
+        call(
+            "post",
+            "/admin/api/sources/{code}/{action}",
+            format!("/admin/api/sources/{SOURCE}/disable"),
+        )
+        .key(&read),
         &[403],
     )
     .await;
 
     // Reads.
     let overview = c
-        .send(call("get", "/admin/api/overview", "/admin/api/overview").key(k), &[200])
-        .await;
-    assert_eq!(overview.json["connections"], 2);
-    let listed = c
-        .send(call("get", "/admin/api/events", "/admin/api/events?status=failed&limit=10").key(k), &[200])
-        .await;
-    assert!(!listed.json["events"].as_array().unwrap().is_empty(), "{}", listed.json);
-    c.send(call("get", "/admin/api/events", "/admin/api/events?limit=abc").key(k), &[400])
-        .await;
-    let detail = c
-        .send(call("get", "/admin/api/events/{id}", format!("/admin/api/events/{evt}")).key(k), &[200])
-        .await;
-    assert_eq!(detail.json["jobs"].as_array().unwrap().len(), 2);
-    assert!(detail.json["jobs"][0]["attempts_log"][0]["outcome"].is_string(), "{}", detail.json);
-    assert_eq!(detail.json["body"]["object"]["id"], 500);
-    c.send(call("get", "/admin/api/events/{id}", "/admin/api/events/evt_none").key(k), &[404])
-        .await;
-    c.send(call("get", "/admin/api/jobs", "/admin/api/jobs?state=dead").key(k), &[200])
-        .await;
-    c.send(call("get", "/admin/api/jobs", "/admin/api/jobs?limit=abc").key(k), &[400])
-        .await;
-    let job = c
-        .send(call("get", "/admin/api/jobs/{id}", format!("/admin/api/jobs/{}", dead[0])).key(k), &[200])
-        .await;
-    assert_eq!(job.json["attempts_log"][0]["outcome"], "dead", "{}", job.json);
-    c.send(call("get", "/admin/api/jobs/{id}", "/admin/api/jobs/job_none").key(k), &[404])
-        .await;
-    let plugins = c
-        .send(call("get", "/admin/api/plugins", "/admin/api/plugins").key(k), &[200])
-        .await;
-    assert!(plugins.json["plugins"].as_array().unwrap().len() >= 2);
-    c.send(call("get", "/admin/api/sources", "/admin/api/sources").key(k), &[200])
-        .await;
-    let connections = c
-        .send(call("get", "/admin/api/connections", "/admin/api/connections").key(k), &[200])
-        .await;
-    assert_eq!(connections.json["connections"][0]["status"], "ok");
-    let circuits = c
-        .send(call("get", "/admin/api/circuits", "/admin/api/circuits").key(k), &[200])
-        .await;
-    assert!(!circuits.json["circuits"].as_array().unwrap().is_empty());
-    let schedules = c
-        .send(call("get", "/admin/api/schedules", "/admin/api/schedules").key(k), &[200])
-        .await;
-    assert_eq!(schedules.json["schedules"][0]["task"], "echo", "{}", schedules.json);
-    let state = c
         .send(
-            call("get", "/admin/api/connections/{name}/state", "/admin/api/connections/echo/state").key(k),
+            call("get", "/admin/api/overview", "/admin/api/overview").key(k),
             &[200],
         )
         .await;
-    assert!(state.json["state"]["echo:count"].is_string(), "{}", state.json);
+    assert_eq!(overview.json["connections"], 2);
+    let listed = c
+        .send(
+            call(
+                "get",
+                "/admin/api/events",
+                "/admin/api/events?status=failed&limit=10",
+            )
+            .key(k),
+            &[200],
+        )
+        .await;
+    assert!(
+        !listed.json["events"].as_array().unwrap().is_empty(),
+        "{}",
+        listed.json
+    );
     c.send(
-        call("get", "/admin/api/connections/{name}/state", "/admin/api/connections/none/state").key(k),
+        call("get", "/admin/api/events", "/admin/api/events?limit=abc").key(k),
+        &[400],
+    )
+    .await;
+    let detail = c
+        .send(
+            call(
+                "get",
+                "/admin/api/events/{id}",
+                format!("/admin/api/events/{evt}"),
+            )
+            .key(k),
+            &[200],
+        )
+        .await;
+    assert_eq!(detail.json["jobs"].as_array().unwrap().len(), 2);
+    assert!(
+        detail.json["jobs"][0]["attempts_log"][0]["outcome"].is_string(),
+        "{}",
+        detail.json
+    );
+    assert_eq!(detail.json["body"]["object"]["id"], 500);
+    c.send(
+        call(
+            "get",
+            "/admin/api/events/{id}",
+            "/admin/api/events/evt_none",
+        )
+        .key(k),
         &[404],
     )
     .await;
-    c.send(call("get", "/admin/api/keys", "/admin/api/keys").key(k), &[200])
+    c.send(
+        call("get", "/admin/api/jobs", "/admin/api/jobs?state=dead").key(k),
+        &[200],
+    )
+    .await;
+    c.send(
+        call("get", "/admin/api/jobs", "/admin/api/jobs?limit=abc").key(k),
+        &[400],
+    )
+    .await;
+    let job = c
+        .send(
+            call(
+                "get",
+                "/admin/api/jobs/{id}",
+                format!("/admin/api/jobs/{}", dead[0]),
+            )
+            .key(k),
+            &[200],
+        )
         .await;
+    assert_eq!(
+        job.json["attempts_log"][0]["outcome"], "dead",
+        "{}",
+        job.json
+    );
+    c.send(
+        call("get", "/admin/api/jobs/{id}", "/admin/api/jobs/job_none").key(k),
+        &[404],
+    )
+    .await;
+    let plugins = c
+        .send(
+            call("get", "/admin/api/plugins", "/admin/api/plugins").key(k),
+            &[200],
+        )
+        .await;
+    assert!(plugins.json["plugins"].as_array().unwrap().len() >= 2);
+    c.send(
+        call("get", "/admin/api/sources", "/admin/api/sources").key(k),
+        &[200],
+    )
+    .await;
+    let connections = c
+        .send(
+            call("get", "/admin/api/connections", "/admin/api/connections").key(k),
+            &[200],
+        )
+        .await;
+    assert_eq!(connections.json["connections"][0]["status"], "ok");
+    let circuits = c
+        .send(
+            call("get", "/admin/api/circuits", "/admin/api/circuits").key(k),
+            &[200],
+        )
+        .await;
+    assert!(!circuits.json["circuits"].as_array().unwrap().is_empty());
+    let schedules = c
+        .send(
+            call("get", "/admin/api/schedules", "/admin/api/schedules").key(k),
+            &[200],
+        )
+        .await;
+    assert_eq!(
+        schedules.json["schedules"][0]["task"], "echo",
+        "{}",
+        schedules.json
+    );
+    let state = c
+        .send(
+            call(
+                "get",
+                "/admin/api/connections/{name}/state",
+                "/admin/api/connections/echo/state",
+            )
+            .key(k),
+            &[200],
+        )
+        .await;
+    assert!(
+        state.json["state"]["echo:count"].is_string(),
+        "{}",
+        state.json
+    );
+    c.send(
+        call(
+            "get",
+            "/admin/api/connections/{name}/state",
+            "/admin/api/connections/none/state",
+        )
+        .key(k),
+        &[404],
+    )
+    .await;
+    c.send(
+        call("get", "/admin/api/keys", "/admin/api/keys").key(k),
+        &[200],
+    )
+    .await;
     let dashboard = c
-        .send(call("get", "/admin/api/console/dashboard", "/admin/api/console/dashboard").key(k), &[200])
+        .send(
+            call(
+                "get",
+                "/admin/api/console/dashboard",
+                "/admin/api/console/dashboard",
+            )
+            .key(k),
+            &[200],
+        )
         .await;
-    assert!(!dashboard.json["failing"].as_array().unwrap().is_empty(), "{}", dashboard.json);
-    assert!(!dashboard.json["open_alerts"].as_array().unwrap().is_empty(), "{}", dashboard.json);
+    assert!(
+        !dashboard.json["failing"].as_array().unwrap().is_empty(),
+        "{}",
+        dashboard.json
+    );
+    assert!(
+        !dashboard.json["open_alerts"].as_array().unwrap().is_empty(),
+        "{}",
+        dashboard.json
+    );
     let page = c
-        .send(call("get", "/admin/api/console/events", "/admin/api/console/events?limit=1").key(k), &[200])
+        .send(
+            call(
+                "get",
+                "/admin/api/console/events",
+                "/admin/api/console/events?limit=1",
+            )
+            .key(k),
+            &[200],
+        )
         .await;
     assert!(page.json["next_before"].is_string(), "{}", page.json);
     let bad = c
-        .send(call("get", "/admin/api/console/events", "/admin/api/console/events?status=bogus").key(k), &[400])
+        .send(
+            call(
+                "get",
+                "/admin/api/console/events",
+                "/admin/api/console/events?status=bogus",
+            )
+            .key(k),
+            &[400],
+        )
         .await;
     assert_eq!(bad.json["field"], "status");
-    c.send(call("get", "/admin/api/console/events", "/admin/api/console/events?limit=abc").key(k), &[400])
-        .await;
-    c.send(call("get", "/admin/api/console/jobs", "/admin/api/console/jobs").key(k), &[200])
-        .await;
-    c.send(call("get", "/admin/api/console/jobs", "/admin/api/console/jobs?state=bogus").key(k), &[400])
-        .await;
+    c.send(
+        call(
+            "get",
+            "/admin/api/console/events",
+            "/admin/api/console/events?limit=abc",
+        )
+        .key(k),
+        &[400],
+    )
+    .await;
+    c.send(
+        call("get", "/admin/api/console/jobs", "/admin/api/console/jobs").key(k),
+        &[200],
+    )
+    .await;
+    c.send(
+        call(
+            "get",
+            "/admin/api/console/jobs",
+            "/admin/api/console/jobs?state=bogus",
+        )
+        .key(k),
+        &[400],
+    )
+    .await;
     let alerts = c
-        .send(call("get", "/admin/api/alerts", "/admin/api/alerts").key(k), &[200])
+        .send(
+            call("get", "/admin/api/alerts", "/admin/api/alerts").key(k),
+            &[200],
+        )
         .await;
     assert!(!alerts.json["alerts"].as_array().unwrap().is_empty());
-    c.send(call("get", "/admin/api/alerts", "/admin/api/alerts?state=bogus").key(k), &[400])
-        .await;
+    c.send(
+        call("get", "/admin/api/alerts", "/admin/api/alerts?state=bogus").key(k),
+        &[400],
+    )
+    .await;
 
     // Bulk action: a dry run, and its refusals.
     let bulk = "/admin/api/console/jobs/bulk";
     let counted = c
-        .send(call("post", bulk, bulk).key(k).json(json!({"action": "retry"})), &[200])
+        .send(
+            call("post", bulk, bulk)
+                .key(k)
+                .json(json!({"action": "retry"})),
+            &[200],
+        )
         .await;
     assert_eq!(counted.json["matched"], 2, "{}", counted.json);
-    c.send(call("post", bulk, bulk).key(k).json(json!({"action": "bogus"})), &[400])
-        .await;
+    c.send(
+        call("post", bulk, bulk)
+            .key(k)
+            .json(json!({"action": "bogus"})),
+        &[400],
+    )
+    .await;
     c.send(call("post", bulk, bulk).key(k).json(json!({})), &[422])
         .await;
-    c.send(call("post", bulk, bulk).key(k).raw("application/json", "{"), &[400])
-        .await;
-    c.send(call("post", bulk, bulk).key(k).raw("text/plain", "retry"), &[415])
-        .await;
+    c.send(
+        call("post", bulk, bulk).key(k).raw("application/json", "{"),
+        &[400],
+    )
+    .await;
+    c.send(
+        call("post", bulk, bulk).key(k).raw("text/plain", "retry"),
+        &[415],
+    )
+    .await;
 
     // Writes on jobs and events.
     let run_now = "/admin/api/console/jobs/{id}/run-now";
-    c.send(call("post", run_now, format!("/admin/api/console/jobs/{}/run-now", dead[1])).key(k), &[200])
-        .await;
-    c.send(call("post", run_now, format!("/admin/api/console/jobs/{succeeded}/run-now")).key(k), &[409])
-        .await;
-    c.send(call("post", run_now, "/admin/api/console/jobs/job_none/run-now").key(k), &[404])
-        .await;
-    let retry = "/admin/api/jobs/{id}/retry";
-    c.send(call("post", retry, format!("/admin/api/jobs/{}/retry", dead[0])).key(k), &[200])
-        .await;
-    c.send(call("post", retry, format!("/admin/api/jobs/{succeeded}/retry")).key(k), &[400])
-        .await;
-    c.send(call("post", retry, "/admin/api/jobs/job_none/retry").key(k), &[404])
-        .await;
     c.send(
-        call("post", "/admin/api/jobs/retry-failed", "/admin/api/jobs/retry-failed?connection=crm").key(k),
+        call(
+            "post",
+            run_now,
+            format!("/admin/api/console/jobs/{}/run-now", dead[1]),
+        )
+        .key(k),
+        &[200],
+    )
+    .await;
+    c.send(
+        call(
+            "post",
+            run_now,
+            format!("/admin/api/console/jobs/{succeeded}/run-now"),
+        )
+        .key(k),
+        &[409],
+    )
+    .await;
+    c.send(
+        call("post", run_now, "/admin/api/console/jobs/job_none/run-now").key(k),
+        &[404],
+    )
+    .await;
+    let retry = "/admin/api/jobs/{id}/retry";
+    c.send(
+        call("post", retry, format!("/admin/api/jobs/{}/retry", dead[0])).key(k),
+        &[200],
+    )
+    .await;
+    c.send(
+        call("post", retry, format!("/admin/api/jobs/{succeeded}/retry")).key(k),
+        &[400],
+    )
+    .await;
+    c.send(
+        call("post", retry, "/admin/api/jobs/job_none/retry").key(k),
+        &[404],
+    )
+    .await;
+    c.send(
+        call(
+            "post",
+            "/admin/api/jobs/retry-failed",
+            "/admin/api/jobs/retry-failed?connection=crm",
+        )
+        .key(k),
         &[200],
     )
     .await;
     let replay = "/admin/api/events/{id}/replay";
     let replayed = c
-        .send(call("post", replay, format!("/admin/api/events/{evt}/replay")).key(k), &[200])
+        .send(
+            call("post", replay, format!("/admin/api/events/{evt}/replay")).key(k),
+            &[200],
+        )
         .await;
-    assert_eq!(replayed.json["jobs"].as_array().unwrap().len(), 2, "{}", replayed.json);
-    c.send(call("post", replay, "/admin/api/events/evt_none/replay").key(k), &[400])
-        .await;
+    assert_eq!(
+        replayed.json["jobs"].as_array().unwrap().len(),
+        2,
+        "{}",
+        replayed.json
+    );
+    c.send(
+        call("post", replay, "/admin/api/events/evt_none/replay").key(k),
+        &[400],
+    )
+    .await;
 
     // Tasks.
     let task = "/admin/api/connections/{name}/tasks/{task}";
     let queued = c
         .send(
-            call("post", task, "/admin/api/connections/echo/tasks/echo").key(k).json(json!({"n": 1})),
+            call("post", task, "/admin/api/connections/echo/tasks/echo")
+                .key(k)
+                .json(json!({"n": 1})),
             &[200],
         )
         .await;
     assert!(queued.json["job_id"].as_str().unwrap().starts_with("job_"));
-    c.send(call("post", task, "/admin/api/connections/echo/tasks/echo").key(k), &[200])
-        .await;
-    c.send(call("post", task, "/admin/api/connections/echo/tasks/nope").key(k).json(json!({})), &[400])
-        .await;
     c.send(
-        call("post", task, "/admin/api/connections/echo/tasks/echo").key(k).raw("application/json", "{"),
+        call("post", task, "/admin/api/connections/echo/tasks/echo").key(k),
+        &[200],
+    )
+    .await;
+    c.send(
+        call("post", task, "/admin/api/connections/echo/tasks/nope")
+            .key(k)
+            .json(json!({})),
         &[400],
     )
     .await;
     c.send(
-        call("post", task, "/admin/api/connections/echo/tasks/echo").key(k).raw("text/plain", "x"),
+        call("post", task, "/admin/api/connections/echo/tasks/echo")
+            .key(k)
+            .raw("application/json", "{"),
+        &[400],
+    )
+    .await;
+    c.send(
+        call("post", task, "/admin/api/connections/echo/tasks/echo")
+            .key(k)
+            .raw("text/plain", "x"),
         &[415],
     )
     .await;
@@ -548,37 +824,81 @@ async fn the_document_covers_every_route_and_every_real_answer_matches_it() {
     let source = "/admin/api/sources/{code}/{action}";
     for action in ["disable", "enable"] {
         let toggled = c
-            .send(call("post", source, format!("/admin/api/sources/{SOURCE}/{action}")).key(k), &[200])
+            .send(
+                call(
+                    "post",
+                    source,
+                    format!("/admin/api/sources/{SOURCE}/{action}"),
+                )
+                .key(k),
+                &[200],
+            )
             .await;
         assert_eq!(toggled.json["enabled"], action == "enable");
     }
-    c.send(call("post", source, format!("/admin/api/sources/{SOURCE}/bogus")).key(k), &[404])
-        .await;
-    c.send(call("post", source, "/admin/api/sources/none/enable").key(k), &[404])
-        .await;
+    c.send(
+        call("post", source, format!("/admin/api/sources/{SOURCE}/bogus")).key(k),
+        &[404],
+    )
+    .await;
+    c.send(
+        call("post", source, "/admin/api/sources/none/enable").key(k),
+        &[404],
+    )
+    .await;
     let connection = "/admin/api/connections/{name}/{action}";
-    c.send(call("post", connection, "/admin/api/connections/crm/disable").key(k), &[200])
-        .await;
+    c.send(
+        call("post", connection, "/admin/api/connections/crm/disable").key(k),
+        &[200],
+    )
+    .await;
     let paused = c
-        .send(call("get", "/admin/api/console/dashboard", "/admin/api/console/dashboard").key(k), &[200])
+        .send(
+            call(
+                "get",
+                "/admin/api/console/dashboard",
+                "/admin/api/console/dashboard",
+            )
+            .key(k),
+            &[200],
+        )
         .await;
-    assert_eq!(paused.json["paused"][0]["why"], "disabled", "{}", paused.json);
-    c.send(call("get", "/admin/api/connections", "/admin/api/connections").key(k), &[200])
-        .await;
-    c.send(call("post", connection, "/admin/api/connections/crm/enable").key(k), &[200])
-        .await;
-    c.send(call("post", connection, "/admin/api/connections/crm/bogus").key(k), &[404])
-        .await;
-    c.send(call("post", connection, "/admin/api/connections/none/enable").key(k), &[404])
-        .await;
+    assert_eq!(
+        paused.json["paused"][0]["why"], "disabled",
+        "{}",
+        paused.json
+    );
+    c.send(
+        call("get", "/admin/api/connections", "/admin/api/connections").key(k),
+        &[200],
+    )
+    .await;
+    c.send(
+        call("post", connection, "/admin/api/connections/crm/enable").key(k),
+        &[200],
+    )
+    .await;
+    c.send(
+        call("post", connection, "/admin/api/connections/crm/bogus").key(k),
+        &[404],
+    )
+    .await;
+    c.send(
+        call("post", connection, "/admin/api/connections/none/enable").key(k),
+        &[404],
+    )
+    .await;
 
     // Sessions.
     let session = "/admin/api/session";
     let bearer = c.send(call("get", session, session).key(k), &[200]).await;
     assert_eq!(bearer.json["mode"], "bearer");
     c.send(call("get", session, session), &[401]).await;
-    c.send(call("post", session, session).json(json!({"key": "rsk_wrong"})), &[401])
-        .await;
+    c.send(
+        call("post", session, session).json(json!({"key": "rsk_wrong"})),
+        &[401],
+    )
+    .await;
     c.send(
         call("post", session, session)
             .json(json!({"key": admin}))
@@ -589,7 +909,10 @@ async fn the_document_covers_every_route_and_every_real_answer_matches_it() {
     c.send(call("post", session, session).json(json!({})), &[422])
         .await;
     let signed = c
-        .send(call("post", session, session).json(json!({"key": admin})), &[200])
+        .send(
+            call("post", session, session).json(json!({"key": admin})),
+            &[200],
+        )
         .await;
     let cookie = signed
         .set_cookie
@@ -600,11 +923,17 @@ async fn the_document_covers_every_route_and_every_real_answer_matches_it() {
         .to_string();
     let csrf = signed.json["csrf_token"].as_str().unwrap().to_string();
     let mine = c
-        .send(call("get", session, session).header("cookie", cookie.clone()), &[200])
+        .send(
+            call("get", session, session).header("cookie", cookie.clone()),
+            &[200],
+        )
         .await;
     assert_eq!(mine.json["mode"], "session");
-    c.send(call("delete", session, session).header("cookie", cookie.clone()), &[403])
-        .await;
+    c.send(
+        call("delete", session, session).header("cookie", cookie.clone()),
+        &[403],
+    )
+    .await;
     let out = c
         .send(
             call("delete", session, session)
@@ -617,8 +946,14 @@ async fn the_document_covers_every_route_and_every_real_answer_matches_it() {
 
     // Every documented operation answered successfully at least once.
     let missed: Vec<_> = documented.difference(&c.succeeded).collect();
-    assert!(missed.is_empty(), "never exercised with success: {missed:?}");
-    eprintln!("checked {} (method, path, status) answers against the document", c.seen.len());
+    assert!(
+        missed.is_empty(),
+        "never exercised with success: {missed:?}"
+    );
+    eprintln!(
+        "checked {} (method, path, status) answers against the document",
+        c.seen.len()
+    );
     drop(c);
     svc.stop().await;
 }
@@ -636,7 +971,9 @@ fn the_document_is_valid_openapi_3_1() {
             std::env::var("CI").as_deref() != Ok("true"),
             "CI: openapi-spec-validator is missing (pip install openapi-spec-validator)"
         );
-        eprintln!("SKIPPED: openapi-spec-validator is not installed (pip install openapi-spec-validator)");
+        eprintln!(
+            "SKIPPED: openapi-spec-validator is not installed (pip install openapi-spec-validator)"
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -34,7 +34,11 @@ pub struct ErrorDetail {
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // documents a response; never built
 pub enum BadQuery {
-    #[response(status = 400, description = "a query parameter of the wrong type (axum's plain-text answer)", content_type = "text/plain")]
+    #[response(
+        status = 400,
+        description = "a query parameter of the wrong type (axum's plain-text answer)",
+        content_type = "text/plain"
+    )]
     Text(String),
 }
 
@@ -42,11 +46,23 @@ pub enum BadQuery {
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // documents responses; never built
 pub enum BadBody {
-    #[response(status = 400, description = "the body is not JSON (axum's plain-text answer)", content_type = "text/plain")]
+    #[response(
+        status = 400,
+        description = "the body is not JSON (axum's plain-text answer)",
+        content_type = "text/plain"
+    )]
     Syntax(String),
-    #[response(status = 415, description = "the body is not sent as `application/json` (axum's plain-text answer)", content_type = "text/plain")]
+    #[response(
+        status = 415,
+        description = "the body is not sent as `application/json` (axum's plain-text answer)",
+        content_type = "text/plain"
+    )]
     ContentType(String),
-    #[response(status = 422, description = "the JSON lacks a field or has one of the wrong type (axum's plain-text answer)", content_type = "text/plain")]
+    #[response(
+        status = 422,
+        description = "the JSON lacks a field or has one of the wrong type (axum's plain-text answer)",
+        content_type = "text/plain"
+    )]
     Data(String),
 }
 
@@ -70,7 +86,10 @@ pub struct Overview {
 pub async fn overview(State(s): State<AdminState>) -> ApiResult<Overview> {
     let (plugins, failures) = s.registry.list();
     Ok(Json(Overview {
-        events: events::count_by_status(&s.pool).await?.into_iter().collect(),
+        events: events::count_by_status(&s.pool)
+            .await?
+            .into_iter()
+            .collect(),
         jobs: jobs::count_by_state(&s.pool).await?.into_iter().collect(),
         plugins: plugins.len(),
         refused_plugin_files: failures.len(),

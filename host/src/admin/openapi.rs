@@ -136,7 +136,9 @@ impl Modify for Guarded {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("an admin key (`rsk_…`) or the bootstrap `admin_token`"))
+                    .description(Some(
+                        "an admin key (`rsk_…`) or the bootstrap `admin_token`",
+                    ))
                     .build(),
             ),
         );
@@ -189,7 +191,11 @@ impl Modify for Guarded {
 /// The document as JSON, built once.
 pub fn document_json() -> &'static str {
     static DOC: OnceLock<String> = OnceLock::new();
-    DOC.get_or_init(|| AdminApi::openapi().to_json().expect("the document serialises"))
+    DOC.get_or_init(|| {
+        AdminApi::openapi()
+            .to_json()
+            .expect("the document serialises")
+    })
 }
 
 /// This document.
@@ -246,9 +252,15 @@ mod tests {
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, op) in item.as_object().unwrap() {
                 let what = format!("{method} {path}");
-                assert!(ids.insert(op["operationId"].to_string()), "{what}: operationId");
+                assert!(
+                    ids.insert(op["operationId"].to_string()),
+                    "{what}: operationId"
+                );
                 let statuses: Vec<&String> = op["responses"].as_object().unwrap().keys().collect();
-                assert!(statuses.iter().any(|s| s.starts_with('2')), "{what}: no success");
+                assert!(
+                    statuses.iter().any(|s| s.starts_with('2')),
+                    "{what}: no success"
+                );
                 let open = op.get("security").is_some();
                 for refusal in ["401", "403"] {
                     assert!(
