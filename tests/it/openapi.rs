@@ -286,6 +286,7 @@ fn config(ok: &Target, failing: &Target) -> String {
          [connections.config]\nurl = \"{}/hooks\"\nsecret = \"forward-secret-000000001\"\n\
          [connections.delivery]\nmax_attempts = 1\n\
          [[connections]]\nname = \"echo\"\nsource = {SOURCE:?}\nplugin = \"test-echo\"\n\
+         filter = 'object.id == 500'\n\
          schedule = [{{task = \"echo\", every = \"24h\"}}]\n\
          [connections.config]\nurl = \"{}/echo\"\n",
         source_block(None),
@@ -300,7 +301,13 @@ async fn the_document_covers_every_route_and_every_real_answer_matches_it() {
     let failing = Target::start().await;
     failing.set_default_status(500);
     let echo = recoco_sync_tests::components::echo();
-    let svc = TestService::start(&config(&ok, &failing), &[("echo.wasm", &echo)]).await;
+    // A file that is no component: listed as refused.
+    let broken = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/it/openapi.rs"));
+    let svc = TestService::start(
+        &config(&ok, &failing),
+        &[("echo.wasm", &echo), ("broken.wasm", broken)],
+    )
+    .await;
 
     // The document: no key needed, OpenAPI 3.1, this version.
     let answer = svc
@@ -497,6 +504,23 @@ async fn the_document_covers_every_route_and_every_real_answer_matches_it() {
         &[404],
     )
     .await;
+    // The second event went to crm only: echo's filter dropped it.
+    let filtered = c
+        .send(
+            call(
+                "get",
+                "/admin/api/events/{id}",
+                format!("/admin/api/events/{}", event_ids[1]),
+            )
+            .key(k),
+            &[200],
+        )
+        .await;
+    assert_eq!(
+        filtered.json["filtered"][0]["connection"], "echo",
+        "{}",
+        filtered.json
+    );
     c.send(
         call("get", "/admin/api/jobs", "/admin/api/jobs?state=dead").key(k),
         &[200],
@@ -535,6 +559,11 @@ async fn the_document_covers_every_route_and_every_real_answer_matches_it() {
         )
         .await;
     assert!(plugins.json["plugins"].as_array().unwrap().len() >= 2);
+    assert!(
+        plugins.json["refused"][0]["path"].is_string(),
+        "{}",
+        plugins.json
+    );
     c.send(
         call("get", "/admin/api/sources", "/admin/api/sources").key(k),
         &[200],
