@@ -9,6 +9,7 @@ mod api;
 pub mod auth;
 pub mod console_api;
 mod manage;
+pub mod openapi;
 pub mod ops;
 mod session;
 
@@ -174,7 +175,8 @@ pub fn router(state: AdminState) -> Router {
             get(session::current)
                 .post(session::sign_in)
                 .delete(session::sign_out),
-        );
+        )
+        .merge(openapi::router());
     api.route_layer(middleware::from_fn_with_state(
         state.clone(),
         auth::authorize,

@@ -164,7 +164,7 @@ fn json(value: &serde_json::Value) -> Value {
 }
 
 /// A connection's filter that dropped an event, as the event records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Dropped {
     pub connection: String,
     pub filter: String,

@@ -22,8 +22,8 @@ use recoco_sync::store;
 use cli::backend::{Backend, Db};
 use cli::commands::{EventsCmd, JobsCmd, KeysCmd, TaskArgs};
 use cli::manage::{ConnectionsCmd, SourcesCmd};
-use cli::plugins::PluginsCmd;
 use cli::output::{Out, OutputFormat};
+use cli::plugins::PluginsCmd;
 
 #[derive(Parser)]
 #[command(
@@ -118,7 +118,7 @@ enum Command {
     #[command(subcommand)]
     Connections(ConnectionsCmd),
     /// Connectors: list, show (manifest and config schema), check FILE.
-    #[command(subcommand)]
+    #[command(subcommand, alias = "plugin")]
     Plugins(PluginsCmd),
     /// Sign and send a webhook body to a running service (for trying things
     /// out): to `--url` when it is a webhook URL
@@ -289,9 +289,7 @@ async fn command_on(
         Command::Sources(cmd) => cli::manage::sources(backend, cmd, out).await,
         Command::Connections(cmd) => cli::manage::connections(backend, cmd, out).await,
         Command::Plugins(cmd) => cli::plugins::plugins(backend, cmd, out).await,
-        Command::Config(ConfigCmd::Apply {
-            prune, dry_run, ..
-        }) => {
+        Command::Config(ConfigCmd::Apply { prune, dry_run, .. }) => {
             let declared = declared.expect("parsed by the caller");
             cli::manage::apply(backend, &declared, prune, dry_run, out).await
         }

@@ -685,7 +685,10 @@ impl Editor<'_> {
         let mut seen = BTreeSet::new();
         for d in &file.sources {
             if !seen.insert(&d.code) {
-                return Err(invalid("sources", format!("source {:?} declared twice", d.code)));
+                return Err(invalid(
+                    "sources",
+                    format!("source {:?} declared twice", d.code),
+                ));
             }
             check_source(d).map_err(|e| in_entry("source", &d.code, e))?;
             let change = match sources_now.get(&d.code) {
@@ -698,7 +701,10 @@ impl Editor<'_> {
                             "source",
                             &d.code,
                             "conflict",
-                            Some(format!("owned by the service's configuration file; differs in {}", differs.join(", "))),
+                            Some(format!(
+                                "owned by the service's configuration file; differs in {}",
+                                differs.join(", ")
+                            )),
                         ),
                         (Owner::Database, false) => {
                             planned("source", &d.code, "update", Some(differs.join(", ")))
@@ -711,12 +717,19 @@ impl Editor<'_> {
         let mut seen = BTreeSet::new();
         for d in &file.connections {
             if !seen.insert(&d.name) {
-                return Err(invalid("connections", format!("connection {:?} declared twice", d.name)));
+                return Err(invalid(
+                    "connections",
+                    format!("connection {:?} declared twice", d.name),
+                ));
             }
             let known_source = file.sources.iter().any(|s| s.code == d.source)
                 || sources_now.contains_key(&d.source);
             if !known_source {
-                return Err(in_entry("connection", &d.name, invalid("source", format!("no source {:?}", d.source))));
+                return Err(in_entry(
+                    "connection",
+                    &d.name,
+                    invalid("source", format!("no source {:?}", d.source)),
+                ));
             }
             self.check_connection_fields(d)
                 .map_err(|e| in_entry("connection", &d.name, e))?;
@@ -731,13 +744,19 @@ impl Editor<'_> {
                             "connection",
                             &d.name,
                             "conflict",
-                            Some(format!("owned by the service's configuration file; differs in {}", differs.join(", "))),
+                            Some(format!(
+                                "owned by the service's configuration file; differs in {}",
+                                differs.join(", ")
+                            )),
                         ),
                         (Owner::File, true, _) => planned(
                             "connection",
                             &d.name,
                             "update",
-                            Some("no longer in the service's file: the database takes it over".into()),
+                            Some(
+                                "no longer in the service's file: the database takes it over"
+                                    .into(),
+                            ),
                         ),
                         (Owner::Database, _, _) => {
                             planned("connection", &d.name, "update", Some(differs.join(", ")))
@@ -749,7 +768,8 @@ impl Editor<'_> {
         }
         if prune {
             for c in conns_now.values() {
-                if c.owner == Owner::Database && !file.connections.iter().any(|d| d.name == c.name) {
+                if c.owner == Owner::Database && !file.connections.iter().any(|d| d.name == c.name)
+                {
                     changes.push(planned("connection", &c.name, "delete", None));
                 }
             }
@@ -761,7 +781,12 @@ impl Editor<'_> {
                                 || file.connections.iter().any(|d| d.name == c.name))
                     }) || file.connections.iter().any(|d| d.source == s.code);
                     changes.push(if used_by_kept {
-                        planned("source", &s.code, "conflict", Some("to be pruned but still used by a kept connection".into()))
+                        planned(
+                            "source",
+                            &s.code,
+                            "conflict",
+                            Some("to be pruned but still used by a kept connection".into()),
+                        )
                     } else {
                         planned("source", &s.code, "delete", None)
                     });
@@ -829,7 +854,10 @@ fn in_entry(kind: &str, name: &str, refusal: Refusal) -> Refusal {
         Refusal::Invalid { field, message } => Refusal::Invalid {
             message: format!(
                 "{kind} {name:?}: {}{message}",
-                field.as_deref().map(|f| format!("{f}: ")).unwrap_or_default()
+                field
+                    .as_deref()
+                    .map(|f| format!("{f}: "))
+                    .unwrap_or_default()
             ),
             field: None,
         },
@@ -848,7 +876,9 @@ fn source_differences(a: &SourceDecl, b: &SourceDecl) -> Vec<&'static str> {
     if a.scheme != b.scheme {
         out.push("scheme");
     }
-    if a.rate_limit_per_second != b.rate_limit_per_second || a.rate_limit_burst != b.rate_limit_burst {
+    if a.rate_limit_per_second != b.rate_limit_per_second
+        || a.rate_limit_burst != b.rate_limit_burst
+    {
         out.push("rate limits");
     }
     if a.api_username != b.api_username || a.api_password != b.api_password {
@@ -870,7 +900,10 @@ fn connection_differences(a: &ConnectionDecl, b: &ConnectionDecl) -> Vec<&'stati
                 (
                     s.task.clone(),
                     Spec::of(s).ok().map(|p| p.text()),
-                    s.payload.clone().unwrap_or_else(|| serde_json::json!({})).to_string(),
+                    s.payload
+                        .clone()
+                        .unwrap_or_else(|| serde_json::json!({}))
+                        .to_string(),
                 )
             })
             .collect();
@@ -921,11 +954,12 @@ fn keep_redacted_secrets(config: &mut Value, stored: &Value, schema: Option<&Val
 
 /// The schedules stored for a connection, as declared.
 async fn stored_schedules(pool: &Pool, id: i64) -> Result<Vec<ScheduleDecl>, Refusal> {
-    let rows: Vec<(String, String, String)> =
-        sqlx::query_as("SELECT task, spec, payload FROM schedules WHERE connection_id = ? ORDER BY task, spec")
-            .bind(id)
-            .fetch_all(pool)
-            .await?;
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT task, spec, payload FROM schedules WHERE connection_id = ? ORDER BY task, spec",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
     Ok(rows
         .into_iter()
         .map(|(task, spec, payload)| {
@@ -946,7 +980,9 @@ async fn stored_schedules(pool: &Pool, id: i64) -> Result<Vec<ScheduleDecl>, Ref
 /// defaults).
 fn set_fields<T: Serialize>(settings: &T) -> Value {
     match serde_json::to_value(settings).unwrap_or_default() {
-        Value::Object(map) => Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).collect())
+        }
         other => other,
     }
 }

@@ -29,7 +29,7 @@ pub use manifest::Manifest;
 pub use plugin::{check_config, Origin, Plugin};
 
 /// What the listing shows for one plugin.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PluginInfo {
     pub name: String,
     pub version: String,
@@ -50,8 +50,10 @@ pub struct PluginInfo {
 }
 
 /// A refused file, for the listing.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = RefusedPlugin)]
 pub struct Failure {
+    #[schema(value_type = String)]
     pub path: PathBuf,
     /// SHA-256 of the refused bytes, when they could be read.
     pub hash: Option<String>,

@@ -725,6 +725,11 @@ async fn the_page_is_served_with_a_strict_policy_and_no_inline_script() {
         ("/admin/page.js", "text/javascript"),
         ("/admin/page.css", "text/css"),
         ("/admin/api/overview", "application/json"), // a 401 carries them too
+        // The API's document and its page hold no data: served without a key.
+        ("/admin/api/openapi.json", "application/json"),
+        ("/admin/api/docs", "text/html"),
+        ("/admin/docs.js", "text/javascript"),
+        ("/admin/docs.css", "text/css"),
     ] {
         let response = svc
             .client
@@ -733,6 +738,9 @@ async fn the_page_is_served_with_a_strict_policy_and_no_inline_script() {
             .await
             .unwrap();
         let h = response.headers();
+        if path != "/admin/api/overview" {
+            assert_eq!(response.status(), 200, "{path} without a key");
+        }
         assert_eq!(h["content-security-policy"], csp, "{path}");
         assert_eq!(h["x-frame-options"], "DENY", "{path}");
         assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
@@ -769,5 +777,24 @@ async fn the_page_is_served_with_a_strict_policy_and_no_inline_script() {
         !script.contains("localStorage") && !script.contains("innerHTML"),
         "the key stays out of storage; data never becomes markup"
     );
+    for (path, tag) in [
+        ("/admin/api/docs", "<script src=\"/admin/docs.js\""),
+        ("/admin/docs.js", ""),
+    ] {
+        let text = svc
+            .client
+            .get(format!("{}{path}", svc.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(text.contains(tag), "{path}");
+        assert!(
+            !text.contains("<script>") && !text.contains("<style>") && !text.contains("innerHTML"),
+            "{path}: inline code, or markup built from data"
+        );
+    }
     svc.stop().await;
 }

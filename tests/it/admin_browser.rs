@@ -222,35 +222,31 @@ async fn an_operator_follows_a_failure_to_its_fix_and_watches_a_sync_in_the_cons
     // The test's control server: the driver asks it to send a webhook.
     let counter = Arc::new(std::sync::atomic::AtomicI64::new(0));
     let (webhook_url, counter2) = (format!("{}/api/webhook/{SOURCE}", svc.url), counter.clone());
-    let control = recoco_sync_tests::fakes::serve(
-        axum::Router::new()
-            .route(
-                "/send",
-                post(move || {
-                    let (url, counter) = (webhook_url.clone(), counter2.clone());
-                    async move {
-                        let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        let body = recoco_sync_tests::webhook::envelope(
-                            "tasks.Task",
-                            "update",
-                            json!({"id": 4000 + n, "status": 1, "project": 1}),
-                        );
-                        let headers = recoco_sync_tests::webhook::headers(
-                            &body,
-                            &[recoco_sync_tests::service::SECRET],
-                            recoco_sync_tests::webhook::now_secs(),
-                        );
-                        let mut request = reqwest::Client::new().post(url).body(body);
-                        for (k, v) in headers {
-                            request = request.header(k, v);
-                        }
-                        let answer: serde_json::Value =
-                            request.send().await.unwrap().json().await.unwrap();
-                        axum::Json(json!({"event_id": answer["id"]}))
-                    }
-                }),
-            ),
-    )
+    let control = recoco_sync_tests::fakes::serve(axum::Router::new().route(
+        "/send",
+        post(move || {
+            let (url, counter) = (webhook_url.clone(), counter2.clone());
+            async move {
+                let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let body = recoco_sync_tests::webhook::envelope(
+                    "tasks.Task",
+                    "update",
+                    json!({"id": 4000 + n, "status": 1, "project": 1}),
+                );
+                let headers = recoco_sync_tests::webhook::headers(
+                    &body,
+                    &[recoco_sync_tests::service::SECRET],
+                    recoco_sync_tests::webhook::now_secs(),
+                );
+                let mut request = reqwest::Client::new().post(url).body(body);
+                for (k, v) in headers {
+                    request = request.header(k, v);
+                }
+                let answer: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
+                axum::Json(json!({"event_id": answer["id"]}))
+            }
+        }),
+    ))
     .await;
     let key = keys::create(&svc.pool, "operator", Scope::Admin)
         .await
@@ -296,8 +292,14 @@ async fn an_operator_follows_a_failure_to_its_fix_and_watches_a_sync_in_the_cons
     assert_eq!(create["body"]["config"]["url"], format!("{}/ui", bad.url));
     assert_eq!(create["body"]["allowed_hosts"], json!(["127.0.0.1"]));
     assert_eq!(create["body"]["enabled"], true);
-    assert_eq!(r["apiPresent"], true, "the form created the connection (201): {r}");
-    assert_eq!(r["editShowsSecret"], false, "the edit form never holds the secret: {r}");
+    assert_eq!(
+        r["apiPresent"], true,
+        "the form created the connection (201): {r}"
+    );
+    assert_eq!(
+        r["editShowsSecret"], false,
+        "the edit form never holds the secret: {r}"
+    );
     let failing = "crm-ui";
     let alert_rows = r["alertRows"].as_array().unwrap();
     assert!(

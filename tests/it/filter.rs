@@ -194,10 +194,16 @@ async fn an_invalid_filter_is_refused_when_the_connection_is_saved() {
         delivery: Default::default(),
         schedule: Vec::new(),
     };
-    let err = connections::upsert(&svc.pool, &sealer, &decl, source_id, recoco_sync::store::Owner::File)
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = connections::upsert(
+        &svc.pool,
+        &sealer,
+        &decl,
+        source_id,
+        recoco_sync::store::Owner::File,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("not a valid CEL expression"), "{err}");
     let stored: Option<String> =
         sqlx::query_scalar("SELECT filter FROM connections WHERE name = 'crm'")

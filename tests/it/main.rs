@@ -21,6 +21,7 @@ mod hot_swap;
 mod intake;
 mod lescommuns;
 mod managed;
+mod openapi;
 mod queue;
 mod queue_crash;
 mod queue_order;

@@ -53,7 +53,12 @@ async fn sources_and_connections_are_managed_at_run_time_without_restart() {
     let svc = TestService::start(&file_config(&target), &[]).await;
 
     // A new source, with a secret of our own, and a new connection on it.
-    let created = post(&svc, "/sources", json!({"code": "portal-2", "secrets": [PORTAL_SECRET]})).await;
+    let created = post(
+        &svc,
+        "/sources",
+        json!({"code": "portal-2", "secrets": [PORTAL_SECRET]}),
+    )
+    .await;
     assert_eq!(created.status, 201, "{:?}", created.json);
     assert_eq!(created.json["webhook_path"], "/api/webhook/portal-2");
     assert!(created.json["generated_secret"].is_null());
@@ -76,19 +81,42 @@ async fn sources_and_connections_are_managed_at_run_time_without_restart() {
     assert_eq!(post(&svc, "/connections", conn).await.status, 409);
 
     // It works at once: a webhook to the new source reaches the new target.
-    send_to(&svc, "portal-2", PORTAL_SECRET, envelope("projects.Project", "update", json!({"id": 7}))).await;
+    send_to(
+        &svc,
+        "portal-2",
+        PORTAL_SECRET,
+        envelope("projects.Project", "update", json!({"id": 7})),
+    )
+    .await;
     let got = target.wait_for(1, WAIT).await;
     assert_eq!(got[0].path, "/managed");
     // Its filter holds: a tagged item makes no job for it.
-    let tagged = send_to(&svc, "portal-2", PORTAL_SECRET, envelope("taggit.TaggedItem", "create", json!({"id": 7}))).await;
-    let event = svc.settled_event(tagged["id"].as_str().unwrap(), WAIT).await;
+    let tagged = send_to(
+        &svc,
+        "portal-2",
+        PORTAL_SECRET,
+        envelope("taggit.TaggedItem", "create", json!({"id": 7})),
+    )
+    .await;
+    let event = svc
+        .settled_event(tagged["id"].as_str().unwrap(), WAIT)
+        .await;
     assert_eq!(event.status.as_str(), "ignored", "{event:?}");
 
     // A config that fails the plugin's schema is refused, naming the field;
     // the stored one keeps working.
-    let bad = patch(&svc, "/connections/crm-2", json!({"config": {"url": "ftp://x", "secret": "[redacted]"}})).await;
+    let bad = patch(
+        &svc,
+        "/connections/crm-2",
+        json!({"config": {"url": "ftp://x", "secret": "[redacted]"}}),
+    )
+    .await;
     assert_eq!(bad.status, 400);
-    assert!(detail(&bad).contains("config") && detail(&bad).contains("/url"), "{}", detail(&bad));
+    assert!(
+        detail(&bad).contains("config") && detail(&bad).contains("/url"),
+        "{}",
+        detail(&bad)
+    );
     assert!(!detail(&bad).contains(WHSEC));
     // Sending the config back as shown keeps the secret: deliveries are still
     // signed with it (the target's path changes, the signature key does not).
@@ -97,16 +125,38 @@ async fn sources_and_connections_are_managed_at_run_time_without_restart() {
     config["url"] = json!(format!("{}/edited", target.url));
     let edited = patch(&svc, "/connections/crm-2", json!({"config": config})).await;
     assert_eq!(edited.status, 200, "{:?}", edited.json);
-    send_to(&svc, "portal-2", PORTAL_SECRET, envelope("projects.Project", "update", json!({"id": 8}))).await;
+    send_to(
+        &svc,
+        "portal-2",
+        PORTAL_SECRET,
+        envelope("projects.Project", "update", json!({"id": 8})),
+    )
+    .await;
     let got = target.wait_for(2, WAIT).await;
     assert_eq!(got[1].path, "/edited");
     assert!(verify(&got[1], WHSEC), "signed with the kept secret");
     // Rotating the connection's secret field: later requests are signed with the new one.
-    let set = post(&svc, "/connections/crm-2/secret", json!({"field": "/secret", "value": OTHER_WHSEC})).await;
+    let set = post(
+        &svc,
+        "/connections/crm-2/secret",
+        json!({"field": "/secret", "value": OTHER_WHSEC}),
+    )
+    .await;
     assert_eq!(set.status, 200, "{:?}", set.json);
-    let not_secret = post(&svc, "/connections/crm-2/secret", json!({"field": "/url", "value": "x"})).await;
+    let not_secret = post(
+        &svc,
+        "/connections/crm-2/secret",
+        json!({"field": "/url", "value": "x"}),
+    )
+    .await;
     assert_eq!(not_secret.status, 400, "{:?}", not_secret.json);
-    send_to(&svc, "portal-2", PORTAL_SECRET, envelope("projects.Project", "update", json!({"id": 9}))).await;
+    send_to(
+        &svc,
+        "portal-2",
+        PORTAL_SECRET,
+        envelope("projects.Project", "update", json!({"id": 9})),
+    )
+    .await;
     let got = target.wait_for(3, WAIT).await;
     assert!(verify(&got[2], OTHER_WHSEC) && !verify(&got[2], WHSEC));
 
@@ -114,17 +164,42 @@ async fn sources_and_connections_are_managed_at_run_time_without_restart() {
     // can be paused.
     let refused = patch(&svc, "/connections/from-file", json!({"filter": "true"})).await;
     assert_eq!(refused.status, 409);
-    assert!(detail(&refused).contains("configuration file"), "{}", detail(&refused));
-    assert_eq!(svc.admin(Method::DELETE, "/connections/from-file").await.status, 409);
-    assert_eq!(svc.admin(Method::DELETE, &format!("/sources/{SOURCE}")).await.status, 409);
+    assert!(
+        detail(&refused).contains("configuration file"),
+        "{}",
+        detail(&refused)
+    );
+    assert_eq!(
+        svc.admin(Method::DELETE, "/connections/from-file")
+            .await
+            .status,
+        409
+    );
+    assert_eq!(
+        svc.admin(Method::DELETE, &format!("/sources/{SOURCE}"))
+            .await
+            .status,
+        409
+    );
     let paused = patch(&svc, "/connections/from-file", json!({"enabled": false})).await;
     assert_eq!(paused.status, 200, "{:?}", paused.json);
     assert_eq!(paused.json["enabled"], false);
 
     // Pause the managed connection: its new jobs wait; then delete it: they
     // are cancelled, the event stays, the name is free again.
-    assert_eq!(patch(&svc, "/connections/crm-2", json!({"enabled": false})).await.status, 200);
-    let held = send_to(&svc, "portal-2", PORTAL_SECRET, envelope("projects.Project", "update", json!({"id": 10}))).await;
+    assert_eq!(
+        patch(&svc, "/connections/crm-2", json!({"enabled": false}))
+            .await
+            .status,
+        200
+    );
+    let held = send_to(
+        &svc,
+        "portal-2",
+        PORTAL_SECRET,
+        envelope("projects.Project", "update", json!({"id": 10})),
+    )
+    .await;
     let held_id = held["id"].as_str().unwrap().to_string();
     let job = svc.jobs_of_event(&held_id).await.remove(0);
     let job = svc.job_in(&job.id, &["paused"], WAIT).await;
@@ -136,9 +211,15 @@ async fn sources_and_connections_are_managed_at_run_time_without_restart() {
     assert_eq!(deleted.status, 200, "{:?}", deleted.json);
     assert_eq!(deleted.json["cancelled_jobs"], json!([job.id.clone()]));
     let job = svc.job_in(&job.id, &["cancelled"], WAIT).await;
-    assert_eq!(job.last_error.as_deref(), Some("its connection was deleted"));
+    assert_eq!(
+        job.last_error.as_deref(),
+        Some("its connection was deleted")
+    );
     assert!(svc.event(&held_id).await.is_some(), "the event is kept");
-    assert_eq!(svc.admin(Method::GET, "/connections/crm-2").await.status, 404);
+    assert_eq!(
+        svc.admin(Method::GET, "/connections/crm-2").await.status,
+        404
+    );
     let names: Vec<Value> = svc.admin(Method::GET, "/connections").await.json["connections"]
         .as_array()
         .unwrap()
@@ -147,7 +228,10 @@ async fn sources_and_connections_are_managed_at_run_time_without_restart() {
         .collect();
     assert_eq!(names, vec![json!("from-file")]);
     // Deleting the source now works; its webhooks are then unknown (404).
-    assert_eq!(svc.admin(Method::DELETE, "/sources/portal-2").await.status, 200);
+    assert_eq!(
+        svc.admin(Method::DELETE, "/sources/portal-2").await.status,
+        200
+    );
     let body = envelope("projects.Project", "update", json!({"id": 11}));
     let h = headers(&body, &[PORTAL_SECRET], now_secs());
     assert_eq!(svc.post_webhook("portal-2", body, &h).await.status, 404);
@@ -164,10 +248,20 @@ async fn sources_and_connections_are_managed_at_run_time_without_restart() {
     let bad = post(&svc, "/sources", json!({"code": "bad code!"})).await;
     assert_eq!(bad.status, 400);
     assert!(detail(&bad).starts_with("code:"), "{}", detail(&bad));
-    let bad = post(&svc, "/connections", json!({"name": "x", "source": "nope", "plugin": "http-forward"})).await;
+    let bad = post(
+        &svc,
+        "/connections",
+        json!({"name": "x", "source": "nope", "plugin": "http-forward"}),
+    )
+    .await;
     assert_eq!(bad.status, 400);
     assert!(detail(&bad).starts_with("source:"), "{}", detail(&bad));
-    let bad = post(&svc, "/connections", json!({"name": "x", "source": SOURCE, "plugin": "http-forward", "colour": 1})).await;
+    let bad = post(
+        &svc,
+        "/connections",
+        json!({"name": "x", "source": SOURCE, "plugin": "http-forward", "colour": 1}),
+    )
+    .await;
     assert_eq!(bad.status, 400);
     assert!(detail(&bad).contains("colour"), "{}", detail(&bad));
     svc.stop().await;
@@ -211,37 +305,73 @@ async fn a_restart_keeps_database_entries_and_pauses_and_the_file_wins_its_own()
     )
     .await;
     assert_eq!(created.status, 201, "{:?}", created.json);
-    assert_eq!(patch(&svc, "/connections/from-file", json!({"enabled": false})).await.status, 200);
+    assert_eq!(
+        patch(&svc, "/connections/from-file", json!({"enabled": false}))
+            .await
+            .status,
+        200
+    );
     let dir = svc.stop().await;
 
     // Same file: the database's connection stays as it was, the pause stays.
     let svc = TestService::start_in(dir, &config, &[]).await;
     let list = svc.admin(Method::GET, "/connections").await.json["connections"].clone();
-    let by_name = |n: &str| list.as_array().unwrap().iter().find(|c| c["name"] == n).cloned().unwrap();
+    let by_name = |n: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == n)
+            .cloned()
+            .unwrap()
+    };
     assert_eq!(by_name("runtime")["enabled"], true);
-    assert_eq!(by_name("from-file")["enabled"], false, "the operator's pause survives a restart");
+    assert_eq!(
+        by_name("from-file")["enabled"],
+        false,
+        "the operator's pause survives a restart"
+    );
     let shown = svc.admin(Method::GET, "/connections/runtime").await.json;
     assert_eq!(shown["owner"], "database");
-    assert_eq!(shown["schedule"], json!([{"task": "noop", "every": "1h", "cron": null, "payload": null}]));
+    assert_eq!(
+        shown["schedule"],
+        json!([{"task": "noop", "every": "1h", "cron": null, "payload": null}])
+    );
     let dir = svc.stop().await;
 
     // The file changes its mind about `enabled` (false, then true): the file
     // wins. A file without the connection marks only its own entry removed.
-    let disabled = config.replace("plugin = \"http-forward\"\n", "plugin = \"http-forward\"\nenabled = false\n");
+    let disabled = config.replace(
+        "plugin = \"http-forward\"\n",
+        "plugin = \"http-forward\"\nenabled = false\n",
+    );
     let svc = TestService::start_in(dir, &disabled, &[]).await;
     let dir = svc.stop().await;
     let svc = TestService::start_in(dir, &config, &[]).await;
     let shown = svc.admin(Method::GET, "/connections/from-file").await.json;
-    assert_eq!(shown["enabled"], true, "the file's own change of enabled wins");
+    assert_eq!(
+        shown["enabled"], true,
+        "the file's own change of enabled wins"
+    );
     let dir = svc.stop().await;
     let svc = TestService::start_in(dir, &format!("{}{FAST_QUEUE}", source_block(None)), &[]).await;
     let from_file = svc.admin(Method::GET, "/connections/from-file").await.json;
     assert_eq!(from_file["removed"], true);
     let runtime = svc.admin(Method::GET, "/connections/runtime").await.json;
-    assert_eq!(runtime["removed"], false, "the database's entry is not the file's to remove");
+    assert_eq!(
+        runtime["removed"], false,
+        "the database's entry is not the file's to remove"
+    );
     // The file's source cannot be taken over by an empty change.
-    assert_eq!(patch(&svc, &format!("/sources/{SOURCE}"), json!({})).await.status, 200);
-    let source = svc.admin(Method::GET, &format!("/sources/{SOURCE}")).await.json;
+    assert_eq!(
+        patch(&svc, &format!("/sources/{SOURCE}"), json!({}))
+            .await
+            .status,
+        200
+    );
+    let source = svc
+        .admin(Method::GET, &format!("/sources/{SOURCE}"))
+        .await
+        .json;
     assert_eq!(source["owner"], "file", "{source}");
     // A removed file entry can be taken over by the database.
     let taken = post(
@@ -280,7 +410,12 @@ async fn config_apply_plans_applies_prunes_and_stops_at_conflicts() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|c| (c["name"].as_str().unwrap().to_string(), c["action"].as_str().unwrap().to_string()))
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap().to_string(),
+                    c["action"].as_str().unwrap().to_string(),
+                )
+            })
             .collect()
     };
     // Dry run: the plan, nothing changed.
@@ -289,16 +424,33 @@ async fn config_apply_plans_applies_prunes_and_stops_at_conflicts() {
     assert_eq!(plan.json["applied"], false);
     assert_eq!(
         actions(&plan),
-        vec![("a".into(), "create".into()), ("b".into(), "create".into()), ("portal-3".into(), "create".into())]
+        vec![
+            ("a".into(), "create".into()),
+            ("b".into(), "create".into()),
+            ("portal-3".into(), "create".into())
+        ]
     );
     assert_eq!(svc.admin(Method::GET, "/connections/a").await.status, 404);
     // Applied; applying again changes nothing.
     let done = post(&svc, "/config/apply", apply(file.clone(), false, false)).await;
     assert_eq!(done.json["applied"], true, "{:?}", done.json);
-    assert_eq!(svc.admin(Method::GET, "/connections/a").await.json["owner"], "database");
+    assert_eq!(
+        svc.admin(Method::GET, "/connections/a").await.json["owner"],
+        "database"
+    );
     let again = post(&svc, "/config/apply", apply(file.clone(), false, false)).await;
-    assert!(actions(&again).iter().all(|(_, a)| a == "unchanged"), "{:?}", again.json);
-    send_to(&svc, "portal-3", PORTAL_SECRET, envelope("projects.Project", "update", json!({"id": 3}))).await;
+    assert!(
+        actions(&again).iter().all(|(_, a)| a == "unchanged"),
+        "{:?}",
+        again.json
+    );
+    send_to(
+        &svc,
+        "portal-3",
+        PORTAL_SECRET,
+        envelope("projects.Project", "update", json!({"id": 3})),
+    )
+    .await;
     let got = target.wait_for(2, WAIT).await;
     let mut paths: Vec<String> = got.iter().map(|r| r.path.clone()).collect();
     paths.sort();
@@ -313,7 +465,11 @@ async fn config_apply_plans_applies_prunes_and_stops_at_conflicts() {
     assert_eq!(pruned.status, 200, "{:?}", pruned.json);
     assert_eq!(
         actions(&pruned),
-        vec![("a".into(), "update".into()), ("b".into(), "delete".into()), ("portal-3".into(), "unchanged".into())]
+        vec![
+            ("a".into(), "update".into()),
+            ("b".into(), "delete".into()),
+            ("portal-3".into(), "unchanged".into())
+        ]
     );
     assert_eq!(pruned.json["changes"][0]["detail"], "config");
     assert_eq!(svc.admin(Method::GET, "/connections/b").await.status, 404);
@@ -328,13 +484,26 @@ async fn config_apply_plans_applies_prunes_and_stops_at_conflicts() {
     let refused = post(&svc, "/config/apply", apply(clash, false, false)).await;
     assert_eq!(refused.status, 409, "{:?}", refused.json);
     assert_eq!(refused.json["applied"], false);
-    let conflict = refused.json["changes"].as_array().unwrap().iter().find(|c| c["name"] == "from-file").unwrap().clone();
+    let conflict = refused.json["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "from-file")
+        .unwrap()
+        .clone();
     assert_eq!(conflict["action"], "conflict");
     assert!(conflict["detail"].as_str().unwrap().contains("config"));
     let a = svc.admin(Method::GET, "/connections/a").await.json;
-    assert!(a["config"]["url"].as_str().unwrap().ends_with("/a2"), "{a:?}");
+    assert!(
+        a["config"]["url"].as_str().unwrap().ends_with("/a2"),
+        "{a:?}"
+    );
     let after = post(&svc, "/config/apply", apply(smaller, true, true)).await;
-    assert!(actions(&after).iter().all(|(_, a)| a == "unchanged"), "the conflict applied nothing: {:?}", after.json);
+    assert!(
+        actions(&after).iter().all(|(_, a)| a == "unchanged"),
+        "the conflict applied nothing: {:?}",
+        after.json
+    );
     // An invalid entry names itself and the field.
     let invalid = post(
         &svc,
@@ -343,7 +512,11 @@ async fn config_apply_plans_applies_prunes_and_stops_at_conflicts() {
     )
     .await;
     assert_eq!(invalid.status, 400, "{:?}", invalid.json);
-    assert!(detail(&invalid).starts_with("connection \"c\": filter:"), "{}", detail(&invalid));
+    assert!(
+        detail(&invalid).starts_with("connection \"c\": filter:"),
+        "{}",
+        detail(&invalid)
+    );
     assert_eq!(svc.admin(Method::GET, "/connections/c").await.status, 404);
     svc.stop().await;
 }

@@ -403,7 +403,9 @@ fn push_event_filters(
 
 /// Events newest first, filtered, searched and paged.
 #[utoipa::path(get, path = "/admin/api/console/events", tag = "console", params(EventQuery),
-    responses((status = 200, body = EventPage), (status = 400, body = ConsoleError)))]
+    responses((status = 200, body = EventPage),
+        (status = 400, description = "a bad filter (JSON, naming the field), or a query parameter of the wrong type (axum's plain text)",
+        content((ConsoleError = "application/json"), (String = "text/plain")))))]
 pub async fn search_events(
     State(s): State<AdminState>,
     Query(f): Query<EventQuery>,
@@ -493,7 +495,6 @@ pub struct JobQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobPage {
     /// Jobs as `GET /admin/api/jobs` shows them.
-    #[schema(value_type = Vec<Object>)]
     pub jobs: Vec<JobView>,
     pub total: i64,
     pub next_before: Option<String>,
@@ -577,7 +578,9 @@ const JOB_VIEW: &str = "SELECT j.id, c.name AS connection FROM jobs j JOIN conne
 /// Jobs needing attention (failed, dead, paused, waiting, or in backoff),
 /// newest first.
 #[utoipa::path(get, path = "/admin/api/console/jobs", tag = "console", params(JobQuery),
-    responses((status = 200, body = JobPage), (status = 400, body = ConsoleError)))]
+    responses((status = 200, body = JobPage),
+        (status = 400, description = "a bad filter (JSON, naming the field), or a query parameter of the wrong type (axum's plain text)",
+        content((ConsoleError = "application/json"), (String = "text/plain")))))]
 pub async fn attention_jobs(
     State(s): State<AdminState>,
     Query(f): Query<JobQuery>,
@@ -658,7 +661,13 @@ pub struct BulkResult {
 /// Retries or discards every failed or dead job a selection matches; without
 /// `confirm`, only counts them.
 #[utoipa::path(post, path = "/admin/api/console/jobs/bulk", tag = "console", request_body = BulkAction,
-    responses((status = 200, body = BulkResult), (status = 400, body = ConsoleError)))]
+    responses((status = 200, body = BulkResult),
+        (status = 400, description = "a bad selection (JSON, naming the field), or a body that is not JSON (axum's plain text)",
+            content((ConsoleError = "application/json"), (String = "text/plain"))),
+        (status = 415, description = "a body not sent as `application/json` (axum's plain text)",
+            content_type = "text/plain", body = String),
+        (status = 422, description = "a body lacking `action` or with a field of the wrong type (axum's plain text)",
+            content_type = "text/plain", body = String)))]
 pub async fn bulk_jobs(
     State(s): State<AdminState>,
     Json(b): Json<BulkAction>,
@@ -755,7 +764,8 @@ pub struct RunNow {
 /// budget; one waiting in backoff is moved to now (its attempts kept).
 #[utoipa::path(post, path = "/admin/api/console/jobs/{id}/run-now", tag = "console",
     params(("id" = String, Path, description = "job id")),
-    responses((status = 200, body = RunNow), (status = 404, body = ConsoleError), (status = 409, body = ConsoleError)))]
+    responses((status = 200, body = RunNow), (status = 404, body = ConsoleError),
+        (status = 409, description = "the job is paused, waiting, running or finished", body = ConsoleError)))]
 pub async fn run_now(State(s): State<AdminState>, Path(id): Path<String>) -> Answer<RunNow> {
     let job = jobs::get(&s.pool, &id)
         .await?
@@ -833,7 +843,9 @@ pub struct AlertList {
 
 /// Alert incidents, newest first.
 #[utoipa::path(get, path = "/admin/api/alerts", tag = "console", params(AlertQuery),
-    responses((status = 200, body = AlertList), (status = 400, body = ConsoleError)))]
+    responses((status = 200, body = AlertList),
+        (status = 400, description = "a bad filter (JSON, naming the field), or a query parameter of the wrong type (axum's plain text)",
+        content((ConsoleError = "application/json"), (String = "text/plain")))))]
 pub async fn list_alerts(
     State(s): State<AdminState>,
     Query(f): Query<AlertQuery>,

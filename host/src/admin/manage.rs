@@ -5,14 +5,15 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use super::{AdminState, ApiError};
 use crate::config::ConnectionDecl;
 use crate::managed::{
-    ApplyReport, ConnectionPatch, ConnectionView, CreatedSource, Declarations, Editor,
-    PluginFacts, Refusal, SourcePatch, SourceView,
+    ApplyReport, ConnectionPatch, ConnectionView, CreatedSource, Declarations, Editor, PluginFacts,
+    Refusal, SourcePatch, SourceView,
 };
 
 /// An answer of these routes: the API's `{"detail"}`, plus `field` when one
@@ -49,10 +50,54 @@ impl From<anyhow::Error> for Refused {
     }
 }
 
+/// The body of a refusal.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ManageError {
+    pub detail: String,
+    /// The input to blame, when one is (`config`, `filter`, `code`…).
+    pub field: Option<String>,
+}
+
 impl axum::response::IntoResponse for Refused {
     fn into_response(self) -> axum::response::Response {
-        (self.0, Json(json!({"detail": self.1, "field": self.2}))).into_response()
+        let body = ManageError {
+            detail: self.1,
+            field: self.2,
+        };
+        (self.0, Json(body)).into_response()
     }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SourceDeleted {
+    pub source: String,
+    pub deleted: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Rotated {
+    pub source: String,
+    /// How many secrets now expire.
+    pub previous: usize,
+    /// When they stop validating (RFC 3339).
+    pub previous_expire_at: String,
+    /// The generated secret, shown only in this answer.
+    pub generated_secret: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionDeleted {
+    pub connection: String,
+    pub deleted: bool,
+    /// Its pending jobs, now `cancelled`.
+    pub cancelled_jobs: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecretSet {
+    pub connection: String,
+    pub field: String,
+    pub set: bool,
 }
 
 /// What the loaded plugins say of a config.
@@ -105,6 +150,14 @@ fn parsed<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, Refused> {
 
 /// Creates a source, owned by the database. Without `secrets`, one is
 /// generated and answered once.
+#[utoipa::path(post, path = "/admin/api/sources", tag = "sources",
+    request_body(content = Object, description = "a `[[sources]]` table as JSON (`code`, `secrets`?, `scheme`?, `api_url`?, `api_username`?, `api_password`?, `rate_limit_per_second`?, `rate_limit_burst`?, `enabled`?)"),
+    responses((status = 201, body = CreatedSource),
+        (status = 409, description = "a source of this code exists", body = ManageError),
+        (status = 400, description = "a value is refused (JSON, naming the field), or the body is not JSON (axum's plain text)",
+            content((ManageError = "application/json"), (String = "text/plain"))),
+        (status = 415, description = "the body is not sent as `application/json` (axum's plain text)",
+            content_type = "text/plain", body = String)))]
 pub async fn create_source(
     State(s): State<AdminState>,
     Json(mut body): Json<Value>,
@@ -117,6 +170,9 @@ pub async fn create_source(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
+#[utoipa::path(get, path = "/admin/api/sources/{code}", tag = "sources",
+    params(("code" = String, Path, description = "source code")),
+    responses((status = 200, body = SourceView), (status = 404, body = ManageError)))]
 pub async fn show_source(
     State(s): State<AdminState>,
     Path(code): Path<String>,
@@ -124,6 +180,15 @@ pub async fn show_source(
     Ok(Json(read(&s, async |e| e.source_view(&code).await).await?))
 }
 
+#[utoipa::path(patch, path = "/admin/api/sources/{code}", tag = "sources",
+    params(("code" = String, Path, description = "source code")),
+    request_body(content = SourcePatch),
+    responses((status = 200, body = SourceView), (status = 404, body = ManageError),
+        (status = 409, description = "owned by the configuration file", body = ManageError),
+        (status = 400, description = "a value is refused (JSON, naming the field), or the body is not JSON (axum's plain text)",
+            content((ManageError = "application/json"), (String = "text/plain"))),
+        (status = 415, description = "the body is not sent as `application/json` (axum's plain text)",
+            content_type = "text/plain", body = String)))]
 pub async fn update_source(
     State(s): State<AdminState>,
     Path(code): Path<String>,
@@ -134,12 +199,19 @@ pub async fn update_source(
     show_source(State(s), Path(code)).await
 }
 
+#[utoipa::path(delete, path = "/admin/api/sources/{code}", tag = "sources",
+    params(("code" = String, Path, description = "source code")),
+    responses((status = 200, body = SourceDeleted), (status = 404, body = ManageError),
+        (status = 409, description = "owned by the configuration file, or used by a connection", body = ManageError)))]
 pub async fn delete_source(
     State(s): State<AdminState>,
     Path(code): Path<String>,
-) -> Result<Json<Value>, Refused> {
+) -> Result<Json<SourceDeleted>, Refused> {
     edit(&s, async |e| e.delete_source(&code).await).await?;
-    Ok(Json(json!({"source": code, "deleted": true})))
+    Ok(Json(SourceDeleted {
+        source: code,
+        deleted: true,
+    }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -151,29 +223,51 @@ pub struct Rotate {
     pub grace: Option<String>,
 }
 
+#[utoipa::path(post, path = "/admin/api/sources/{code}/rotate-secret", tag = "sources",
+    params(("code" = String, Path, description = "source code")),
+    request_body(content = Option<Rotate>),
+    responses((status = 200, body = Rotated), (status = 404, body = ManageError),
+        (status = 400, description = "a value is refused (JSON, naming the field), or the body is not JSON (axum's plain text)",
+            content((ManageError = "application/json"), (String = "text/plain"))),
+        (status = 415, description = "the body is not sent as `application/json` (axum's plain text)",
+            content_type = "text/plain", body = String)))]
 pub async fn rotate_source_secret(
     State(s): State<AdminState>,
     Path(code): Path<String>,
     body: Option<Json<Value>>,
-) -> Result<Json<Value>, Refused> {
+) -> Result<Json<Rotated>, Refused> {
     let rotate: Rotate = parsed(body.map(|Json(v)| v).unwrap_or_else(|| json!({})))?;
-    let grace = humantime::parse_duration(rotate.grace.as_deref().unwrap_or("24h"))
-        .map_err(|e| Refused(StatusCode::BAD_REQUEST, format!("grace: {e}"), Some("grace".into())))?;
+    let grace =
+        humantime::parse_duration(rotate.grace.as_deref().unwrap_or("24h")).map_err(|e| {
+            Refused(
+                StatusCode::BAD_REQUEST,
+                format!("grace: {e}"),
+                Some("grace".into()),
+            )
+        })?;
     let (rotation, generated) = edit(&s, async |e| {
         e.rotate_source_secret(&code, rotate.secret, grace.as_millis() as i64)
             .await
     })
     .await?;
-    Ok(Json(json!({
-        "source": code,
-        "previous": rotation.previous,
-        "previous_expire_at": crate::ids::rfc3339(rotation.previous_expire_at),
-        "generated_secret": generated,
-    })))
+    Ok(Json(Rotated {
+        source: code,
+        previous: rotation.previous,
+        previous_expire_at: crate::ids::rfc3339(rotation.previous_expire_at),
+        generated_secret: generated,
+    }))
 }
 
 /// Creates a connection, owned by the database; its config is checked
 /// against the plugin's schema when the plugin is loaded.
+#[utoipa::path(post, path = "/admin/api/connections", tag = "connections",
+    request_body(content = Object, description = "a `[[connections]]` table as JSON (`name`, `source`, `plugin`, `config`, `enabled`?, `allowed_hosts`?, `filter`?, `delivery`?, `schedule`?, `limits`?)"),
+    responses((status = 201, body = ConnectionView),
+        (status = 409, description = "a connection of this name exists", body = ManageError),
+        (status = 400, description = "a value is refused (JSON, naming the field), or the body is not JSON (axum's plain text)",
+            content((ManageError = "application/json"), (String = "text/plain"))),
+        (status = 415, description = "the body is not sent as `application/json` (axum's plain text)",
+            content_type = "text/plain", body = String)))]
 pub async fn create_connection(
     State(s): State<AdminState>,
     Json(body): Json<Value>,
@@ -185,13 +279,27 @@ pub async fn create_connection(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+#[utoipa::path(get, path = "/admin/api/connections/{name}", tag = "connections",
+    params(("name" = String, Path, description = "connection name")),
+    responses((status = 200, body = ConnectionView), (status = 404, body = ManageError)))]
 pub async fn show_connection(
     State(s): State<AdminState>,
     Path(name): Path<String>,
 ) -> Result<Json<ConnectionView>, Refused> {
-    Ok(Json(read(&s, async |e| e.connection_view(&name).await).await?))
+    Ok(Json(
+        read(&s, async |e| e.connection_view(&name).await).await?,
+    ))
 }
 
+#[utoipa::path(patch, path = "/admin/api/connections/{name}", tag = "connections",
+    params(("name" = String, Path, description = "connection name")),
+    request_body(content = ConnectionPatch),
+    responses((status = 200, body = ConnectionView), (status = 404, body = ManageError),
+        (status = 409, description = "owned by the configuration file", body = ManageError),
+        (status = 400, description = "a value is refused (JSON, naming the field), or the body is not JSON (axum's plain text)",
+            content((ManageError = "application/json"), (String = "text/plain"))),
+        (status = 415, description = "the body is not sent as `application/json` (axum's plain text)",
+            content_type = "text/plain", body = String)))]
 pub async fn update_connection(
     State(s): State<AdminState>,
     Path(name): Path<String>,
@@ -202,14 +310,20 @@ pub async fn update_connection(
     show_connection(State(s), Path(name)).await
 }
 
+#[utoipa::path(delete, path = "/admin/api/connections/{name}", tag = "connections",
+    params(("name" = String, Path, description = "connection name")),
+    responses((status = 200, body = ConnectionDeleted), (status = 404, body = ManageError),
+        (status = 409, description = "owned by the configuration file", body = ManageError)))]
 pub async fn delete_connection(
     State(s): State<AdminState>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, Refused> {
+) -> Result<Json<ConnectionDeleted>, Refused> {
     let cancelled = edit(&s, async |e| e.delete_connection(&name).await).await?;
-    Ok(Json(
-        json!({"connection": name, "deleted": true, "cancelled_jobs": cancelled}),
-    ))
+    Ok(Json(ConnectionDeleted {
+        connection: name,
+        deleted: true,
+        cancelled_jobs: cancelled,
+    }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -220,17 +334,30 @@ pub struct SetSecret {
     pub value: String,
 }
 
+#[utoipa::path(post, path = "/admin/api/connections/{name}/secret", tag = "connections",
+    params(("name" = String, Path, description = "connection name")),
+    request_body(content = SetSecret),
+    responses((status = 200, body = SecretSet), (status = 404, body = ManageError),
+        (status = 409, description = "owned by the configuration file", body = ManageError),
+        (status = 400, description = "a value is refused (JSON, naming the field), or the body is not JSON (axum's plain text)",
+            content((ManageError = "application/json"), (String = "text/plain"))),
+        (status = 415, description = "the body is not sent as `application/json` (axum's plain text)",
+            content_type = "text/plain", body = String)))]
 pub async fn set_connection_secret(
     State(s): State<AdminState>,
     Path(name): Path<String>,
     Json(body): Json<Value>,
-) -> Result<Json<Value>, Refused> {
+) -> Result<Json<SecretSet>, Refused> {
     let set: SetSecret = parsed(body)?;
     edit(&s, async |e| {
         e.set_connection_secret(&name, &set.field, &set.value).await
     })
     .await?;
-    Ok(Json(json!({"connection": name, "field": set.field, "set": true})))
+    Ok(Json(SecretSet {
+        connection: name,
+        field: set.field,
+        set: true,
+    }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -254,6 +381,14 @@ pub struct ApplyRequest {
 
 /// `config apply`: the database-owned entries made to match a file. A plan
 /// with a conflict is answered 409 and nothing changes.
+#[utoipa::path(post, path = "/admin/api/config/apply", tag = "config",
+    request_body(content = ApplyRequest),
+    responses((status = 200, body = ApplyReport),
+        (status = 409, description = "a conflict: the plan, nothing applied", body = ApplyReport),
+        (status = 400, description = "a value is refused (JSON, naming the field), or the body is not JSON (axum's plain text)",
+            content((ManageError = "application/json"), (String = "text/plain"))),
+        (status = 415, description = "the body is not sent as `application/json` (axum's plain text)",
+            content_type = "text/plain", body = String)))]
 pub async fn apply(
     State(s): State<AdminState>,
     Json(body): Json<Value>,

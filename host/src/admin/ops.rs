@@ -30,9 +30,7 @@ impl KnownPlugins {
             match serde_json::from_value::<crate::registry::Manifest>(manifest) {
                 Ok(m) => {
                     let routing = routing::Routing::of(&m);
-                    known
-                        .schemas
-                        .insert(name.clone(), m.config_schema.clone());
+                    known.schemas.insert(name.clone(), m.config_schema.clone());
                     known
                         .tasks
                         .insert(name.clone(), m.tasks.into_iter().map(|t| t.name).collect());
@@ -48,11 +46,17 @@ impl KnownPlugins {
 
     /// What the stored manifest of `plugin` says of `config` (for changes made
     /// without a running service).
-    pub fn check(&self, plugin: &str, config: &serde_json::Value) -> Option<crate::managed::PluginFacts> {
+    pub fn check(
+        &self,
+        plugin: &str,
+        config: &serde_json::Value,
+    ) -> Option<crate::managed::PluginFacts> {
         let schema = self.schemas.get(plugin)?;
         let verdict = match jsonschema::validator_for(schema) {
             Ok(v) => crate::registry::check_config(plugin, &v, schema, config),
-            Err(e) => Err(format!("the stored schema of plugin {plugin} does not compile: {e}")),
+            Err(e) => Err(format!(
+                "the stored schema of plugin {plugin} does not compile: {e}"
+            )),
         };
         Some(crate::managed::PluginFacts {
             config_schema: schema.clone(),
@@ -61,7 +65,7 @@ impl KnownPlugins {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Replayed {
     pub event_id: String,
     pub jobs: Vec<String>,

@@ -8,16 +8,45 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::auth::{self, Access, Via, SESSION_COOKIE};
 use super::{AdminState, ApiError};
 use crate::ids::now_ms;
-use crate::store::keys;
+use crate::store::keys::{self, Scope};
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, ToSchema)]
 pub struct SignIn {
+    /// An admin key (`rsk_…`) or the bootstrap `admin_token`.
     key: String,
+}
+
+/// How the caller is let in.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The page's session cookie.
+    Session,
+    /// `Authorization: Bearer`.
+    Bearer,
+    /// No key exists yet: a loopback client.
+    Loopback,
+}
+
+/// Who the caller is.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionInfo {
+    pub mode: Mode,
+    /// Key name (`admin_token` for the bootstrap token, `loopback` without key).
+    pub name: String,
+    pub scope: Scope,
+    /// Sent back in `X-CSRF-Token` with every state change (sessions only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csrf_token: Option<String>,
+    /// When the session ends, ms since the epoch (on sign-in only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
 }
 
 fn cookie(value: &str, max_age_secs: u64, secure: bool) -> HeaderValue {
@@ -37,6 +66,14 @@ fn served_over_https(headers: &HeaderMap) -> bool {
 }
 
 /// `POST /admin/api/session` `{"key": "rsk_…"}`: signs in.
+#[utoipa::path(post, path = "/admin/api/session", tag = "session", security(()),
+    description = "Exchanges a key for an `HttpOnly` session cookie (`Set-Cookie`) and a CSRF token.",
+    request_body = SignIn,
+    responses((status = 200, body = SessionInfo,
+            headers(("set-cookie" = String, description = "the session cookie"))),
+        (status = 401, description = "unknown or revoked key", body = super::api::ErrorDetail),
+        (status = 403, description = "a cross-origin request", body = super::api::ErrorDetail),
+        super::api::BadBody))]
 pub async fn sign_in(
     State(s): State<AdminState>,
     headers: HeaderMap,
@@ -56,13 +93,13 @@ pub async fn sign_in(
     let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     let session = keys::open_session(&s.pool, &key_hash, ttl_ms).await?;
     tracing::info!(key = %name, "admin sign-in");
-    let mut response = Json(json!({
-        "mode": "session",
-        "name": name,
-        "scope": scope,
-        "csrf_token": session.csrf_token,
-        "expires_at": now_ms().saturating_add(ttl_ms),
-    }))
+    let mut response = Json(SessionInfo {
+        mode: Mode::Session,
+        name,
+        scope,
+        csrf_token: Some(session.csrf_token),
+        expires_at: Some(now_ms().saturating_add(ttl_ms)),
+    })
     .into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
@@ -73,26 +110,43 @@ pub async fn sign_in(
 
 /// `GET /admin/api/session`: who the page is signed in as (and its CSRF token);
 /// 401 when it must sign in.
+#[utoipa::path(get, path = "/admin/api/session", tag = "session",
+    security((), ("bearer" = []), ("session" = [])),
+    responses((status = 200, body = SessionInfo),
+        (status = 401, description = "no or a bad credential while keys exist", body = super::api::ErrorDetail),
+        (status = 403, description = "no key exists and the client is not on loopback, or names another host",
+            body = super::api::ErrorDetail)))]
 pub async fn current(
     State(s): State<AdminState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<SessionInfo>, ApiError> {
     let access = auth::identify(&s, &headers, peer).await?;
     Ok(Json(describe(&access)))
 }
 
-fn describe(access: &Access) -> serde_json::Value {
-    match &access.via {
-        Via::Session { csrf_token, .. } => json!({
-            "mode": "session", "name": access.name, "scope": access.scope, "csrf_token": csrf_token,
-        }),
-        Via::Bearer => json!({"mode": "bearer", "name": access.name, "scope": access.scope}),
-        Via::Loopback => json!({"mode": "loopback", "name": access.name, "scope": access.scope}),
+fn describe(access: &Access) -> SessionInfo {
+    let (mode, csrf_token) = match &access.via {
+        Via::Session { csrf_token, .. } => (Mode::Session, Some(csrf_token.clone())),
+        Via::Bearer => (Mode::Bearer, None),
+        Via::Loopback => (Mode::Loopback, None),
+    };
+    SessionInfo {
+        mode,
+        name: access.name.clone(),
+        scope: access.scope,
+        csrf_token,
+        expires_at: None,
     }
 }
 
 /// `DELETE /admin/api/session`: signs out (with the session's CSRF token).
+#[utoipa::path(delete, path = "/admin/api/session", tag = "session",
+    security((), ("session" = [])),
+    responses((status = 204, description = "signed out; the cookie is cleared",
+            headers(("set-cookie" = String, description = "the emptied session cookie"))),
+        (status = 403, description = "a session without its CSRF token, or a cross-origin request",
+            body = super::api::ErrorDetail)))]
 pub async fn sign_out(
     State(s): State<AdminState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -15,8 +15,7 @@ use super::output::{cell, fields, first_text, table, Out};
 pub fn job_states() -> Vec<&'static str> {
     use JobState::*;
     let all = [
-        Queued, Running, Waiting, Succeeded, Failed, Dead, Paused, Coalesced, Skipped,
-        Cancelled,
+        Queued, Running, Waiting, Succeeded, Failed, Dead, Paused, Coalesced, Skipped, Cancelled,
     ];
     // Exhaustive: a new variant must be added above.
     let _ = |s: JobState| match s {

@@ -198,7 +198,8 @@ async fn on_db<T>(
     change: impl AsyncFnOnce(&Editor<'_>) -> Result<T, Refusal>,
 ) -> anyhow::Result<T> {
     let known = KnownPlugins::load(&db.pool).await?;
-    let check = |plugin: &str, config: &Value| -> Option<PluginFacts> { known.check(plugin, config) };
+    let check =
+        |plugin: &str, config: &Value| -> Option<PluginFacts> { known.check(plugin, config) };
     let editor = Editor {
         pool: &db.pool,
         sealer: db.catalog.sealer(),
@@ -259,7 +260,9 @@ pub async fn sources(backend: &Backend, cmd: SourcesCmd, out: Out) -> anyhow::Re
         SourcesCmd::Show { code } => {
             let view = match backend {
                 Backend::Api(api) => api.get(&["sources", &code], &[]).await?,
-                Backend::Db(db) => to_value(on_db(db, async |e| e.source_view(&code).await).await?)?,
+                Backend::Db(db) => {
+                    to_value(on_db(db, async |e| e.source_view(&code).await).await?)?
+                }
             };
             out.print(&view, || {
                 let secrets: Vec<String> = view["secrets"]
@@ -287,7 +290,14 @@ pub async fn sources(backend: &Backend, cmd: SourcesCmd, out: Out) -> anyhow::Re
                     ("secrets", secrets.join("; ")),
                     ("api url", cell(&view, "api_url")),
                     ("api username", cell(&view, "api_username")),
-                    ("api password", if view["has_api_password"] == true { "set".into() } else { "-".into() }),
+                    (
+                        "api password",
+                        if view["has_api_password"] == true {
+                            "set".into()
+                        } else {
+                            "-".into()
+                        },
+                    ),
                     ("rate limit", cell(&view, "rate_limit_per_second")),
                     ("updated", cell(&view, "updated_at")),
                 ])
@@ -441,9 +451,8 @@ pub async fn connections(backend: &Backend, cmd: ConnectionsCmd, out: Out) -> an
                 Backend::Db(db) => {
                     let mut list = Vec::new();
                     for c in db.catalog.get().connections() {
-                        let mut v = to_value(
-                            on_db(db, async |e| e.connection_view(&c.name).await).await?,
-                        )?;
+                        let mut v =
+                            to_value(on_db(db, async |e| e.connection_view(&c.name).await).await?)?;
                         v["status"] = json!(if !v["plugin_loaded"].as_bool().unwrap_or(false) {
                             "plugin_not_loaded"
                         } else if !v["config_problem"].is_null() {
@@ -635,7 +644,10 @@ pub async fn connections(backend: &Backend, cmd: ConnectionsCmd, out: Out) -> an
                     line.trim_end_matches(['\r', '\n']).to_string()
                 }
             };
-            anyhow::ensure!(!value.is_empty(), "no value given (--value, RECOCO_SECRET_VALUE or stdin)");
+            anyhow::ensure!(
+                !value.is_empty(),
+                "no value given (--value, RECOCO_SECRET_VALUE or stdin)"
+            );
             match backend {
                 Backend::Api(api) => drop(
                     api.post(
@@ -646,8 +658,10 @@ pub async fn connections(backend: &Backend, cmd: ConnectionsCmd, out: Out) -> an
                     .await?,
                 ),
                 Backend::Db(db) => {
-                    on_db(db, async |e| e.set_connection_secret(&name, &field, &value).await)
-                        .await?
+                    on_db(db, async |e| {
+                        e.set_connection_secret(&name, &field, &value).await
+                    })
+                    .await?
                 }
             }
             println!("connection {name}: {field} set");
@@ -688,7 +702,8 @@ pub async fn apply(
                 "prune": prune,
                 "dry_run": dry_run,
             });
-            api.post_allowing_conflict(&["config", "apply"], &body).await?
+            api.post_allowing_conflict(&["config", "apply"], &body)
+                .await?
         }
         Backend::Db(db) => {
             let report = on_db(db, async |e| e.apply(file, prune, dry_run).await).await?;

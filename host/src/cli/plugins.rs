@@ -59,7 +59,13 @@ fn names(list: &Value, key: &str) -> String {
         .map(|items| {
             items
                 .iter()
-                .map(|i| i.get("name").unwrap_or(i).as_str().unwrap_or_default().to_string())
+                .map(|i| {
+                    i.get("name")
+                        .unwrap_or(i)
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string()
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         })
@@ -102,7 +108,14 @@ pub async fn plugins(backend: &Backend, cmd: PluginsCmd, out: Out) -> anyhow::Re
                     })
                     .collect();
                 table(
-                    &["name", "version", "hash", "origin", "subscriptions", "tasks"],
+                    &[
+                        "name",
+                        "version",
+                        "hash",
+                        "origin",
+                        "subscriptions",
+                        "tasks",
+                    ],
                     rows,
                     "plugins",
                 )
@@ -138,7 +151,10 @@ pub async fn check(config: &Config, file: &std::path::Path, out: Out) -> anyhow:
     let clock = std::time::Instant::now();
     let plugin = service
         .registry
-        .prepare(bytes, recoco_sync::registry::Origin::File(file.to_path_buf()))
+        .prepare(
+            bytes,
+            recoco_sync::registry::Origin::File(file.to_path_buf()),
+        )
         .await
         .map_err(|e| anyhow::anyhow!("{} would be refused: {e}", file.display()))?;
     let m = &plugin.manifest;

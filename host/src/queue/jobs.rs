@@ -296,7 +296,7 @@ pub async fn retry(pool: &Pool, id: &str) -> anyhow::Result<bool> {
 }
 
 /// A job as the admin surface shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobView {
     pub id: String,
     pub connection: String,
@@ -311,6 +311,7 @@ pub struct JobView {
     pub run_at: i64,
     pub last_error: Option<String>,
     pub summary: Option<String>,
+    /// The connector's last progress report (any JSON).
     pub progress: Option<serde_json::Value>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -363,7 +364,8 @@ pub async fn get(pool: &Pool, id: &str) -> anyhow::Result<Option<JobView>> {
     Ok(row.map(view))
 }
 
-#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[derive(Debug, Default, Clone, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct JobFilter {
     pub state: Option<String>,
     pub connection: Option<String>,

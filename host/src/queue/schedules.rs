@@ -236,7 +236,7 @@ pub fn spawn(
 }
 
 /// A schedule as the admin API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ScheduleView {
     pub connection: String,
     pub task: String,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::runtime::types;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Task {
     pub name: String,
     pub description: String,

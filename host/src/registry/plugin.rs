@@ -19,6 +19,40 @@ pub enum Origin {
     File(PathBuf),
 }
 
+// Written by hand: utoipa's derive cannot give a tuple variant's `PathBuf` a
+// string schema. tests/it/openapi.rs checks real listings against it.
+impl utoipa::PartialSchema for Origin {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        serde_json::from_value(serde_json::json!({
+            "description": "Where a plugin came from.",
+            "oneOf": [
+                {
+                    "type": "object",
+                    "description": "Compiled into the service binary.",
+                    "properties": {"kind": {"type": "string", "enum": ["shipped"]}},
+                    "required": ["kind"]
+                },
+                {
+                    "type": "object",
+                    "description": "A file of the plugins directory.",
+                    "properties": {
+                        "kind": {"type": "string", "enum": ["file"]},
+                        "path": {"type": "string"}
+                    },
+                    "required": ["kind", "path"]
+                }
+            ]
+        }))
+        .expect("a valid schema")
+    }
+}
+
+impl utoipa::ToSchema for Origin {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Origin".into()
+    }
+}
+
 /// A loaded, ready-to-run plugin version.
 pub struct Plugin {
     pub manifest: Manifest,

@@ -5,7 +5,7 @@ use sqlx::{Row as _, SqliteConnection};
 
 use super::Pool;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Attempt {
     pub job_id: String,
     pub number: i64,

@@ -219,11 +219,11 @@ pub async fn set_enabled(pool: &Pool, name: &str, enabled: bool) -> anyhow::Resu
     let done = sqlx::query(
         "UPDATE connections SET enabled = ?, updated_at = ? WHERE name = ? AND deleted_at IS NULL",
     )
-        .bind(enabled)
-        .bind(now_ms())
-        .bind(name)
-        .execute(pool)
-        .await?;
+    .bind(enabled)
+    .bind(now_ms())
+    .bind(name)
+    .execute(pool)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 

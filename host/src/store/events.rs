@@ -121,15 +121,19 @@ pub async fn get(pool: &Pool, id: &str) -> anyhow::Result<Option<Event>> {
 }
 
 /// Filters of the event listing; all optional.
-#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[derive(Debug, Default, Clone, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventFilter {
+    /// queued, processed, failed, ignored, skipped or invalid.
     pub status: Option<String>,
+    /// The source's code.
     pub source: Option<String>,
     pub topic: Option<String>,
     pub object_type: Option<String>,
     pub object_id: Option<String>,
     /// Only events older than this id (pagination, newest first).
     pub before: Option<String>,
+    /// Page size (default 50, at most 1000).
     pub limit: Option<i64>,
 }
 

@@ -20,7 +20,7 @@ const MAX_NAME_LEN: usize = 64;
 const TOUCH_EVERY_MS: i64 = 60_000;
 
 /// What a key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// Reads everything an operator sees, changes nothing.

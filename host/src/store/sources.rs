@@ -371,11 +371,11 @@ pub async fn set_enabled(pool: &Pool, code: &str, enabled: bool) -> anyhow::Resu
     let done = sqlx::query(
         "UPDATE sources SET enabled = ?, updated_at = ? WHERE code = ? AND deleted_at IS NULL",
     )
-        .bind(enabled)
-        .bind(now_ms())
-        .bind(code)
-        .execute(pool)
-        .await?;
+    .bind(enabled)
+    .bind(now_ms())
+    .bind(code)
+    .execute(pool)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 
