@@ -137,6 +137,20 @@ fn managed_configuration_from_the_command_line() {
     );
     assert!(err.contains("filter:"), "{err}");
     exits(cwd, &env, &["connections", "edit", "fwd"], 2);
+    // Pausing is allowed on the file's entries, on the database too.
+    assert!(ok(cwd, &env, &["connections", "disable", "crm"]).contains("connection crm disabled"));
+    assert!(ok(cwd, &env, &["sources", "disable", "portal"]).contains("source portal disabled"));
+    let listed: Value =
+        serde_json::from_str(&ok(cwd, &env, &["connections", "list", "--json"])).unwrap();
+    let crm = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "crm")
+        .unwrap();
+    assert_eq!(crm["enabled"], false, "{crm}");
+    ok(cwd, &env, &["connections", "enable", "crm"]);
+    ok(cwd, &env, &["sources", "enable", "portal"]);
 
     // `config apply`: dry run, apply, prune; a conflict exits 6 and applies nothing.
     std::fs::write(

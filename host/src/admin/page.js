@@ -469,7 +469,8 @@ const views = {
             : h('span', {class: 'task', title: t.description}, t.name), ' ']),
           [toggle('connections', c.name, c.enabled), ' ',
             owner === 'database' && canWrite() ? [h('a', {href: '#/connection/' + enc(c.name)}, 'Edit'), ' ',
-              button('Delete', () => confirmDelete(c.name))] : h('span', {class: 'muted', title: 'declared in the configuration file'}, owner === 'file' ? 'read-only (file)' : '')]);
+              button('Delete', () => confirmDelete('delete-area', '/connections/' + enc(c.name),
+                `Delete connection ${c.name}? Its pending jobs are cancelled; its events are kept.`))] : h('span', {class: 'muted', title: 'declared in the configuration file'}, owner === 'file' ? 'read-only (file)' : '')]);
       }), 'connections'),
       h('div', {id: 'delete-area'}),
       h('h3', null, 'Sources'),
@@ -479,7 +480,8 @@ const views = {
         x.code, pill(x.owner || 'file'), x.webhook_path, x.api_url, x.secrets, String(x.enabled),
         [toggle('sources', x.code, x.enabled), ' ',
           button('Rotate secret', () => rotateSecret(x.code), {'data-rotate': x.code}), ' ',
-          x.owner === 'database' ? button('Delete', () => confirmDeleteSource(x.code), {'data-delete-source': x.code}) : ''])), 'sources'),
+          x.owner === 'database' ? button('Delete', () => confirmDelete('source-area', '/sources/' + enc(x.code),
+            `Delete source ${x.code}? Its webhooks are then refused; its events are kept.`), {'data-delete-source': x.code}) : ''])), 'sources'),
     ];
   },
 
@@ -527,12 +529,13 @@ function runNowButton(j, after) {
   }, {class: 'run-now', 'data-job': j.id});
 }
 
-function confirmDelete(name) {
-  const area = $('#delete-area');
+/** Asks before deleting `path`, in the element `areaId`; `what` says what happens. */
+function confirmDelete(areaId, path, what) {
+  const area = $('#' + areaId);
   area.replaceChildren(h('div', {class: 'confirm'},
-    h('span', null, `Delete connection ${name}? Its pending jobs are cancelled; its events are kept.`),
+    h('span', null, what),
     h('button', {type: 'button', onclick: async () => {
-      if (await act('/connections/' + enc(name), undefined, 'DELETE') !== undefined) { area.replaceChildren(); render(); }
+      if (await act(path, undefined, 'DELETE') !== undefined) { area.replaceChildren(); render(); }
     }}, 'Yes, delete'),
     h('button', {type: 'button', onclick: () => area.replaceChildren()}, 'Cancel')));
 }
@@ -560,16 +563,6 @@ function sourceForm() {
 async function rotateSecret(code) {
   const done = await act('/sources/' + enc(code) + '/rotate-secret', {grace: '24h'});
   if (done) showOnce(`Source ${code}: new secret (shown only now); the previous ones validate until ${done.previous_expire_at}:`, done.generated_secret);
-}
-
-function confirmDeleteSource(code) {
-  const area = $('#source-area');
-  area.replaceChildren(h('div', {class: 'confirm'},
-    h('span', null, `Delete source ${code}? Its webhooks are then refused; its events are kept.`),
-    h('button', {type: 'button', onclick: async () => {
-      if (await act('/sources/' + enc(code), undefined, 'DELETE') !== undefined) { area.replaceChildren(); render(); }
-    }}, 'Yes, delete'),
-    h('button', {type: 'button', onclick: () => area.replaceChildren()}, 'Cancel')));
 }
 
 /** Create (name null) or edit a database-owned connection, on the managed API. */

@@ -377,8 +377,8 @@ pub async fn sources(backend: &Backend, cmd: SourcesCmd, out: Out) -> anyhow::Re
             println!("source {} changed", e.code);
             Ok(())
         }
-        SourcesCmd::Enable { code } => toggle_source(backend, &code, true).await,
-        SourcesCmd::Disable { code } => toggle_source(backend, &code, false).await,
+        SourcesCmd::Enable { code } => toggle(backend, "sources", &code, true).await,
+        SourcesCmd::Disable { code } => toggle(backend, "sources", &code, false).await,
         SourcesCmd::Delete { code } => {
             match backend {
                 Backend::Api(api) => drop(api.delete(&["sources", &code]).await?),
@@ -427,19 +427,28 @@ pub async fn sources(backend: &Backend, cmd: SourcesCmd, out: Out) -> anyhow::Re
     }
 }
 
-async fn toggle_source(backend: &Backend, code: &str, enabled: bool) -> anyhow::Result<()> {
+/// `enable` / `disable` of a source or a connection (`kind`: `sources` or
+/// `connections`); allowed on the file's entries too.
+async fn toggle(backend: &Backend, kind: &str, name: &str, enabled: bool) -> anyhow::Result<()> {
     let action = if enabled { "enable" } else { "disable" };
     match backend {
-        Backend::Api(api) => drop(api.post(&["sources", code, action], &[], None).await?),
-        Backend::Db(db) => {
+        Backend::Api(api) => drop(api.post(&[kind, name, action], &[], None).await?),
+        Backend::Db(db) if kind == "sources" => {
             let patch = SourcePatch {
                 enabled: Some(enabled),
                 ..Default::default()
             };
-            on_db(db, async |e| e.update_source(code, patch).await).await?
+            on_db(db, async |e| e.update_source(name, patch).await).await?
+        }
+        Backend::Db(db) => {
+            let patch = ConnectionPatch {
+                enabled: Some(enabled),
+                ..Default::default()
+            };
+            on_db(db, async |e| e.update_connection(name, patch).await).await?
         }
     }
-    println!("source {code} {action}d");
+    println!("{} {name} {action}d", kind.trim_end_matches('s'));
     Ok(())
 }
 
@@ -616,8 +625,8 @@ pub async fn connections(backend: &Backend, cmd: ConnectionsCmd, out: Out) -> an
             println!("connection {} changed", e.name);
             Ok(())
         }
-        ConnectionsCmd::Enable { name } => toggle_connection(backend, &name, true).await,
-        ConnectionsCmd::Disable { name } => toggle_connection(backend, &name, false).await,
+        ConnectionsCmd::Enable { name } => toggle(backend, "connections", &name, true).await,
+        ConnectionsCmd::Disable { name } => toggle(backend, "connections", &name, false).await,
         ConnectionsCmd::Delete { name } => {
             let answer = match backend {
                 Backend::Api(api) => api.delete(&["connections", &name]).await?,
@@ -668,22 +677,6 @@ pub async fn connections(backend: &Backend, cmd: ConnectionsCmd, out: Out) -> an
             Ok(())
         }
     }
-}
-
-async fn toggle_connection(backend: &Backend, name: &str, enabled: bool) -> anyhow::Result<()> {
-    let action = if enabled { "enable" } else { "disable" };
-    match backend {
-        Backend::Api(api) => drop(api.post(&["connections", name, action], &[], None).await?),
-        Backend::Db(db) => {
-            let patch = ConnectionPatch {
-                enabled: Some(enabled),
-                ..Default::default()
-            };
-            on_db(db, async |e| e.update_connection(name, patch).await).await?
-        }
-    }
-    println!("connection {name} {action}d");
-    Ok(())
 }
 
 /// `config apply FILE`: prints the plan; exit 6 when a conflict stopped it.
