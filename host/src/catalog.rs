@@ -10,7 +10,7 @@ use crate::ids::{ConnectionId, SourceId};
 use crate::secrets::Sealer;
 use crate::store::connections::{self, Connection};
 use crate::store::sources::{self, Source};
-use crate::store::{Owner, Pool};
+use crate::store::{Owner, Pool, Write};
 
 /// One consistent snapshot.
 #[derive(Debug, Default)]
@@ -138,7 +138,14 @@ impl CatalogHandle {
         for decl in &config.sources {
             ids.insert(
                 decl.code.clone(),
-                sources::upsert(&self.pool, &self.sealer, decl, Owner::File).await?,
+                sources::upsert(
+                    &self.pool,
+                    &self.sealer,
+                    decl,
+                    Owner::File,
+                    Write::CreateOrUpdate,
+                )
+                .await?,
             );
         }
         for decl in &config.connections {
@@ -156,7 +163,15 @@ impl CatalogHandle {
                         )
                     })?,
             };
-            connections::upsert(&self.pool, &self.sealer, decl, source_id, Owner::File).await?;
+            connections::upsert(
+                &self.pool,
+                &self.sealer,
+                decl,
+                source_id,
+                Owner::File,
+                Write::CreateOrUpdate,
+            )
+            .await?;
         }
         self.reload().await
     }

@@ -31,7 +31,7 @@ use crate::queue::schedules::Spec;
 use crate::secrets::{redact_config, secret_paths, Sealer, REDACTED};
 use crate::store::connections::{self, Connection};
 use crate::store::sources::{self, Source};
-use crate::store::{Owner, Pool};
+use crate::store::{Owner, Pool, Write};
 
 /// Why a change was refused.
 #[derive(Debug)]
@@ -64,7 +64,12 @@ impl std::error::Error for Refusal {}
 
 impl From<anyhow::Error> for Refusal {
     fn from(e: anyhow::Error) -> Self {
-        Self::Internal(e)
+        // Two creates of one name at once both pass the check; the store
+        // refuses the second.
+        match e.downcast::<crate::store::AlreadyExists>() {
+            Ok(taken) => Self::Conflict(taken.to_string()),
+            Err(e) => Self::Internal(e),
+        }
     }
 }
 
@@ -287,7 +292,14 @@ impl Editor<'_> {
                 existing.owner.as_str()
             )));
         }
-        sources::upsert(self.pool, self.sealer, &decl, Owner::Database).await?;
+        sources::upsert(
+            self.pool,
+            self.sealer,
+            &decl,
+            Owner::Database,
+            Write::CreateOnly,
+        )
+        .await?;
         Ok(CreatedSource {
             webhook_path: format!("/api/webhook/{}", decl.code),
             code: decl.code,
@@ -339,7 +351,14 @@ impl Editor<'_> {
             decl.enabled = v;
         }
         check_source(&decl)?;
-        sources::upsert(self.pool, self.sealer, &decl, Owner::Database).await?;
+        sources::upsert(
+            self.pool,
+            self.sealer,
+            &decl,
+            Owner::Database,
+            Write::CreateOrUpdate,
+        )
+        .await?;
         Ok(())
     }
 
@@ -456,8 +475,21 @@ impl Editor<'_> {
 
     /// Stores `decl` as a database-owned connection, its delivery settings
     /// and schedules with it.
-    async fn store_connection(&self, decl: &ConnectionDecl, source_id: i64) -> Result<(), Refusal> {
-        connections::upsert(self.pool, self.sealer, decl, source_id, Owner::Database).await?;
+    async fn store_connection(
+        &self,
+        decl: &ConnectionDecl,
+        source_id: i64,
+        write: Write,
+    ) -> Result<(), Refusal> {
+        connections::upsert(
+            self.pool,
+            self.sealer,
+            decl,
+            source_id,
+            Owner::Database,
+            write,
+        )
+        .await?;
         crate::queue::policy::apply(self.pool, std::slice::from_ref(decl)).await?;
         crate::queue::schedules::apply(self.pool, std::slice::from_ref(decl)).await?;
         Ok(())
@@ -466,6 +498,7 @@ impl Editor<'_> {
     /// Creates a database-owned connection (or takes over one the file no
     /// longer declares).
     pub async fn create_connection(&self, decl: ConnectionDecl) -> Result<(), Refusal> {
+        let mut existing_removed = false;
         if let Some(existing) = self
             .connections()
             .await?
@@ -479,9 +512,16 @@ impl Editor<'_> {
                     existing.owner.as_str()
                 )));
             }
+            existing_removed = true;
         }
         let source_id = self.check_connection(&decl).await?;
-        self.store_connection(&decl, source_id).await
+        // Taking over a removed entry updates it; else the name must be free.
+        let write = if existing_removed {
+            Write::CreateOrUpdate
+        } else {
+            Write::CreateOnly
+        };
+        self.store_connection(&decl, source_id, write).await
     }
 
     pub async fn update_connection(
@@ -536,7 +576,8 @@ impl Editor<'_> {
             decl.limits = v;
         }
         let source_id = self.check_connection(&decl).await?;
-        self.store_connection(&decl, source_id).await
+        self.store_connection(&decl, source_id, Write::CreateOrUpdate)
+            .await
     }
 
     /// Sets one secret field of a database-owned connection's config (a JSON
@@ -589,7 +630,8 @@ impl Editor<'_> {
         let mut decl = self.declaration(&c).await?;
         decl.config = config;
         let source_id = self.check_connection(&decl).await?;
-        self.store_connection(&decl, source_id).await
+        self.store_connection(&decl, source_id, Write::CreateOrUpdate)
+            .await
     }
 
     /// Deletes a database-owned connection, or one the file no longer
@@ -806,7 +848,14 @@ impl Editor<'_> {
             match sources_now.get(&d.code) {
                 Some(s) if s.owner == Owner::File => {}
                 _ => {
-                    sources::upsert(self.pool, self.sealer, d, Owner::Database).await?;
+                    sources::upsert(
+                        self.pool,
+                        self.sealer,
+                        d,
+                        Owner::Database,
+                        Write::CreateOrUpdate,
+                    )
+                    .await?;
                 }
             }
         }
@@ -820,7 +869,8 @@ impl Editor<'_> {
                     .check_connection(d)
                     .await
                     .map_err(|e| in_entry("connection", &d.name, e))?;
-                self.store_connection(d, source_id).await?;
+                self.store_connection(d, source_id, Write::CreateOrUpdate)
+                    .await?;
             }
         }
         for change in changes.iter().filter(|c| c.action == "delete") {

@@ -49,6 +49,19 @@ impl Owner {
     }
 }
 
+/// Whether saving an entry may update one of the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    CreateOrUpdate,
+    /// Refused with [`AlreadyExists`] when the name is taken.
+    CreateOnly,
+}
+
+/// A create found the name taken.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} already exists")]
+pub struct AlreadyExists(pub String);
+
 /// Migrations from `migrations/`, compiled into the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 

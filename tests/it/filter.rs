@@ -200,6 +200,7 @@ async fn an_invalid_filter_is_refused_when_the_connection_is_saved() {
         &decl,
         source_id,
         recoco_sync::store::Owner::File,
+        recoco_sync::store::Write::CreateOrUpdate,
     )
     .await
     .unwrap_err()

@@ -520,3 +520,43 @@ async fn config_apply_plans_applies_prunes_and_stops_at_conflicts() {
     assert_eq!(svc.admin(Method::GET, "/connections/c").await.status, 404);
     svc.stop().await;
 }
+
+#[tokio::test]
+async fn creates_racing_for_one_name_give_one_connection_and_conflicts() {
+    let target = Target::start().await;
+    let svc = TestService::start(&file_config(&target), &[]).await;
+    for round in 0..10 {
+        let body = json!({"name": format!("race-{round}"), "source": SOURCE, "plugin": "http-forward",
+            "config": {"url": format!("{}/race", target.url), "secret": WHSEC}});
+        let (a, b, c) = tokio::join!(
+            post(&svc, "/connections", body.clone()),
+            post(&svc, "/connections", body.clone()),
+            post(&svc, "/connections", body.clone())
+        );
+        let mut statuses = vec![a.status, b.status, c.status];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            vec![201, 409, 409],
+            "round {round}: {:?} {:?} {:?}",
+            a.json,
+            b.json,
+            c.json
+        );
+        let source = json!({"code": format!("race-{round}"), "secrets": [PORTAL_SECRET]});
+        let (a, b) = tokio::join!(
+            post(&svc, "/sources", source.clone()),
+            post(&svc, "/sources", source.clone())
+        );
+        let mut statuses = vec![a.status, b.status];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            vec![201, 409],
+            "round {round}: {:?} {:?}",
+            a.json,
+            b.json
+        );
+    }
+    svc.stop().await;
+}

@@ -6,7 +6,7 @@ use sqlx::Row as _;
 
 use std::sync::Arc;
 
-use super::{Owner, Pool};
+use super::{AlreadyExists, Owner, Pool, Write};
 use crate::config::{ConnectionDecl, ConnectionLimits};
 use crate::filter::Filter;
 use crate::ids::{now_ms, ConnectionId, SourceId};
@@ -92,6 +92,7 @@ pub async fn upsert(
     decl: &ConnectionDecl,
     source_id: SourceId,
     owner: Owner,
+    write: Write,
 ) -> anyhow::Result<ConnectionId> {
     if let Some(filter) = &decl.filter {
         Filter::compile(filter).map_err(|e| anyhow::anyhow!("connection {:?}: {e}", decl.name))?;
@@ -111,6 +112,9 @@ pub async fn upsert(
     let file_enabled = (owner == Owner::File).then_some(decl.enabled);
     let now = now_ms();
     if let Some(c) = existing {
+        if write == Write::CreateOnly {
+            return Err(AlreadyExists(format!("connection {:?}", decl.name)).into());
+        }
         let enabled = match (owner, c.owner, c.file_enabled) {
             (Owner::File, Owner::File, Some(before)) if before == decl.enabled => c.enabled,
             _ => decl.enabled,
@@ -163,7 +167,14 @@ pub async fn upsert(
     .bind(now)
     .bind(now)
     .execute(pool)
-    .await?
+    .await
+    .map_err(|e| match e.as_database_error() {
+        // Created by someone else since the look-up.
+        Some(d) if d.is_unique_violation() => {
+            anyhow::Error::from(AlreadyExists(format!("connection {:?}", decl.name)))
+        }
+        _ => e.into(),
+    })?
     .last_insert_rowid();
     Ok(id)
 }

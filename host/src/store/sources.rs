@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use sqlx::Row as _;
 
-use super::{Owner, Pool};
+use super::{AlreadyExists, Owner, Pool, Write};
 use crate::config::{Scheme, SourceDecl};
 use crate::ids::{now_ms, SourceId};
 use crate::secrets::Sealer;
@@ -219,6 +219,7 @@ pub async fn upsert(
     sealer: &Sealer,
     decl: &SourceDecl,
     owner: Owner,
+    write: Write,
 ) -> anyhow::Result<SourceId> {
     let existing = list(pool, sealer)
         .await?
@@ -227,6 +228,9 @@ pub async fn upsert(
     let now = now_ms();
     let file_enabled = (owner == Owner::File).then_some(decl.enabled);
     if let Some(s) = existing {
+        if write == Write::CreateOnly {
+            return Err(AlreadyExists(format!("source {:?}", decl.code)).into());
+        }
         let secrets = merge_secrets(decl, &s.secret_entries, now);
         let enabled = match (owner, s.owner, s.file_enabled) {
             (Owner::File, Owner::File, Some(before)) if before == decl.enabled => s.enabled,
@@ -283,7 +287,14 @@ pub async fn upsert(
     .bind(now)
     .bind(now)
     .execute(pool)
-    .await?
+    .await
+    .map_err(|e| match e.as_database_error() {
+        // Created by someone else since the look-up.
+        Some(d) if d.is_unique_violation() => {
+            anyhow::Error::from(AlreadyExists(format!("source {:?}", decl.code)))
+        }
+        _ => e.into(),
+    })?
     .last_insert_rowid();
     Ok(id)
 }
