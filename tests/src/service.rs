@@ -230,28 +230,27 @@ impl TestService {
         path: &str,
         body: &serde_json::Value,
     ) -> Answer {
-        let response = self
-            .client
-            .request(method, format!("{}/admin/api{path}", self.url))
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        Answer {
-            status,
-            json: response.json().await.unwrap_or_default(),
-        }
+        self.admin_call(method, path, Some(body)).await
     }
 
     /// An admin API call (the service answers loopback clients without a token).
     pub async fn admin(&self, method: reqwest::Method, path: &str) -> Answer {
-        let response = self
+        self.admin_call(method, path, None).await
+    }
+
+    async fn admin_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Answer {
+        let mut request = self
             .client
-            .request(method, format!("{}/admin/api{path}", self.url))
-            .send()
-            .await
-            .unwrap();
+            .request(method, format!("{}/admin/api{path}", self.url));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         Answer {
             status,

@@ -671,7 +671,7 @@ pub async fn toggle_connection(
         return Err(ApiError::not_found(format!("no connection {name}")));
     }
     s.catalog.reload().await?;
-    crate::queue_follow_catalog(&s.pool, &s.flow, &s.wake).await;
+    crate::follow_catalog(&s.catalog, &s.registry, &s.runtime, &s.flow, &s.wake).await;
     Ok(Json(ConnectionToggled {
         connection: name,
         enabled,
