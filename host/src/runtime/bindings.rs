@@ -3,7 +3,7 @@
 //! trappable (a host bug traps the guest instead of panicking the service).
 
 wasmtime::component::bindgen!({
-    path: "../wit",
+    path: "../wit/v0.1.0",
     world: "connector",
     imports: { default: async | trappable },
     exports: { default: async },

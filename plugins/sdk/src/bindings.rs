@@ -8,7 +8,7 @@
 
 wit_bindgen::generate!({
     world: "connector",
-    path: "../../wit",
+    path: "../../wit/v0.1.0",
     // The export macro is invoked from the connector crates, through
     // `export_connector!`, so it must be public and find these bindings by path.
     pub_export_macro: true,
