@@ -34,6 +34,17 @@ CONFIG_SCHEMA = {
 }
 
 
+def sign(secret, body):
+    """`sha256=` and the lowercase hex HMAC-SHA256 of `body` keyed with `secret` (bytes)."""
+    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+# componentize-py snapshots the interpreter once this module is imported, and a module
+# not imported by then cannot be imported at run time (the component has no files):
+# hmac imports `warnings` on its first use, so sign once now.
+sign(b"warm-up", b"")
+
+
 def permanent(message):
     return Err(types.Error(retryable=False, message=message, retry_after_ms=None))
 
@@ -90,13 +101,12 @@ class Handler(exports.Handler):
             ensure_ascii=False,
             separators=(",", ":"),
         ).encode("utf-8")
-        signature = hmac.new(config["secret"].encode("utf-8"), body, hashlib.sha256).hexdigest()
         request = types.HttpRequest(
             method="POST",
             url=config["url"],
             headers=[
                 ("content-type", "application/json"),
-                ("x-recoco-signature", "sha256=" + signature),
+                ("x-recoco-signature", sign(config["secret"].encode("utf-8"), body)),
             ],
             body=body,
             timeout_ms=None,
