@@ -19,6 +19,7 @@ const TEST_COMPONENTS: &[&str] = &[
     "test-xss",
     "test-xss-name",
     "test-malicious",
+    "test-wit-v0-1",
 ];
 
 fn main() -> anyhow::Result<()> {

@@ -44,6 +44,11 @@ pub struct PluginInfo {
     pub config_schema: serde_json::Value,
     pub default_allowed_hosts: Vec<String>,
     pub coalesce: bool,
+    /// The `recoco:connector` version it was built against (`0.2.0`, `0.1.0`).
+    pub wit_version: String,
+    pub authors: Vec<String>,
+    pub homepage: Option<String>,
+    pub license: Option<String>,
     /// Why the latest content of this plugin's file was refused, while this
     /// version keeps serving.
     pub last_error: Option<String>,
@@ -289,6 +294,10 @@ impl Registry {
                 config_schema: p.manifest.config_schema.clone(),
                 default_allowed_hosts: p.manifest.default_allowed_hosts.clone(),
                 coalesce: p.manifest.coalesce,
+                wit_version: p.manifest.wit_version.clone(),
+                authors: p.manifest.authors.clone(),
+                homepage: p.manifest.homepage.clone(),
+                license: p.manifest.license.clone(),
                 last_error: match &p.origin {
                     Origin::File(path) => layers.failures.get(path).map(|f| f.error.clone()),
                     Origin::Shipped => None,

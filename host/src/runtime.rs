@@ -116,11 +116,7 @@ impl Runtime {
         engine::start_epoch_ticker(&engine);
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
-        bindings::Connector::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(anyhow::Error::from)?;
+        bindings::add_to_linker(&mut linker)?;
         Ok(Self {
             engine,
             linker,
@@ -170,7 +166,7 @@ impl Runtime {
             .linker
             .instantiate_pre(component)
             .map_err(anyhow::Error::from)?;
-        ConnectorPre::new(pre).map_err(anyhow::Error::from)
+        ConnectorPre::new(pre)
     }
 
     /// Calls `manifest()` with no host imports available.
@@ -184,13 +180,7 @@ impl Runtime {
         let cpu = store.data().cpu.clone();
         let result = tokio::time::timeout(
             MANIFEST_TIMEOUT,
-            cpu::metered(cpu, async {
-                let instance = pre.instantiate_async(&mut store).await?;
-                instance
-                    .recoco_connector_handler()
-                    .call_manifest(&mut store)
-                    .await
-            }),
+            cpu::metered(cpu, pre.manifest(&mut store)),
         )
         .await;
         self.settle(result, MANIFEST_TIMEOUT, &store, &tail)
@@ -218,12 +208,10 @@ impl Runtime {
         let result = tokio::time::timeout(
             wall,
             cpu::metered(cpu, async {
-                let instance = pre.instantiate_async(&mut store).await?;
-                let handler = instance.recoco_connector_handler();
                 match &call {
-                    Call::Event(event) => handler.call_handle_event(&mut store, &ctx, event).await,
+                    Call::Event(event) => pre.handle_event(&mut store, &ctx, event).await,
                     Call::Task { name, payload } => {
-                        handler.call_run_task(&mut store, &ctx, name, payload).await
+                        pre.run_task(&mut store, &ctx, name, payload).await
                     }
                 }
             }),

@@ -261,7 +261,7 @@ async fn broken_files_are_refused_and_the_previous_version_keeps_serving() {
         (
             "component of another world",
             read(&components::other_world()),
-            "not a component of the recoco:connector@0.1.0 world",
+            "not a component of a supported recoco:connector world (0.2.0, 0.1.0)",
         ),
         (
             "manifest that traps",

@@ -27,3 +27,4 @@ mod queue_crash;
 mod queue_order;
 mod sandbox;
 mod security;
+mod wit_versions;

@@ -78,3 +78,9 @@ pub fn xss_name() -> PathBuf {
 pub fn malicious() -> PathBuf {
     env!("COMPONENT_test_malicious").into()
 }
+
+/// Built against `recoco:connector@0.1.0` with wit-bindgen directly (the
+/// previous minor version); POSTs each webhook body to the config's `url`.
+pub fn wit_v0_1() -> PathBuf {
+    env!("COMPONENT_test_wit_v0_1").into()
+}

@@ -82,6 +82,10 @@ fn described(p: &Value) -> String {
         ("tasks", names(p, "tasks")),
         ("default hosts", names(p, "default_allowed_hosts")),
         ("coalesce", cell(p, "coalesce")),
+        ("wit", cell(p, "wit_version")),
+        ("authors", names(p, "authors")),
+        ("homepage", cell(p, "homepage")),
+        ("license", cell(p, "license")),
         (
             "config schema",
             serde_json::to_string_pretty(&p["config_schema"]).unwrap_or_default(),
@@ -170,6 +174,10 @@ pub async fn check(config: &Config, file: &std::path::Path, out: Out) -> anyhow:
         "tasks": m.tasks,
         "default_allowed_hosts": m.default_allowed_hosts,
         "coalesce": m.coalesce,
+        "wit_version": m.wit_version,
+        "authors": m.authors,
+        "homepage": m.homepage,
+        "license": m.license,
         "config_schema": m.config_schema,
     });
     out.print(&report, || {

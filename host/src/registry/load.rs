@@ -1,6 +1,6 @@
 //! From bytes to a ready [`Plugin`], or a [`LoadError`] saying what is wrong:
 //! compile (or take the compiled code from the disk [`cache`](super::cache)) off
-//! the async threads, check it is a component of the `recoco:connector@0.1.0`
+//! the async threads, check it is a component of a supported `recoco:connector`
 //! world, read and check its manifest, compile its config schema. Nothing here
 //! swaps anything in; [`Registry::install`] does. The one-shot loads at start
 //! (shipped connectors, the plugins directory) are here too.
@@ -41,7 +41,10 @@ impl Registry {
             }
             .map_err(|e| describe_compile_error(&bytes, &e))?;
             let pre = runtime.pre_instantiate(&component).map_err(|e| {
-                format!("not a component of the recoco:connector@0.1.0 world: {e:#}")
+                format!(
+                    "not a component of a supported recoco:connector world ({}): {e:#}",
+                    crate::runtime::bindings::SUPPORTED_VERSIONS.join(", ")
+                )
             })?;
             Ok::<_, String>((pre, from_cache))
         })
@@ -57,7 +60,8 @@ impl Registry {
             .read_manifest(&pre, &label)
             .await
             .map_err(|e| LoadError(format!("manifest() failed: {e}")))?;
-        let manifest = Manifest::try_from(raw).map_err(LoadError)?;
+        let mut manifest = Manifest::try_from(raw).map_err(LoadError)?;
+        manifest.wit_version = pre.wit_version().to_string();
         let validator = jsonschema::validator_for(&manifest.config_schema).map_err(|e| {
             LoadError(format!(
                 "plugin {}: config schema is not a valid JSON Schema: {e}",

@@ -26,6 +26,21 @@ pub struct Manifest {
     /// The connector's own ordering rules, tried before the host's.
     #[serde(default)]
     pub ordering_keys: Vec<crate::routing::OrderingRule>,
+    /// The `recoco:connector` version the component was built against (set by
+    /// the loader; manifests stored before versions existed are 0.1.0).
+    #[serde(default = "first_wit_version")]
+    pub wit_version: String,
+    /// Who wrote it, where to read about it, its license (since 0.2.0).
+    #[serde(default)]
+    pub authors: Vec<String>,
+    #[serde(default)]
+    pub homepage: Option<String>,
+    #[serde(default)]
+    pub license: Option<String>,
+}
+
+fn first_wit_version() -> String {
+    "0.1.0".into()
 }
 
 impl TryFrom<types::PluginManifest> for Manifest {
@@ -72,6 +87,10 @@ impl TryFrom<types::PluginManifest> for Manifest {
             });
         }
         Ok(Self {
+            wit_version: first_wit_version(),
+            authors: m.authors,
+            homepage: m.homepage.filter(|h| !h.is_empty()),
+            license: m.license.filter(|l| !l.is_empty()),
             coalesce: m.coalesce,
             ordering_keys,
             name: m.name,
@@ -162,6 +181,28 @@ fn validate_fields(m: &types::PluginManifest) -> Result<(), String> {
     for host in &m.default_allowed_hosts {
         text(&format!("plugin {plugin}: allowed host"), host, 300, false)?;
     }
+    const MAX_AUTHORS: usize = 32;
+    if m.authors.len() > MAX_AUTHORS {
+        return Err(format!("plugin {plugin}: more than {MAX_AUTHORS} authors"));
+    }
+    for author in &m.authors {
+        text(&format!("plugin {plugin}: author"), author, 200, false)?;
+    }
+    if let Some(homepage) = &m.homepage {
+        text(&format!("plugin {plugin}: homepage"), homepage, 500, false)?;
+        let web = url::Url::parse(homepage)
+            .map(|u| matches!(u.scheme(), "http" | "https"))
+            .unwrap_or(false);
+        if !homepage.is_empty() && !web {
+            return Err(format!(
+                "plugin {plugin}: homepage {} must be an http(s) URL",
+                shown(homepage)
+            ));
+        }
+    }
+    if let Some(license) = &m.license {
+        text(&format!("plugin {plugin}: license"), license, 200, false)?;
+    }
     if m.tasks.len() > MAX_TASKS {
         return Err(format!("plugin {plugin}: more than {MAX_TASKS} tasks"));
     }
@@ -225,6 +266,9 @@ mod validation_tests {
                 .collect(),
             coalesce: false,
             ordering_keys: vec![],
+            authors: vec![],
+            homepage: None,
+            license: None,
         }
     }
 

@@ -13,3 +13,6 @@ use super::bindings::types;
 use super::state::StoreState;
 
 impl types::Host for StoreState {}
+
+// Components built against 0.1.0 call these same implementations.
+super::bindings::compat::serve_v0_1_0!(StoreState);
