@@ -197,3 +197,33 @@ async fn a_0_1_0_component_runs_in_the_kit_too() {
     assert_eq!(report.wit_version, "0.1.0");
     assert!(report.steps[0].passed, "{:?}", report.steps[0]);
 }
+
+#[tokio::test]
+async fn the_runtime_limits_of_the_configuration_apply() {
+    // test-hog allocates without bound: the configured memory limit stops it,
+    // and test-looper spins: the configured CPU deadline stops it.
+    let runtime = RuntimeConfig {
+        memory_limit: 24 * 1024 * 1024,
+        deadline: std::time::Duration::from_millis(300),
+        ..RuntimeConfig::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.toml");
+    std::fs::write(
+        &path,
+        "[[steps]]\nevent = { topic = \"projects.Project/update\", object = { id = 1 } }\nexpect = \"fail\"\n",
+    )
+    .unwrap();
+    let kit = Kit::new(&runtime).unwrap();
+    let hog = kit.run(&path, Some(&components::hog())).await.unwrap();
+    assert!(hog.steps[0].passed, "{:?}", hog.steps[0]);
+    assert!(
+        hog.steps[0].message.starts_with("trapped"),
+        "{:?}",
+        hog.steps[0]
+    );
+    let started = std::time::Instant::now();
+    let looper = kit.run(&path, Some(&components::looper())).await.unwrap();
+    assert!(looper.steps[0].passed, "{:?}", looper.steps[0]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
