@@ -135,7 +135,8 @@ pub fn outcome(topic: &str, response: &Response) -> Result<String, Error> {
         // The target is busy or broken: the host tries again later.
         429 | 500..=599 => {
             let error = Error::retryable(format!("target answered {status}"));
-            Err(match response.header("retry-after").and_then(parse_retry_after) {
+            let retry_after = response.header("retry-after").and_then(parse_retry_after);
+            Err(match retry_after {
                 Some(after) => error.with_retry_after(after),
                 None => error,
             })
@@ -202,7 +203,10 @@ mod tests {
 
     #[test]
     fn a_body_that_is_not_json_is_a_permanent_error() {
-        let event = Event { payload: "not json".into(), ..Event::default() };
+        let event = Event {
+            payload: "not json".into(),
+            ..Event::default()
+        };
         assert!(!body(&event).unwrap_err().is_retryable());
     }
 
@@ -247,7 +251,9 @@ mod tests {
     fn a_host_not_allowed_is_permanent_and_names_the_entry() {
         let err = refused("https://x.org/", HttpError::NotAllowed("x.org".into()));
         assert!(!err.is_retryable());
-        assert!(err.message().contains("add x.org to the connection's allowed_hosts"));
+        assert!(err
+            .message()
+            .contains("add x.org to the connection's allowed_hosts"));
         assert!(refused("https://x.org/", HttpError::Timeout).is_retryable());
         assert!(refused("https://x.org/", HttpError::TooLarge(10)).is_retryable());
     }
@@ -262,7 +268,10 @@ mod tests {
     #[test]
     fn the_manifest_is_the_scaffold_one() {
         let manifest = Forwarder::manifest();
-        assert_eq!(manifest.subscriptions, ["projects.Project", "taggit.TaggedItem"]);
+        assert_eq!(
+            manifest.subscriptions,
+            ["projects.Project", "taggit.TaggedItem"]
+        );
         assert_eq!(manifest.default_allowed_hosts, ["config:/url"]);
         assert!(manifest.tasks.is_empty());
         let schema: Value = serde_json::from_str(&manifest.config_schema).unwrap();
