@@ -111,7 +111,9 @@ fn break_signature(project: &Path) {
             let path = entry.unwrap().path();
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             if path.is_dir() {
-                if !["tests", "wit", "node_modules", "target", "dist", ".git"].contains(&name.as_str()) {
+                if !["tests", "wit", "node_modules", "target", "dist", ".git"]
+                    .contains(&name.as_str())
+                {
                     stack.push(path);
                 }
                 continue;
@@ -121,12 +123,20 @@ fn break_signature(project: &Path) {
             }
             let text = std::fs::read_to_string(&path).unwrap();
             if text.contains("x-recoco-signature") {
-                std::fs::write(&path, text.replace("x-recoco-signature", "x-recoco-signatur")).unwrap();
+                std::fs::write(
+                    &path,
+                    text.replace("x-recoco-signature", "x-recoco-signatur"),
+                )
+                .unwrap();
                 broken += 1;
             }
         }
     }
-    assert!(broken > 0, "no source file of {} names the header", project.display());
+    assert!(
+        broken > 0,
+        "no source file of {} names the header",
+        project.display()
+    );
 }
 
 fn signature_of(body: &[u8]) -> String {
@@ -172,7 +182,10 @@ fn scaffold_builds_tests_loads_and_delivers(lang: &str) {
     if lang == "rust" {
         let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
         assert!(
-            manifest.contains(&format!("recoco-connector-sdk = {{ path = {:?} }}", sdk.canonicalize().unwrap().display().to_string())),
+            manifest.contains(&format!(
+                "recoco-connector-sdk = {{ path = {:?} }}",
+                sdk.canonicalize().unwrap().display().to_string()
+            )),
             "{manifest}"
         );
     }
@@ -180,12 +193,20 @@ fn scaffold_builds_tests_loads_and_delivers(lang: &str) {
     let took = build(lang, &project, &name);
     let wasm = project.join(format!("{name}.wasm"));
     let size = std::fs::metadata(&wasm).unwrap().len();
-    eprintln!("{lang}: built {} ({size} bytes) in {:.1} s", wasm.display(), took.as_secs_f64());
+    eprintln!(
+        "{lang}: built {} ({size} bytes) in {:.1} s",
+        wasm.display(),
+        took.as_secs_f64()
+    );
 
     let tested = ok(cwd, &[], &["plugin", "test", project.to_str().unwrap()]);
     assert!(tested.contains("steps passed"), "{tested}");
     assert!(!tested.contains("FAIL"), "{tested}");
-    let checked = ok(cwd, &[], &["-o", "json", "plugin", "check", wasm.to_str().unwrap()]);
+    let checked = ok(
+        cwd,
+        &[],
+        &["-o", "json", "plugin", "check", wasm.to_str().unwrap()],
+    );
     let checked: serde_json::Value = serde_json::from_str(&checked).unwrap();
     assert_eq!(checked["name"], name.as_str());
     assert_eq!(checked["wit_version"], "0.2.0");
@@ -249,7 +270,10 @@ fn scaffold_builds_tests_loads_and_delivers(lang: &str) {
     assert_eq!(signature, signature_of(body.as_bytes()), "{head}");
     let sent: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(sent["topic"], "projects.Project/update");
-    assert!(sent["event"].as_str().unwrap().starts_with("evt_"), "{sent}");
+    assert!(
+        sent["event"].as_str().unwrap().starts_with("evt_"),
+        "{sent}"
+    );
     assert_eq!(sent["object"]["id"], 1312, "{sent}");
     drop(served);
 
@@ -260,7 +284,10 @@ fn scaffold_builds_tests_loads_and_delivers(lang: &str) {
     build(lang, &project, &name);
     let (stdout, _) = exits(cwd, &[], &["plugin", "test", project.to_str().unwrap()], 1);
     assert!(stdout.contains("FAIL"), "{stdout}");
-    assert!(stdout.contains("header x-recoco-signature is missing"), "{stdout}");
+    assert!(
+        stdout.contains("header x-recoco-signature is missing"),
+        "{stdout}"
+    );
     let scenario = project.join("tests/scenario.toml");
     let again = ok(
         cwd,
@@ -301,12 +328,19 @@ fn plugin_new_refuses_bad_names_and_non_empty_directories() {
     std::fs::write(cwd.join("taken/file"), "x").unwrap();
     let err = fails(cwd, &[], &["plugin", "new", "taken", "--lang", "python"]);
     assert!(err.contains("already exists and is not empty"), "{err}");
-    let err = fails(cwd, &[], &["plugin", "new", "fresh", "--sdk-path", "/nowhere"]);
+    let err = fails(
+        cwd,
+        &[],
+        &["plugin", "new", "fresh", "--sdk-path", "/nowhere"],
+    );
     assert!(err.contains("no SDK at /nowhere"), "{err}");
     // The default directory is ./NAME; the default language Rust, on the
     // crates.io SDK.
     ok(cwd, &[], &["plugin", "new", "fresh"]);
     let manifest = std::fs::read_to_string(cwd.join("fresh/Cargo.toml")).unwrap();
-    assert!(manifest.contains("recoco-connector-sdk = \"0.2\""), "{manifest}");
+    assert!(
+        manifest.contains("recoco-connector-sdk = \"0.2\""),
+        "{manifest}"
+    );
     assert!(!manifest.contains("{{"), "placeholders left: {manifest}");
 }

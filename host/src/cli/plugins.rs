@@ -236,14 +236,14 @@ pub fn new(cmd: &PluginsCmd, out: Out) -> anyhow::Result<()> {
     let report = json!({
         "name": name,
         "dir": dir.display().to_string(),
-        "build": lang.build_command(),
+        "build": lang.build_command(name),
         "component": dir.join(format!("{name}.wasm")).display().to_string(),
     });
     out.print(&report, || {
         format!(
-            "created {name} in {dir}\n\nnext:\n  cd {dir}\n  {build}          # builds {name}.wasm\n  recoco-sync plugin test .    # runs tests/scenario.toml\n  recoco-sync plugin check {name}.wasm\n",
+            "created {name} in {dir}\n\nnext (see its README.md):\n  cd {dir}\n  {build}\n  recoco-sync plugin test .\n  recoco-sync plugin check {name}.wasm\n",
             dir = dir.display(),
-            build = lang.build_command(),
+            build = lang.build_command(name),
         )
     })
 }

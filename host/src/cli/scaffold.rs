@@ -33,11 +33,13 @@ impl Lang {
     }
 
     /// The one command that builds `<name>.wasm`, as the template's README says.
-    pub fn build_command(self) -> &'static str {
+    pub fn build_command(self, name: &str) -> String {
         match self {
-            Self::Rust => "./build.sh",
-            Self::Python => "./build.sh",
-            Self::Js => "npm install && npm run build",
+            Self::Rust => "make".into(),
+            Self::Python => {
+                format!("componentize-py -d wit -w connector componentize app -o {name}.wasm")
+            }
+            Self::Js => "npm install && npm run build".into(),
         }
     }
 }

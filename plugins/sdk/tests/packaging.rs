@@ -17,7 +17,10 @@ fn manifest_dir() -> &'static Path {
 fn the_wit_copy_is_the_repositorys_current_wit() {
     let repository = manifest_dir().join(REPOSITORY_WIT);
     if !repository.exists() {
-        eprintln!("{} not found: not inside the repository, nothing to compare", repository.display());
+        eprintln!(
+            "{} not found: not inside the repository, nothing to compare",
+            repository.display()
+        );
         return;
     }
     let ours = std::fs::read_to_string(manifest_dir().join(OWN_COPY)).unwrap();
@@ -45,7 +48,13 @@ fn the_wit_copy_declares_the_sdk_version() {
 fn the_package_contains_the_wit_and_the_readme() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
-        .args(["package", "--list", "--allow-dirty", "--offline", "--manifest-path"])
+        .args([
+            "package",
+            "--list",
+            "--allow-dirty",
+            "--offline",
+            "--manifest-path",
+        ])
         .arg(manifest_dir().join("Cargo.toml"))
         .output()
         .expect("run cargo package --list");
@@ -56,8 +65,17 @@ fn the_package_contains_the_wit_and_the_readme() {
         String::from_utf8_lossy(&output.stderr)
     );
     let files: Vec<&str> = stdout.lines().collect();
-    for wanted in [OWN_COPY, "README.md", "src/lib.rs", "src/bindings.rs", "Cargo.toml"] {
-        assert!(files.contains(&wanted), "{wanted} is not packaged; the package lists:\n{stdout}");
+    for wanted in [
+        OWN_COPY,
+        "README.md",
+        "src/lib.rs",
+        "src/bindings.rs",
+        "Cargo.toml",
+    ] {
+        assert!(
+            files.contains(&wanted),
+            "{wanted} is not packaged; the package lists:\n{stdout}"
+        );
     }
     assert!(
         !files.iter().any(|file| file.starts_with("tests/")),
