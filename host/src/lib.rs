@@ -27,6 +27,7 @@ pub mod shipped;
 pub mod source_api;
 pub mod store;
 pub mod telemetry;
+pub mod testkit;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -117,7 +117,8 @@ enum Command {
     /// set-secret.
     #[command(subcommand)]
     Connections(ConnectionsCmd),
-    /// Connectors: list, show (manifest and config schema), check FILE.
+    /// Connectors: list, show (manifest and config schema), check FILE,
+    /// test PATH (scenarios), new NAME (a connector project).
     #[command(subcommand, alias = "plugin")]
     Plugins(PluginsCmd),
     /// Sign and send a webhook body to a running service (for trying things
@@ -245,8 +246,16 @@ fn cli_main(cli: Cli) -> anyhow::Result<()> {
         let url = webhook_url(cli.url.as_deref(), source.as_deref())?;
         return runtime()?.block_on(send(&url, secret, file));
     }
+    if let Some(Command::Plugins(cmd @ PluginsCmd::New { .. })) = &cli.command {
+        // Writes files only: no configuration, no database.
+        return cli::plugins::new(cmd, out);
+    }
     let config = Config::load(cli.config.as_deref(), &overrides)?;
     let _telemetry = recoco_sync::telemetry::init(&config.log);
+    if let Some(Command::Plugins(PluginsCmd::Test { path, scenario })) = &cli.command {
+        // The runtime's limits from the configuration; no database.
+        return runtime()?.block_on(cli::plugins::test(&config, path, scenario.as_deref(), out));
+    }
     if let Some(Command::Plugins(PluginsCmd::Check { file })) = &cli.command {
         // Needs no database of its own: a scratch one is made and thrown away.
         return runtime()?.block_on(cli::plugins::check(&config, file, out));
@@ -482,7 +491,9 @@ async fn operate(
         Command::Serve { .. }
         | Command::Send { .. }
         | Command::Config(_)
-        | Command::Plugins(PluginsCmd::Check { .. }) => {
+        | Command::Plugins(
+            PluginsCmd::Check { .. } | PluginsCmd::Test { .. } | PluginsCmd::New { .. },
+        ) => {
             unreachable!("handled by main")
         }
     };

@@ -27,4 +27,5 @@ mod queue_crash;
 mod queue_order;
 mod sandbox;
 mod security;
+mod testkit;
 mod wit_versions;

@@ -81,5 +81,6 @@ async fn a_0_1_0_component_runs_beside_0_2_0_ones() {
         .await;
     assert_eq!(tasks.len(), 1, "{tasks:?}");
     assert_eq!(tasks[0].task_name.as_deref(), Some("ping"));
+    assert_eq!(by_name("http-forward")["wit_version"], "0.2.0");
     svc.stop().await;
 }

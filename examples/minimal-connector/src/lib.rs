@@ -9,8 +9,13 @@
 //! then drop `target/wasm32-wasip2/release/minimal_connector.wasm` into the host's
 //! plugins directory (`connectors/` by default). The host loads it without a
 //! restart; create a connection that uses the plugin `minimal-connector`. (In
-//! this workspace, `--profile wasm-release` instead of `--release` strips debug
-//! information: about 140 KB instead of 3 MB.)
+//! this workspace, `--profile wasm-release` instead of `--release` adds LTO, one
+//! codegen unit, `opt-level = "s"` and `panic = "abort"`: 139 KB instead of
+//! 154 KB with Rust 1.95.)
+//!
+//! Outside this repository, `recoco-sync plugin new NAME --lang rust` writes a
+//! project of this kind with its own size-optimised profile, a one-command build
+//! and a test scenario; see `Cargo.toml` for how to depend on the SDK.
 
 use recoco_connector_sdk::{info, state, Connector, Context, Error, Event, Manifest};
 

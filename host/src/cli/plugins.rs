@@ -1,6 +1,7 @@
-//! `plugins list | show NAME | check FILE`: the connectors a service runs (or
-//! last ran, on the database), their manifest and config schema, and the
-//! check of a component file exactly as the hot-swap loader makes it.
+//! `plugins list | show NAME | check FILE | test PATH | new NAME`: the
+//! connectors a service runs (or last ran, on the database), their manifest
+//! and config schema, the check of a component file exactly as the hot-swap
+//! loader makes it, the test kit's scenarios, and a new connector project.
 
 use anyhow::Context as _;
 use clap::Subcommand;
@@ -22,6 +23,28 @@ pub enum PluginsCmd {
     /// manifest, schema) without installing it; print what it declares.
     /// Exit 1 with the loader's reason when it would be refused.
     Check { file: std::path::PathBuf },
+    /// Run a connector against scenario files, with the host imports faked
+    /// from them (no service, no network): PATH is a project directory (its
+    /// `tests/*.toml`), a scenario file, or a component with `--scenario`.
+    /// Exit 1 when a step fails.
+    Test {
+        path: std::path::PathBuf,
+        /// The scenario to run the component PATH against.
+        #[arg(long)]
+        scenario: Option<std::path::PathBuf>,
+    },
+    /// Write a new connector project (handler, WIT, build script, README,
+    /// test scenario) in DIR, by default ./NAME.
+    New {
+        name: String,
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: super::scaffold::Lang,
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+        /// Rust: depend on the SDK at this path instead of crates.io.
+        #[arg(long)]
+        sdk_path: Option<std::path::PathBuf>,
+    },
 }
 
 /// The plugins as the API lists them; on the database, from the stored manifests.
@@ -133,7 +156,9 @@ pub async fn plugins(backend: &Backend, cmd: PluginsCmd, out: Out) -> anyhow::Re
                 .ok_or_else(|| exit::not_found(format!("no plugin {name:?}")))?;
             out.print(&p, || described(&p))
         }
-        PluginsCmd::Check { .. } => unreachable!("run without a backend: see check"),
+        PluginsCmd::Check { .. } | PluginsCmd::Test { .. } | PluginsCmd::New { .. } => {
+            unreachable!("run without a backend: see check, test and new")
+        }
     }
 }
 
@@ -189,4 +214,96 @@ pub async fn check(config: &Config, file: &std::path::Path, out: Out) -> anyhow:
             described(&report)
         )
     })
+}
+
+/// `plugins new`: the project, and what to do next.
+pub fn new(cmd: &PluginsCmd, out: Out) -> anyhow::Result<()> {
+    let PluginsCmd::New {
+        name,
+        lang,
+        dir,
+        sdk_path,
+    } = cmd
+    else {
+        unreachable!("called for plugins new")
+    };
+    let dir = super::scaffold::create(&super::scaffold::NewConnector {
+        name,
+        lang: *lang,
+        dir: dir.as_deref(),
+        sdk_path: sdk_path.as_deref(),
+    })?;
+    let report = json!({
+        "name": name,
+        "dir": dir.display().to_string(),
+        "build": lang.build_command(name),
+        "component": dir.join(format!("{name}.wasm")).display().to_string(),
+    });
+    out.print(&report, || {
+        format!(
+            "created {name} in {dir}\n\nnext (see its README.md):\n  cd {dir}\n  {build}\n  recoco-sync plugin test .\n  recoco-sync plugin check {name}.wasm\n",
+            dir = dir.display(),
+            build = lang.build_command(name),
+        )
+    })
+}
+
+/// `plugins test`: every scenario, then exit 1 if a step failed.
+pub async fn test(
+    config: &Config,
+    path: &std::path::Path,
+    scenario: Option<&std::path::Path>,
+    out: Out,
+) -> anyhow::Result<()> {
+    let (files, component) = match scenario {
+        Some(s) => (vec![s.to_path_buf()], Some(path)),
+        None if path.extension().is_some_and(|e| e == "wasm") => {
+            anyhow::bail!(
+                "give the scenario to run {} against with --scenario",
+                path.display()
+            )
+        }
+        None => (recoco_sync::testkit::scenario_files(path)?, None),
+    };
+    let kit = recoco_sync::testkit::Kit::new(&config.runtime)?;
+    let mut reports = Vec::new();
+    for file in &files {
+        reports.push(kit.run(file, component).await?);
+    }
+    let steps: usize = reports.iter().map(|r| r.steps.len()).sum();
+    let failed: usize = reports
+        .iter()
+        .map(|r| r.steps.iter().filter(|s| !s.passed).count())
+        .sum();
+    out.print(&serde_json::to_value(&reports)?, || {
+        let mut text = String::new();
+        for r in &reports {
+            text.push_str(&format!(
+                "{} — {} (recoco:connector@{})\n",
+                r.scenario, r.plugin, r.wit_version
+            ));
+            for s in &r.steps {
+                let mark = if s.passed { "ok  " } else { "FAIL" };
+                text.push_str(&format!(
+                    "  {mark} {} ({}: {}) {:.1} ms\n",
+                    s.name,
+                    s.outcome,
+                    s.message,
+                    s.elapsed_us as f64 / 1000.0
+                ));
+                if !s.passed {
+                    for p in &s.problems {
+                        text.push_str(&format!("       - {p}\n"));
+                    }
+                    for line in &s.log {
+                        text.push_str(&format!("       log {line}\n"));
+                    }
+                }
+            }
+        }
+        text.push_str(&format!("{} of {steps} steps passed\n", steps - failed));
+        text
+    })?;
+    anyhow::ensure!(failed == 0, "{failed} of {steps} steps failed");
+    Ok(())
 }

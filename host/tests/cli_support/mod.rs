@@ -169,16 +169,29 @@ pub fn fake_sentry() -> (String, Arc<Mutex<Vec<String>>>) {
 /// An HTTP server on 127.0.0.1 that keeps every request body and gives each
 /// the same `answer` (written in one piece).
 pub fn fake_server(answer: &'static [u8]) -> (String, Arc<Mutex<Vec<String>>>) {
-    serve_fake(answer, false)
+    serve_fake(answer, Keep::Body)
 }
 
 /// Like [`fake_server`], keeping each request as its request line
 /// (`POST /path HTTP/1.1`), a newline, then its body.
 pub fn fake_server_with_paths(answer: &'static [u8]) -> (String, Arc<Mutex<Vec<String>>>) {
-    serve_fake(answer, true)
+    serve_fake(answer, Keep::PathAndBody)
 }
 
-fn serve_fake(answer: &'static [u8], with_path: bool) -> (String, Arc<Mutex<Vec<String>>>) {
+/// Like [`fake_server`], keeping each request whole: its head (request line
+/// and header lines, `\r\n`-separated), a blank line, its body.
+pub fn fake_server_whole(answer: &'static [u8]) -> (String, Arc<Mutex<Vec<String>>>) {
+    serve_fake(answer, Keep::Whole)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Keep {
+    Body,
+    PathAndBody,
+    Whole,
+}
+
+fn serve_fake(answer: &'static [u8], keep: Keep) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let bodies = Arc::new(Mutex::new(Vec::new()));
@@ -190,11 +203,13 @@ fn serve_fake(answer: &'static [u8], with_path: bool) -> (String, Arc<Mutex<Vec<
             let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
             let mut length = 0usize;
             let mut request_line = String::new();
+            let mut head = String::new();
             loop {
                 let mut line = String::new();
                 if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
                     break;
                 }
+                head.push_str(&line);
                 if request_line.is_empty() {
                     request_line = line.trim_end().to_string();
                 }
@@ -207,10 +222,10 @@ fn serve_fake(answer: &'static [u8], with_path: bool) -> (String, Arc<Mutex<Vec<
             let mut body = vec![0; length];
             if reader.read_exact(&mut body).is_ok() {
                 let body = String::from_utf8_lossy(&body).into_owned();
-                kept.lock().unwrap().push(if with_path {
-                    format!("{request_line}\n{body}")
-                } else {
-                    body
+                kept.lock().unwrap().push(match keep {
+                    Keep::Body => body,
+                    Keep::PathAndBody => format!("{request_line}\n{body}"),
+                    Keep::Whole => format!("{head}\r\n{body}"),
                 });
             }
             let _ = stream.write_all(answer);

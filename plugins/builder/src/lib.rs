@@ -23,6 +23,9 @@ mod toolchain;
 mod workspace;
 
 pub use digest::inputs_digest;
+/// Clears what describes an outer cargo build from a nested tool's environment
+/// (also used by the tests that build connector projects outside the workspace).
+pub use env::clean as clean_cargo_env;
 pub use workspace::root as workspace_root;
 
 use std::path::{Path, PathBuf};

@@ -71,7 +71,7 @@ impl<T: Connector> Guest for Exported<T> {
 /// once, at the root of the connector crate.
 ///
 /// Only wasm32 builds export anything: the export names
-/// (`recoco:connector/handler@0.1.0#handle-event`) are not valid symbols for
+/// (`recoco:connector/handler@0.2.0#handle-event`) are not valid symbols for
 /// native linkers, and a native build is only for unit tests. There, the macro
 /// just checks that the type is a [`Connector`].
 #[macro_export]

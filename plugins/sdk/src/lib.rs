@@ -2,7 +2,8 @@
 //!
 //! A connector is a WebAssembly component (`wasm32-wasip2`, `cdylib`) that the
 //! recoco-sync host runs for each Recoco webhook event routed to a connection,
-//! and for tasks. This crate hides the WIT bindings (`wit/connector.wit`): you
+//! and for tasks. This crate hides the WIT bindings (`wit/connector.wit`,
+//! `recoco:connector@0.2.0`, packaged with the crate): you
 //! implement [`Connector`], call [`export_connector!`], and use the wrappers over
 //! the host imports: [`http`], [`source_api`], [`state`], [`schedule`], the log
 //! macros ([`info!`] …) and [`progress`]. Typed Recoco payloads are in
@@ -56,5 +57,25 @@ pub use error::Error;
 pub use manifest::{Manifest, OrderingRule, TaskInfo};
 pub use scheduler::{schedule, schedule_json};
 
-/// Re-exported so connectors use the same `serde_json` as the SDK's signatures.
+/// Re-exported so a connector needs no `serde` dependency of its own and uses
+/// the SDK's. Derives name it with `#[serde(crate = …)]`:
+///
+/// ```
+/// use recoco_connector_sdk::serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// #[serde(crate = "recoco_connector_sdk::serde")]
+/// struct Config {
+///     url: String,
+/// }
+///
+/// let config: Config = recoco_connector_sdk::serde_json::from_str(r#"{"url":"https://x.org"}"#).unwrap();
+/// assert_eq!(config.url, "https://x.org");
+/// ```
+///
+/// (Or add `serde = { version = "1", features = ["derive"] }` to your own
+/// `Cargo.toml` and derive as usual: Cargo unifies it with this one.)
+pub use serde;
+/// Re-exported so connectors use the same `serde_json` as the SDK's signatures
+/// ([`Manifest::config_schema`], [`http::Request::json`], …).
 pub use serde_json;

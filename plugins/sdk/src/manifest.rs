@@ -1,6 +1,7 @@
 //! What a connector says about itself ([`Manifest`]), read once by the host when
 //! it loads the component: name, version, subscriptions, the JSON Schema of a
-//! connection's config, default allowed hosts and tasks.
+//! connection's config, default allowed hosts and tasks; since 0.2.0 also who
+//! wrote it, where to read about it and its license.
 
 use crate::bindings::recoco::connector::types as wit;
 
@@ -25,8 +26,12 @@ pub const EMPTY_CONFIG_SCHEMA: &str =
 ///         "required": ["grist_url"],
 ///         "additionalProperties": false
 ///     }))
-///     .task("sync-all", "Re-sends every project of the source.");
+///     .task("sync-all", "Re-sends every project of the source.")
+///     .author("Jane Doe <jane@example.org>")
+///     .homepage("https://example.org/grist-connector")
+///     .license("MIT OR Apache-2.0");
 /// assert_eq!(manifest.tasks[0].name, "sync-all");
+/// assert_eq!(manifest.authors, ["Jane Doe <jane@example.org>"]);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
@@ -52,6 +57,12 @@ pub struct Manifest {
     pub coalesce: bool,
     /// Ordering rules of the connector's own, tried before the host's.
     pub ordering_keys: Vec<OrderingRule>,
+    /// Who wrote the connector (`Name <mail@example.org>`), shown to operators.
+    pub authors: Vec<String>,
+    /// Where to read about the connector or report a problem (a URL).
+    pub homepage: Option<String>,
+    /// SPDX license expression (`MIT OR Apache-2.0`).
+    pub license: Option<String>,
 }
 
 /// Where the ordering key of some events is (see [`Manifest::ordering_key`]).
@@ -86,6 +97,9 @@ impl Manifest {
             tasks: Vec::new(),
             coalesce: false,
             ordering_keys: Vec::new(),
+            authors: Vec::new(),
+            homepage: None,
+            license: None,
         }
     }
 
@@ -130,6 +144,25 @@ impl Manifest {
         self
     }
 
+    /// Adds an author (`Name <mail@example.org>`); call it once per author.
+    /// `env!("CARGO_PKG_AUTHORS")` gives Cargo's `authors`, `:`-separated.
+    pub fn author(mut self, author: impl Into<String>) -> Self {
+        self.authors.push(author.into());
+        self
+    }
+
+    /// Sets the URL where operators read about the connector or report a problem.
+    pub fn homepage(mut self, url: impl Into<String>) -> Self {
+        self.homepage = Some(url.into());
+        self
+    }
+
+    /// Sets the SPDX license expression (`MIT OR Apache-2.0`).
+    pub fn license(mut self, spdx: impl Into<String>) -> Self {
+        self.license = Some(spdx.into());
+        self
+    }
+
     /// Adds a task.
     pub fn task(mut self, name: impl Into<String>, description: impl Into<String>) -> Self {
         self.tasks.push(TaskInfo {
@@ -166,6 +199,52 @@ impl From<Manifest> for wit::PluginManifest {
                     pointer: rule.pointer,
                 })
                 .collect(),
+            authors: manifest.authors,
+            homepage: manifest.homepage,
+            license: manifest.license,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_leaves_authors_homepage_and_license_unset() {
+        let manifest = Manifest::new("x", "0.1.0");
+        assert!(manifest.authors.is_empty());
+        assert_eq!(manifest.homepage, None);
+        assert_eq!(manifest.license, None);
+    }
+
+    #[test]
+    fn author_adds_in_order_homepage_and_license_replace() {
+        let manifest = Manifest::new("x", "0.1.0")
+            .author("Ann <ann@example.org>")
+            .author("Bob")
+            .homepage("https://old.example.org")
+            .homepage("https://example.org/x")
+            .license("MIT")
+            .license("MIT OR Apache-2.0");
+        assert_eq!(manifest.authors, ["Ann <ann@example.org>", "Bob"]);
+        assert_eq!(manifest.homepage.as_deref(), Some("https://example.org/x"));
+        assert_eq!(manifest.license.as_deref(), Some("MIT OR Apache-2.0"));
+    }
+
+    #[test]
+    fn the_wit_manifest_carries_the_new_fields() {
+        let wit: wit::PluginManifest = Manifest::new("x", "0.1.0")
+            .author("Ann")
+            .homepage("https://example.org/x")
+            .license("EUPL-1.2")
+            .into();
+        assert_eq!(wit.authors, ["Ann"]);
+        assert_eq!(wit.homepage.as_deref(), Some("https://example.org/x"));
+        assert_eq!(wit.license.as_deref(), Some("EUPL-1.2"));
+
+        let bare: wit::PluginManifest = Manifest::new("x", "0.1.0").into();
+        assert!(bare.authors.is_empty());
+        assert_eq!((bare.homepage, bare.license), (None, None));
     }
 }
