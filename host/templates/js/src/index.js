@@ -27,8 +27,9 @@ const CONFIG_SCHEMA = {
   additionalProperties: false,
 };
 
-// A thrown plain object becomes the `err` of the WIT `result` (an `Error`
-// instance would trap instead).
+// What a function throws is read as the `err` of its WIT `result`: an
+// `error` record. (An uncaught `TypeError` or other `Error` becomes a
+// permanent error with its message: it has no `retryable`.)
 function permanent(message) {
   return { retryable: false, message, retryAfterMs: undefined };
 }
@@ -98,7 +99,9 @@ export const handler = {
     } catch (e) {
       // An `err` of an imported function arrives as an exception whose
       // `payload` is the WIT value: here an `http-error` variant `{ tag, val }`.
-      const error = e.payload ?? e;
+      // Anything else is a bug: rethrown, it fails the job with its message.
+      if (e?.payload === undefined) throw e;
+      const error = e.payload;
       if (error.tag === "not-allowed") {
         throw permanent(`${config.url} is not allowed: add ${error.val} to the connection's allowed_hosts`);
       }
