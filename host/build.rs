@@ -1,4 +1,5 @@
-//! Embeds the shipped connectors: the components checked into `components/`
+//! Embeds the shipped connectors (and has cargo watch `templates/`, which
+//! `plugin new` embeds): the components checked into `components/`
 //! (built by `cargo run -p recoco-plugin-builder --bin ship-components`). No
 //! nested cargo build runs here, so `cargo install --path host` needs neither
 //! the network nor the wasm32-wasip2 target.
@@ -8,6 +9,9 @@ use std::fmt::Write as _;
 fn main() -> anyhow::Result<()> {
     let dir = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("components");
     println!("cargo:rerun-if-changed={}", dir.display());
+    // `plugin new` embeds the templates (include_dir): a file added there must
+    // rebuild the binary, which include_dir cannot tell cargo on stable.
+    println!("cargo:rerun-if-changed=templates");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", dir.display()))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))

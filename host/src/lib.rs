@@ -22,6 +22,7 @@ pub mod queue;
 pub mod registry;
 pub mod routing;
 pub mod runtime;
+pub mod scaffold;
 pub mod secrets;
 pub mod shipped;
 pub mod source_api;

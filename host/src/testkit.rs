@@ -32,6 +32,13 @@ pub struct ScenarioReport {
     pub component: String,
     pub plugin: String,
     pub wit_version: String,
+    /// Size of the component file.
+    pub size_bytes: u64,
+    /// Compiling the component to native code (Cranelift, no cache).
+    pub compile_ms: f64,
+    /// Instantiating it and reading its manifest: the fixed cost of every
+    /// invocation (the host instantiates afresh each time).
+    pub manifest_us: u64,
     pub steps: Vec<StepReport>,
 }
 
@@ -137,6 +144,8 @@ impl Kit {
                 wasm.display()
             )
         })?;
+        let size_bytes = bytes.len() as u64;
+        let compiling = Instant::now();
         let compiled = Component::from_binary(&self.engine, &bytes)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("{} is not a WebAssembly component", wasm.display()))?;
@@ -146,6 +155,7 @@ impl Kit {
             .map_err(anyhow::Error::from)
             .and_then(ConnectorPre::new)
             .with_context(|| format!("{} cannot be linked", wasm.display()))?;
+        let compile_ms = compiling.elapsed().as_secs_f64() * 1000.0;
 
         // The manifest, checked as the loader checks it; no imports allowed.
         let mut store = self.store(KitState::new(
@@ -153,10 +163,12 @@ impl Kit {
             AllowList::default(),
             BTreeMap::new(),
         ));
+        let reading = Instant::now();
         let raw = pre
             .manifest(&mut store)
             .await
             .map_err(|e| anyhow::anyhow!("manifest() failed: {e:#}"))?;
+        let manifest_us = reading.elapsed().as_micros() as u64;
         let mut manifest = Manifest::try_from(raw).map_err(anyhow::Error::msg)?;
         manifest.wit_version = pre.wit_version().to_string();
         let validator = jsonschema::validator_for(&manifest.config_schema).map_err(|e| {
@@ -231,6 +243,9 @@ impl Kit {
             component: wasm.display().to_string(),
             plugin: format!("{} {}", manifest.name, manifest.version),
             wit_version: manifest.wit_version,
+            size_bytes,
+            compile_ms,
+            manifest_us,
             steps,
         })
     }

@@ -24,7 +24,15 @@ async fn a_0_1_0_component_runs_beside_0_2_0_ones() {
         target.url
     );
     let old = components::wit_v0_1();
-    let svc = TestService::start(&config, &[("test-wit-v0-1.wasm", old.as_path())]).await;
+    let echo = components::echo();
+    let svc = TestService::start(
+        &config,
+        &[
+            ("test-wit-v0-1.wasm", old.as_path()),
+            ("test-echo.wasm", echo.as_path()),
+        ],
+    )
+    .await;
 
     // The listing: the old component says 0.1.0 (no authors: 0.1.0 has none),
     // the shipped ones, built with the SDK, say 0.2.0.
@@ -82,5 +90,14 @@ async fn a_0_1_0_component_runs_beside_0_2_0_ones() {
     assert_eq!(tasks.len(), 1, "{tasks:?}");
     assert_eq!(tasks[0].task_name.as_deref(), Some("ping"));
     assert_eq!(by_name("http-forward")["wit_version"], "0.2.0");
+    // What a 0.2.0 manifest adds: authors, homepage, license.
+    let echo = by_name("test-echo");
+    assert_eq!(echo["wit_version"], "0.2.0");
+    assert_eq!(
+        echo["authors"],
+        json!(["recoco-sync tests <tests@example.org>"])
+    );
+    assert_eq!(echo["homepage"], "https://example.org/test-echo");
+    assert_eq!(echo["license"], "AGPL-3.0-or-later");
     svc.stop().await;
 }

@@ -2,7 +2,7 @@
 //! running service's admin API when `--url` (or `RECOCO_SYNC_URL`) is given,
 //! else on the database directly ([`backend`]); [`output`] prints tables or
 //! JSON; [`exit`] defines the exit codes; [`manage`] holds `sources`,
-//! `connections` and `config apply`; [`scaffold`] is `plugin new`.
+//! `connections` and `config apply`.
 
 pub mod backend;
 pub mod client;
@@ -12,4 +12,3 @@ pub mod follow;
 pub mod manage;
 pub mod output;
 pub mod plugins;
-pub mod scaffold;

@@ -38,7 +38,7 @@ pub enum PluginsCmd {
     New {
         name: String,
         #[arg(long, value_enum, default_value = "rust")]
-        lang: super::scaffold::Lang,
+        lang: recoco_sync::scaffold::Lang,
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
         /// Rust: depend on the SDK at this path instead of crates.io.
@@ -227,7 +227,7 @@ pub fn new(cmd: &PluginsCmd, out: Out) -> anyhow::Result<()> {
     else {
         unreachable!("called for plugins new")
     };
-    let dir = super::scaffold::create(&super::scaffold::NewConnector {
+    let dir = recoco_sync::scaffold::create(&recoco_sync::scaffold::NewConnector {
         name,
         lang: *lang,
         dir: dir.as_deref(),

@@ -315,4 +315,30 @@ mod validation_tests {
             .unwrap_err()
             .contains("more than 64 tasks"));
     }
+
+    #[test]
+    fn authors_homepage_and_license_are_bounded_and_the_homepage_is_a_web_url() {
+        let mut m = manifest(&[]);
+        m.authors = vec!["A <a@example.org>".into()];
+        m.homepage = Some("https://example.org/c".into());
+        m.license = Some("MIT OR Apache-2.0".into());
+        let ok = Manifest::try_from(m).unwrap();
+        assert_eq!(ok.homepage.as_deref(), Some("https://example.org/c"));
+        let mut m = manifest(&[]);
+        m.homepage = Some("javascript:alert(1)".into());
+        let err = Manifest::try_from(m).unwrap_err();
+        assert!(err.contains("must be an http(s) URL"), "{err}");
+        let mut m = manifest(&[]);
+        m.authors = vec!["x\u{7}".into()];
+        assert!(Manifest::try_from(m)
+            .unwrap_err()
+            .contains("control characters"));
+        let mut m = manifest(&[]);
+        m.license = Some(String::new());
+        assert_eq!(
+            Manifest::try_from(m).unwrap().license,
+            None,
+            "empty means none"
+        );
+    }
 }

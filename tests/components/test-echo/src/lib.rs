@@ -121,6 +121,9 @@ impl Connector for Echo {
     fn manifest() -> Manifest {
         Manifest::new("test-echo", env!("CARGO_PKG_VERSION"))
             .description("Test component: exercises every host import and echoes what it saw.")
+            .author("recoco-sync tests <tests@example.org>")
+            .homepage("https://example.org/test-echo")
+            .license("AGPL-3.0-or-later")
             .subscribe("*")
             .allow_host("config:/url")
             .config_schema(config_schema())

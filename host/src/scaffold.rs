@@ -12,7 +12,7 @@ use include_dir::{include_dir, Dir};
 
 static TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 /// The world a new connector is written against: the current version.
-const WIT: &str = include_str!("../../../wit/v0.2.0/connector.wit");
+const WIT: &str = include_str!("../../wit/v0.2.0/connector.wit");
 /// The SDK a Rust scaffold depends on unless told otherwise (crates.io).
 const SDK_VERSION: &str = "0.2";
 
@@ -24,7 +24,7 @@ pub enum Lang {
 }
 
 impl Lang {
-    fn dir(self) -> &'static str {
+    pub fn dir(self) -> &'static str {
         match self {
             Self::Rust => "rust",
             Self::Python => "python",
@@ -165,7 +165,7 @@ mod tests {
 
     #[test]
     fn the_embedded_wit_is_the_newest_version_the_host_runs() {
-        let newest = recoco_sync::runtime::bindings::SUPPORTED_VERSIONS[0];
+        let newest = crate::runtime::bindings::SUPPORTED_VERSIONS[0];
         assert!(
             WIT.contains(&format!("package recoco:connector@{newest};")),
             "new connectors must be written against {newest}"
