@@ -110,13 +110,24 @@ pub struct Runtime {
     limits: RwLock<HashMap<String, ConnectionLimits>>,
 }
 
+/// The engine (its epoch ticking) and a linker with WASI and the imports of
+/// every supported `recoco:connector` version, for any store data that
+/// implements them (the service's [`StoreState`], the test kit's own).
+pub fn engine_and_linker<T>(config: &RuntimeConfig) -> anyhow::Result<(Engine, Linker<T>)>
+where
+    T: bindings::Imports + wasmtime_wasi::WasiView,
+{
+    let engine = engine::build(config)?;
+    engine::start_epoch_ticker(&engine);
+    let mut linker = Linker::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+    bindings::add_to_linker(&mut linker)?;
+    Ok((engine, linker))
+}
+
 impl Runtime {
     pub fn new(config: &RuntimeConfig, services: Arc<HostServices>) -> anyhow::Result<Self> {
-        let engine = engine::build(config)?;
-        engine::start_epoch_ticker(&engine);
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
-        bindings::add_to_linker(&mut linker)?;
+        let (engine, linker) = engine_and_linker(config)?;
         Ok(Self {
             engine,
             linker,

@@ -20,7 +20,7 @@ use wasmtime::{Store, StoreLimitsBuilder};
 use crate::config::RuntimeConfig;
 use crate::outbound::allow::{resolve_defaults, AllowList};
 use crate::registry::Manifest;
-use crate::runtime::bindings::{self, types, ConnectorPre};
+use crate::runtime::bindings::{types, ConnectorPre};
 use crate::runtime::engine;
 use fake::KitState;
 use scenario::{contains, EventSpec, Expect, Scenario, Step};
@@ -97,11 +97,7 @@ pub struct Kit {
 
 impl Kit {
     pub fn new(config: &RuntimeConfig) -> anyhow::Result<Self> {
-        let engine = engine::build(config)?;
-        engine::start_epoch_ticker(&engine);
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
-        bindings::add_to_linker(&mut linker)?;
+        let (engine, linker) = crate::runtime::engine_and_linker(config)?;
         Ok(Self {
             engine,
             linker,
