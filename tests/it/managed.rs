@@ -215,7 +215,9 @@ async fn sources_and_connections_are_managed_at_run_time_without_restart() {
         job.last_error.as_deref(),
         Some("its connection was deleted")
     );
-    assert!(svc.event(&held_id).await.is_some(), "the event is kept");
+    // Kept, and shown as ignored: nothing delivered it (not "processed").
+    let kept = svc.event(&held_id).await.expect("the event is kept");
+    assert_eq!(kept.status, "ignored");
     assert_eq!(
         svc.admin(Method::GET, "/connections/crm-2").await.status,
         404

@@ -13,11 +13,12 @@ use crate::ids::{now_ms, EventId, SourceId};
 pub enum EventStatus {
     /// Jobs are pending or running.
     Queued,
-    /// Every job succeeded.
+    /// Every job succeeded (or was coalesced into a later run).
     Processed,
     /// At least one job failed or is dead.
     Failed,
-    /// No enabled connection subscribes to it.
+    /// No enabled connection subscribes to it, or every job it had was
+    /// cancelled (its connection deleted) or skipped.
     Ignored,
     /// The source was disabled when it arrived; replay it once enabled.
     Skipped,
@@ -152,13 +153,16 @@ pub async fn list(pool: &Pool, f: &EventFilter) -> anyhow::Result<Vec<Event>> {
     Ok(rows.into_iter().map(from_row).collect())
 }
 
-/// Recomputes the status of an event from its jobs (queued while any is pending,
-/// failed when any failed, processed when all succeeded). Parameters: event
-/// id, now. Shared by the pool and the queue's own connection.
+/// Recomputes the status of an event from its jobs: queued while any is
+/// pending, failed when any failed, processed when the others succeeded (or
+/// were coalesced into a later run), ignored when every job was cancelled or
+/// skipped (nothing delivered it). Parameters: event id, now. Shared by the
+/// pool and the queue's own connection.
 pub const REFRESH_STATUS: &str = "UPDATE events SET status = CASE
          WHEN EXISTS (SELECT 1 FROM jobs WHERE event_id = ?1 AND state IN ('queued', 'running', 'waiting', 'paused')) THEN 'queued'
          WHEN EXISTS (SELECT 1 FROM jobs WHERE event_id = ?1 AND state IN ('failed', 'dead')) THEN 'failed'
-         WHEN EXISTS (SELECT 1 FROM jobs WHERE event_id = ?1) THEN 'processed'
+         WHEN EXISTS (SELECT 1 FROM jobs WHERE event_id = ?1 AND state IN ('succeeded', 'coalesced')) THEN 'processed'
+         WHEN EXISTS (SELECT 1 FROM jobs WHERE event_id = ?1) THEN 'ignored'
          ELSE status END,
        updated_at = ?2
      WHERE id = ?1";
