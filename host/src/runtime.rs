@@ -7,6 +7,10 @@ pub mod bindings;
 mod cpu;
 pub mod engine;
 mod host;
+/// The host's checks of import arguments, shared with the `plugin test` kit.
+pub(crate) mod host_checks {
+    pub(crate) use super::host::{check_entry as state_entry, check_task as task};
+}
 mod limits;
 pub mod quota;
 pub mod state;

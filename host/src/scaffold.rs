@@ -24,7 +24,7 @@ pub enum Lang {
 }
 
 impl Lang {
-    pub fn dir(self) -> &'static str {
+    fn dir(self) -> &'static str {
         match self {
             Self::Rust => "rust",
             Self::Python => "python",

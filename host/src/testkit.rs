@@ -263,27 +263,16 @@ fn event_of(spec: &EventSpec, base: &Path, source: &str, n: usize) -> anyhow::Re
         })
         .to_string(),
     };
-    let body: serde_json::Value =
-        serde_json::from_str(&payload).context("the event is not a JSON webhook body")?;
-    let topic = body["topic"]
-        .as_str()
-        .context("the event's webhook body has no `topic`")?
-        .to_string();
-    let (object_type, action) = topic
-        .split_once('/')
-        .with_context(|| format!("topic {topic:?} is not `<app>.<Model>/<action>`"))?;
-    let object_id = match &body["object"]["id"] {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    };
+    // Indexed as intake indexes a received webhook.
+    let envelope = crate::intake::envelope::parse(payload.as_bytes())
+        .map_err(|e| anyhow::anyhow!("the event is not a Recoco webhook body: {e}"))?;
     Ok(types::Event {
         id: format!("evt_test_{n}"),
         source: source.to_string(),
-        object_type: object_type.to_string(),
-        action: action.to_string(),
-        topic,
-        object_id,
+        object_type: envelope.object_type,
+        action: envelope.action.unwrap_or_default(),
+        topic: envelope.topic,
+        object_id: envelope.object_id,
         payload,
         received_at: crate::ids::rfc3339(crate::ids::now_ms()),
     })

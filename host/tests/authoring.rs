@@ -202,6 +202,18 @@ fn scaffold_builds_tests_loads_and_delivers(lang: &str) {
     let tested = ok(cwd, &[], &["plugin", "test", project.to_str().unwrap()]);
     assert!(tested.contains("steps passed"), "{tested}");
     assert!(!tested.contains("FAIL"), "{tested}");
+    let report = ok(
+        cwd,
+        &[],
+        &["-o", "json", "plugin", "test", project.to_str().unwrap()],
+    );
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let steps = report[0]["steps"].as_array().unwrap();
+    assert!(
+        !steps.is_empty() && steps.iter().all(|s| s["passed"] == true),
+        "{report}"
+    );
+    assert_eq!(report[0]["wit_version"], "0.2.0");
     let checked = ok(
         cwd,
         &[],

@@ -11,7 +11,15 @@ use recoco_sync::testkit::{Kit, ScenarioReport};
 use recoco_sync_tests::components;
 
 async fn run(scenario: &str, component: &Path) -> ScenarioReport {
+    run_with(scenario, component, &[]).await
+}
+
+/// [`run`], with more files (name, content) beside the scenario.
+async fn run_with(scenario: &str, component: &Path, files: &[(&str, &str)]) -> ScenarioReport {
     let dir = tempfile::tempdir().unwrap();
+    for (name, content) in files {
+        std::fs::write(dir.path().join(name), content).unwrap();
+    }
     let path = dir.path().join("scenario.toml");
     std::fs::write(&path, scenario).unwrap();
     std::fs::write(
@@ -226,4 +234,50 @@ async fn the_runtime_limits_of_the_configuration_apply() {
     let looper = kit.run(&path, Some(&components::looper())).await.unwrap();
     assert!(looper.steps[0].passed, "{:?}", looper.steps[0]);
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
+
+#[tokio::test]
+async fn attempt_exact_bodies_and_text_answers() {
+    // `attempt` reaches the connector's context; `body` is compared to the
+    // letter (test-wit-v0-1 forwards the webhook body byte for byte).
+    let body = r#"{"topic":"projects.Project/update","object":{"id":5},"object_type":"projects.Project","webhook_uuid":"u-1"}"#;
+    let scenario = format!(
+        "[connection]\nconfig = {{ url = \"https://old.example.org/x\" }}\n\
+         [[steps]]\nevent = \"small.json\"\nattempt = 3\n\
+         [[steps.http]]\nmethod = \"POST\"\nurl = \"https://old.example.org/x\"\n\
+         headers = {{ \"x-attempt\" = \"3\" }}\nbody = '{body}'\n\
+         [[steps]]\nevent = \"small.json\"\n\
+         [[steps.http]]\nmethod = \"POST\"\nurl = \"https://old.example.org/x\"\nbody = '{{}}'\n"
+    );
+    let report = run_with(&scenario, &components::wit_v0_1(), &[("small.json", body)]).await;
+    assert!(report.steps[0].passed, "{:?}", report.steps[0]);
+    assert!(
+        report.steps[1].problems[0].starts_with("POST https://old.example.org/x: body is "),
+        "{:?}",
+        report.steps[1].problems
+    );
+    // `response_body` is the text answer the connector reads back.
+    let text = "[connection]\nconfig = { url = \"https://echo.example.org/in\" }\n\
+                [[steps]]\nevent = \"event.json\"\nsummary = '\"body\":\"plain answer\"'\n\
+                [[steps.http]]\nmethod = \"POST\"\nurl = \"https://echo.example.org/in\"\n\
+                status = 201\nresponse_body = \"plain answer\"\n";
+    let report = run(text, &components::echo()).await;
+    assert!(report.steps[0].passed, "{:?}", report.steps[0]);
+}
+
+#[tokio::test]
+async fn host_calls_the_host_refuses_are_refused_in_the_kit_too() {
+    // A task 31 days ahead: the host's scheduler refuses it, so does the kit
+    // (test-echo records the refusal in its summary and goes on).
+    let scenario = "[connection]\nconfig = { url = \"https://echo.example.org/in\", schedule = { name = \"echo\", delay_ms = 2678400000 } }\n\
+                    [[steps]]\nevent = \"event.json\"\nsummary = \"a task may be scheduled at most 30 days ahead\"\n\
+                    [[steps.http]]\nmethod = \"POST\"\nurl = \"https://echo.example.org/in\"\n\
+                    [[steps.scheduled]]\nname = \"echo\"\n";
+    let report = run(scenario, &components::echo()).await;
+    assert_eq!(
+        report.steps[0].problems,
+        ["scheduled [], expected [\"echo\"]"],
+        "{:?}",
+        report.steps[0]
+    );
 }

@@ -9,6 +9,9 @@ mod scheduler;
 mod source_api;
 mod state;
 
+pub(crate) use scheduler::check_task;
+pub(crate) use state::check_entry;
+
 use super::bindings::types;
 use super::state::StoreState;
 

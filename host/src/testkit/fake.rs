@@ -154,6 +154,15 @@ fn answer(
     })
 }
 
+/// A refusal of a host call, as the host gives it.
+fn refusal(message: String) -> Error {
+    Error {
+        retryable: false,
+        message,
+        retry_after_ms: None,
+    }
+}
+
 impl wit::types::Host for KitState {}
 
 crate::runtime::bindings::compat::serve_v0_1_0!(KitState);
@@ -220,12 +229,8 @@ impl wit::state::Host for KitState {
     async fn set(&mut self, key: String, value: String) -> wasmtime::Result<Result<(), Error>> {
         self.refuse_outside_step("state.set")?;
         // The host's bounds, so a test passes only where the host would.
-        if key.len() > 256 || value.len() > 1024 * 1024 {
-            return Ok(Err(Error {
-                retryable: false,
-                message: "state keys are at most 256 bytes and values at most 1 MiB".into(),
-                retry_after_ms: None,
-            }));
+        if let Err(message) = crate::runtime::host_checks::state_entry(&key, &value) {
+            return Ok(Err(refusal(message)));
         }
         self.state.insert(key, value);
         Ok(Ok(()))
@@ -257,6 +262,9 @@ impl wit::scheduler::Host for KitState {
         dedup_key: Option<String>,
     ) -> wasmtime::Result<Result<(), Error>> {
         self.refuse_outside_step("scheduler.schedule")?;
+        if let Err(message) = crate::runtime::host_checks::task(&name, &payload, delay_ms) {
+            return Ok(Err(refusal(message)));
+        }
         if let Some(key) = &dedup_key {
             self.scheduled
                 .retain(|t| !(t.name == name && t.dedup_key.as_ref() == Some(key)));

@@ -13,6 +13,27 @@ use crate::store::Pool;
 const MAX_DELAY_MS: u64 = 30 * 24 * 3600 * 1000;
 const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 
+/// What a scheduled task may be (shared with the `plugin test` kit).
+pub(crate) fn check_task(name: &str, payload: &str, delay_ms: u64) -> Result<(), String> {
+    if name.is_empty() || name.len() > 64 {
+        return Err("a task name has 1 to 64 characters".into());
+    }
+    if payload.len() > MAX_PAYLOAD_BYTES
+        || serde_json::from_str::<serde_json::Value>(payload).is_err()
+    {
+        return Err(format!(
+            "the payload of task {name:?} must be JSON of at most {MAX_PAYLOAD_BYTES} bytes"
+        ));
+    }
+    if delay_ms > MAX_DELAY_MS {
+        return Err(format!(
+            "a task may be scheduled at most {} days ahead",
+            MAX_DELAY_MS / 86_400_000
+        ));
+    }
+    Ok(())
+}
+
 fn refused(message: String) -> Result<(), Error> {
     Err(Error {
         retryable: false,
@@ -30,21 +51,8 @@ impl Host for StoreState {
         dedup_key: Option<String>,
     ) -> wasmtime::Result<Result<(), Error>> {
         let scope = self.enter()?;
-        if name.is_empty() || name.len() > 64 {
-            return Ok(refused("a task name has 1 to 64 characters".into()));
-        }
-        if payload.len() > MAX_PAYLOAD_BYTES
-            || serde_json::from_str::<serde_json::Value>(&payload).is_err()
-        {
-            return Ok(refused(format!(
-                "the payload of task {name:?} must be JSON of at most {MAX_PAYLOAD_BYTES} bytes"
-            )));
-        }
-        if delay_ms > MAX_DELAY_MS {
-            return Ok(refused(format!(
-                "a task may be scheduled at most {} days ahead",
-                MAX_DELAY_MS / 86_400_000
-            )));
+        if let Err(why) = check_task(&name, &payload, delay_ms) {
+            return Ok(refused(why));
         }
         let job = NewJob {
             id: JobId::new(),

@@ -11,6 +11,19 @@ use crate::store;
 const MAX_KEY_BYTES: usize = 256;
 const MAX_VALUE_BYTES: usize = 1024 * 1024;
 
+/// The bounds of one state entry (shared with the `plugin test` kit, so a
+/// scenario passes only where the host would).
+pub(crate) fn check_entry(key: &str, value: &str) -> Result<(), String> {
+    if key.is_empty() || key.len() > MAX_KEY_BYTES || value.len() > MAX_VALUE_BYTES {
+        return Err(format!(
+            "state entries need a key of 1 to {MAX_KEY_BYTES} bytes and a value of at most {MAX_VALUE_BYTES} bytes (key {} bytes, value {} bytes)",
+            key.len(),
+            value.len()
+        ));
+    }
+    Ok(())
+}
+
 fn failure(err: sqlx::Error) -> wasmtime::Error {
     wasmtime::Error::new(HostFailure(format!("state store: {err}")))
 }
@@ -74,12 +87,8 @@ impl Host for StoreState {
 
     async fn set(&mut self, key: String, value: String) -> wasmtime::Result<Result<(), Error>> {
         let scope = self.enter()?;
-        if key.is_empty() || key.len() > MAX_KEY_BYTES || value.len() > MAX_VALUE_BYTES {
-            return Ok(refused(format!(
-                "state entries need a key of 1 to {MAX_KEY_BYTES} bytes and a value of at most {MAX_VALUE_BYTES} bytes (key {} bytes, value {} bytes)",
-                key.len(),
-                value.len()
-            )));
+        if let Err(why) = check_entry(&key, &value) {
+            return Ok(refused(why));
         }
         let started = Instant::now();
         let room = self.state_room(&key, &value).await;
