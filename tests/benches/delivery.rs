@@ -282,6 +282,8 @@ fn main() {
     });
     let delivered_at_end_of_intake = server_rt.block_on(succeeded(&pool)) - warm;
     let intake_secs = started.elapsed().as_secs_f64();
+    // On stderr at once, for a profiler to attach to the drain phase only.
+    eprintln!("intake finished; draining");
     // The backlog's drain, with nothing else running in this process: the
     // service's own delivery rate and CPU per delivered event.
     let (drain_cpu, drain_clock) = (cpu_time(), Instant::now());

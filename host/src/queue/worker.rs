@@ -261,7 +261,11 @@ impl Workers {
     async fn record(&self, job: &Claimed, finish: Finish, attempt: Attempt) {
         // The outcome must not be lost to a busy database: retry a few times.
         for wait in [0u64, 100, 500, 2000, 5000] {
-            tokio::time::sleep(Duration::from_millis(wait)).await;
+            // Not even a zero sleep on the first try: tokio's timer would
+            // round it up to its next millisecond tick.
+            if wait > 0 {
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+            }
             match self.db.finish(job, &finish, attempt.clone()).await {
                 Ok(true) => return,
                 Ok(false) => {
