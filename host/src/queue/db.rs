@@ -189,14 +189,63 @@ fn run(
                 Err(_) => break,
             }
         }
-        // Outcomes first: they free keys and slots the claims may then take.
+        serve(
+            &mut conn,
+            flow,
+            std::mem::take(&mut finishes),
+            std::mem::take(&mut claims),
+        );
+        after_commit(&conn);
+    }
+}
+
+/// Serves a loop's outcomes, then its claims (outcomes free keys and slots
+/// the claims may then take), in one transaction: a commit writes each page
+/// it dirtied once, and the jobs of a batch share most of their index pages.
+/// When that transaction fails, outcomes and claims are served apart, the
+/// outcomes one by one if need be.
+fn serve(
+    conn: &mut rusqlite::Connection,
+    flow: &FlowControl,
+    finishes: Vec<FinishRequest>,
+    claims: Vec<ClaimRequest>,
+) {
+    if finishes.is_empty() || claims.is_empty() {
         if !finishes.is_empty() {
-            finish_batch(&mut conn, std::mem::take(&mut finishes));
+            finish_batch(conn, finishes);
         }
         if !claims.is_empty() {
-            claim_batch(&mut conn, flow, std::mem::take(&mut claims));
+            claim_batch(conn, flow, claims);
         }
-        after_commit(&conn);
+        return;
+    }
+    let mut claimed = Vec::with_capacity(claims.len());
+    let mut folded = Vec::new();
+    let result = (|| {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let done = finishes
+            .iter()
+            .map(|r| write_finish(&tx, r))
+            .collect::<rusqlite::Result<Vec<bool>>>()?;
+        claim_in(&tx, flow, &claims, &mut claimed, &mut folded)?;
+        tx.commit()?;
+        Ok::<_, rusqlite::Error>(done)
+    })();
+    match result {
+        Ok(done) => {
+            for (r, ours) in finishes.into_iter().zip(done) {
+                let _ = r.reply.send(Ok(ours));
+            }
+            answer_claims(conn, claims, claimed, folded);
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "serving outcomes and claims together failed; serving them apart");
+            for job in claimed.into_iter().flatten() {
+                flow.finished(job.connection_id, Outcome::Neutral);
+            }
+            finish_batch(conn, finishes);
+            claim_batch(conn, flow, claims);
+        }
     }
 }
 
@@ -305,28 +354,11 @@ fn claim_batch(conn: &mut rusqlite::Connection, flow: &FlowControl, batch: Vec<C
     let mut folded: Vec<(ConnectionId, u64)> = Vec::new();
     let result = (|| {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for request in &batch {
-            let job = claim_one(&tx, flow, request, &mut folded)?;
-            let empty = job.is_none();
-            claimed.push(job);
-            // Nothing claimable now: the others would find nothing either.
-            if empty {
-                break;
-            }
-        }
+        claim_in(&tx, flow, &batch, &mut claimed, &mut folded)?;
         tx.commit()
     })();
     match result {
-        Ok(()) => {
-            for (connection, n) in folded {
-                let name = connection_name(conn, connection).unwrap_or_else(|| "-".into());
-                crate::metrics::coalesced(&name, n);
-            }
-            let mut claimed = claimed.into_iter();
-            for request in batch {
-                let _ = request.reply.send(Ok(claimed.next().flatten()));
-            }
-        }
+        Ok(()) => answer_claims(conn, batch, claimed, folded),
         Err(err) => {
             for job in claimed.into_iter().flatten() {
                 flow.finished(job.connection_id, Outcome::Neutral);
@@ -336,6 +368,43 @@ fn claim_batch(conn: &mut rusqlite::Connection, flow: &FlowControl, batch: Vec<C
                 let _ = request.reply.send(Err(error.clone()));
             }
         }
+    }
+}
+
+/// Claims a job for each request in turn, inside `tx`.
+fn claim_in(
+    tx: &Transaction,
+    flow: &FlowControl,
+    batch: &[ClaimRequest],
+    claimed: &mut Vec<Option<Claimed>>,
+    folded: &mut Vec<(ConnectionId, u64)>,
+) -> rusqlite::Result<()> {
+    for request in batch {
+        let job = claim_one(tx, flow, request, folded)?;
+        let empty = job.is_none();
+        claimed.push(job);
+        // Nothing claimable now: the others would find nothing either.
+        if empty {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Answers committed claims (requests past the first empty one get none).
+fn answer_claims(
+    conn: &rusqlite::Connection,
+    batch: Vec<ClaimRequest>,
+    claimed: Vec<Option<Claimed>>,
+    folded: Vec<(ConnectionId, u64)>,
+) {
+    for (connection, n) in folded {
+        let name = connection_name(conn, connection).unwrap_or_else(|| "-".into());
+        crate::metrics::coalesced(&name, n);
+    }
+    let mut claimed = claimed.into_iter();
+    for request in batch {
+        let _ = request.reply.send(Ok(claimed.next().flatten()));
     }
 }
 
@@ -493,8 +562,10 @@ mod tests {
 
     struct Db {
         _dir: tempfile::TempDir,
+        path: std::path::PathBuf,
         pool: Pool,
         queue: QueueDb,
+        flow: Arc<FlowControl>,
     }
 
     /// A migrated database with one source and connection (id 1), and the
@@ -518,11 +589,14 @@ mod tests {
             max_concurrency: Some(concurrency),
             ..Default::default()
         }));
-        let queue = QueueDb::start(&path, crate::store::DEFAULT_WAL_MAX_BYTES, flow).unwrap();
+        let queue =
+            QueueDb::start(&path, crate::store::DEFAULT_WAL_MAX_BYTES, flow.clone()).unwrap();
         Db {
             _dir: dir,
+            path,
             pool,
             queue,
+            flow,
         }
     }
 
@@ -653,5 +727,90 @@ mod tests {
         );
         let got: Vec<Claimed> = [a, b].into_iter().filter_map(|r| r.unwrap()).collect();
         assert_eq!(got.len(), 1, "one slot, one claim");
+    }
+
+    /// One loop's outcome and claim, as the queue thread would get them.
+    fn loop_requests(
+        job: &Claimed,
+        attempt: Attempt,
+    ) -> (
+        FinishRequest,
+        oneshot::Receiver<Result<bool, String>>,
+        ClaimRequest,
+        oneshot::Receiver<Result<Option<Claimed>, String>>,
+    ) {
+        let (finish_reply, finished) = oneshot::channel();
+        let (claim_reply, claimed) = oneshot::channel();
+        let finish = FinishRequest {
+            id: job.id.clone(),
+            owner: job.owner.clone(),
+            event_id: None,
+            finish: done(),
+            attempt,
+            reply: finish_reply,
+        };
+        let claim = ClaimRequest {
+            owner: "me:w1".into(),
+            lease_ms: 60_000,
+            coalescing: vec![],
+            reply: claim_reply,
+        };
+        (finish, finished, claim, claimed)
+    }
+
+    #[tokio::test]
+    async fn one_loop_writes_outcomes_then_claims_and_falls_back_apart() {
+        // Together: the outcome frees the key, so the claim of the same loop
+        // takes the key's next job.
+        let db = open(8).await;
+        task(&db.pool, "job_1", Some("project:7")).await;
+        task(&db.pool, "job_2", Some("project:7")).await;
+        let first = db
+            .queue
+            .claim("me:w0", 60_000, vec![])
+            .await
+            .unwrap()
+            .unwrap();
+        let mut conn = crate::store::open_own_connection(&db.path, "test").unwrap();
+        let (finish, finished, claim, claimed) = loop_requests(&first, attempt(&first));
+        serve(&mut conn, &db.flow, vec![finish], vec![claim]);
+        assert_eq!(finished.await.unwrap(), Ok(true));
+        let next = claimed.await.unwrap().unwrap().expect("the key's next job");
+        assert_eq!(next.id.as_str(), "job_2");
+
+        // Apart: an outcome whose attempt cannot be written (it names no job)
+        // fails the shared transaction; that outcome alone gets the error,
+        // nothing of it is written, and the claim is still served (it finds
+        // the key busy, since job_2 is still running).
+        task(&db.pool, "job_3", Some("project:7")).await;
+        let mut broken = attempt(&next);
+        broken.job_id = "no_such_job".into();
+        let (finish, finished, claim, claimed) = loop_requests(&next, broken);
+        serve(&mut conn, &db.flow, vec![finish], vec![claim]);
+        assert!(
+            finished.await.unwrap().is_err(),
+            "the failed outcome says so"
+        );
+        assert!(
+            matches!(claimed.await.unwrap(), Ok(None)),
+            "key busy: nothing to claim"
+        );
+        let states: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, state FROM jobs ORDER BY id")
+                .fetch_all(&db.pool)
+                .await
+                .unwrap();
+        let states: Vec<(&str, &str)> = states
+            .iter()
+            .map(|(i, s)| (i.as_str(), s.as_str()))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("job_1", "succeeded"),
+                ("job_2", "running"),
+                ("job_3", "queued")
+            ]
+        );
     }
 }
