@@ -660,6 +660,13 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        if crate::store::postgres::is_postgres_url(&self.database_url) {
+            bail!(
+                "database_url: the service does not run on PostgreSQL yet, only on SQLite \
+                 (sqlite://path/to/file.db); `recoco-sync migrate-data --to` is what writes to \
+                 PostgreSQL so far"
+            );
+        }
         if !self.database_url.starts_with("sqlite:") {
             bail!("database_url must start with sqlite: (got a different scheme)");
         }

@@ -17,6 +17,7 @@ pub mod ids;
 pub mod intake;
 pub mod managed;
 pub mod metrics;
+pub mod migrate_data;
 pub mod outbound;
 pub mod queue;
 pub mod registry;

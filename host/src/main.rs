@@ -135,6 +135,17 @@ enum Command {
         /// File holding the JSON body (`-` for stdin).
         file: PathBuf,
     },
+    /// Move the whole database to an empty PostgreSQL database, in one
+    /// transaction (stop the service first; the source is only read). The
+    /// master key (`secret.key` or `secret_key`) goes with the data.
+    MigrateData {
+        /// The SQLite database (`sqlite://path`).
+        #[arg(long)]
+        from: String,
+        /// The PostgreSQL database (`postgres://user:password@host/db`).
+        #[arg(long, env = "RECOCO_MIGRATE_TO", hide_env_values = true)]
+        to: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -245,6 +256,10 @@ fn cli_main(cli: Cli) -> anyhow::Result<()> {
     {
         let url = webhook_url(cli.url.as_deref(), source.as_deref())?;
         return runtime()?.block_on(send(&url, secret, file));
+    }
+    if let Some(Command::MigrateData { from, to }) = &cli.command {
+        // Both databases are named on the command line: no configuration.
+        return runtime()?.block_on(migrate_data(from, to, out));
     }
     if let Some(Command::Plugins(cmd @ PluginsCmd::New { .. })) = &cli.command {
         // Writes files only: no configuration, no database.
@@ -416,6 +431,30 @@ fn require_existing(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `migrate-data`: tables as they are copied (stderr), then the counts.
+async fn migrate_data(from: &str, to: &str, out: Out) -> anyhow::Result<()> {
+    let report = recoco_sync::migrate_data::migrate(from, to, |done| {
+        eprintln!("copied {} ({} rows)", done.table, done.rows);
+    })
+    .await?;
+    let shown = store::postgres::redacted(to);
+    out.print(&serde_json::to_value(&report)?, || {
+        let rows = report
+            .tables
+            .iter()
+            .map(|t| vec![t.table.clone(), t.rows.to_string()])
+            .collect();
+        cli::output::table(&["table", "rows"], rows, "tables")
+    })?;
+    eprintln!(
+        "moved {} rows to {shown} in {:.1} s; point database_url at it, and keep the \
+         secret key (secret.key or secret_key) with the data: the secrets stay sealed under it",
+        report.rows,
+        report.elapsed_ms as f64 / 1000.0
+    );
+    Ok(())
+}
+
 fn parse_set(s: &str) -> Result<(String, String), String> {
     let (key, value) = s.split_once('=').ok_or("expected KEY=VALUE")?;
     Ok((key.trim().to_string(), value.to_string()))
@@ -490,6 +529,7 @@ async fn operate(
         }
         Command::Serve { .. }
         | Command::Send { .. }
+        | Command::MigrateData { .. }
         | Command::Config(_)
         | Command::Plugins(
             PluginsCmd::Check { .. } | PluginsCmd::Test { .. } | PluginsCmd::New { .. },

@@ -8,6 +8,7 @@ pub mod events;
 pub mod keys;
 pub mod maintenance;
 pub mod plugins;
+pub mod postgres;
 pub mod private;
 pub mod sources;
 pub mod state;
@@ -62,8 +63,8 @@ pub enum Write {
 #[error("{0} already exists")]
 pub struct AlreadyExists(pub String);
 
-/// Migrations from `migrations/`, compiled into the binary.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+/// SQLite migrations from `migrations/sqlite/`, compiled into the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
 /// Default of `storage.wal_max_bytes`.
 pub const DEFAULT_WAL_MAX_BYTES: u64 = 64 * 1024 * 1024;

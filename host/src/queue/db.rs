@@ -729,15 +729,17 @@ mod tests {
         assert_eq!(got.len(), 1, "one slot, one claim");
     }
 
+    type Answer<T> = oneshot::Receiver<Result<T, String>>;
+
     /// One loop's outcome and claim, as the queue thread would get them.
     fn loop_requests(
         job: &Claimed,
         attempt: Attempt,
     ) -> (
         FinishRequest,
-        oneshot::Receiver<Result<bool, String>>,
+        Answer<bool>,
         ClaimRequest,
-        oneshot::Receiver<Result<Option<Claimed>, String>>,
+        Answer<Option<Claimed>>,
     ) {
         let (finish_reply, finished) = oneshot::channel();
         let (claim_reply, claimed) = oneshot::channel();
