@@ -98,6 +98,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/api/jobs/{id}", get(api::get_job))
         .route("/admin/api/jobs/{id}/retry", post(api::retry_job))
         .route("/admin/api/plugins", get(api::list_plugins))
+        .route("/admin/api/replicas", get(api::list_replicas))
         .route(
             "/admin/api/sources",
             get(api::list_sources).post(manage::create_source),

@@ -165,6 +165,11 @@ pub struct QueueConfig {
     /// and runs again once its lease expires.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// A replica (a process serving the database) whose heartbeat is older
+    /// than this is lost: another one queues its running jobs again. Each
+    /// replica beats every third of it.
+    #[serde(with = "humantime_serde")]
+    pub replica_timeout: Duration,
 }
 
 impl Default for QueueConfig {
@@ -186,6 +191,7 @@ impl Default for QueueConfig {
             poll_interval: Duration::from_millis(500),
             lease: Duration::from_secs(120),
             shutdown_grace: Duration::from_secs(20),
+            replica_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -669,6 +675,12 @@ impl Config {
         }
         if !self.database_url.starts_with("sqlite:") {
             bail!("database_url must start with sqlite: (got a different scheme)");
+        }
+        if self.queue.replica_timeout < Duration::from_secs(3) {
+            bail!(
+                "queue.replica_timeout must be at least 3s (got {:?}): replicas beat every third of it",
+                self.queue.replica_timeout
+            );
         }
         if self.sqlite_path().is_none() {
             bail!("database_url must name a SQLite file (sqlite://path/to/file.db), not an in-memory database");

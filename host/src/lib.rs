@@ -21,6 +21,7 @@ pub mod migrate_data;
 pub mod outbound;
 pub mod queue;
 pub mod registry;
+pub mod replicas;
 pub mod routing;
 pub mod runtime;
 pub mod scaffold;
@@ -212,6 +213,14 @@ impl Service {
 
     /// Starts the workers, the plugins directory watcher and background loops.
     pub fn spawn_background(&self) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+        self.spawn_background_at(None)
+    }
+
+    /// [`Self::spawn_background`], this replica's heartbeat giving `listen`.
+    pub fn spawn_background_at(
+        &self,
+        listen: Option<SocketAddr>,
+    ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
         let database = self
             .config
             .sqlite_path()
@@ -261,6 +270,13 @@ impl Service {
             self.config.plugins_dir.clone(),
             self.shutdown.clone(),
         ));
+        handles.push(replicas::spawn(
+            self.pool.clone(),
+            self.registry.clone(),
+            listen.map(|a| a.to_string()),
+            self.config.queue.replica_timeout,
+            self.shutdown.clone(),
+        ));
         let (catalog, shutdown) = (self.catalog.clone(), self.shutdown.clone());
         let (runtime, flow, wake, registry) = (
             self.runtime.clone(),
@@ -292,7 +308,7 @@ impl Service {
         let addr = listener.local_addr()?;
         self.runtime.outbound().guard().add_listen_address(addr);
         let router = self.router(self.event_writer()?);
-        let background = self.spawn_background()?;
+        let background = self.spawn_background_at(Some(addr))?;
         tracing::info!(%addr, "recoco-sync listening");
         let shutdown = self.shutdown.clone();
         axum::serve(

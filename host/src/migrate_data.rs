@@ -43,6 +43,7 @@ pub const TABLES: &[&str] = &[
     "admin_sessions",
     "secret_key_check",
     "alert_incidents",
+    "replicas",
 ];
 
 /// PostgreSQL takes at most 65,535 bound values per statement.

@@ -10,6 +10,7 @@ pub mod maintenance;
 pub mod plugins;
 pub mod postgres;
 pub mod private;
+pub mod replicas;
 pub mod sources;
 pub mod state;
 

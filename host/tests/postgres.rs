@@ -187,6 +187,8 @@ INSERT INTO admin_sessions (token_hash, key_hash, csrf_token, created_at, expire
 INSERT INTO secret_key_check (id, sealed) VALUES (1, 'sealed:v1:DDDD');
 INSERT INTO alert_incidents (id, connection_id, connection, reason, summary, failures, opened_at, updated_at, attempt)
 VALUES (6, 5, 'grist-prod', 'failures', '3 runs failed', 3, 30, 31, 2);
+INSERT INTO replicas (id, host, pid, version, listen, plugins, started_at, last_seen_at, timeout_ms, stopped_at)
+VALUES ('box:12:1700000000000', 'box', 12, '0.1.0', '127.0.0.1:8000', '[{"name":"grist","version":"1.2.0","hash":"ab"}]', 1, 2, 30000, 3);
 "#;
 
 /// Every row of `table` as text, typed by the PostgreSQL column (the SQLite
@@ -325,7 +327,7 @@ async fn migrate_data_moves_every_row_once_and_never_shows_the_password() {
         assert_eq!(entry["rows"].as_u64(), Some(there.len() as u64), "{table}");
         total += there.len() as u64;
     }
-    assert_eq!(report["tables"].as_array().unwrap().len(), 15);
+    assert_eq!(report["tables"].as_array().unwrap().len(), 16);
     assert_eq!(report["rows"].as_u64(), Some(total));
 
     // Arrival order: jobs.seq is the SQLite rowid.

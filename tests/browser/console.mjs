@@ -182,6 +182,11 @@ try {
   await page.click('button[data-toggle="sources/recoco-test"]');
   await page.waitForTimeout(300);
 
+  // The plugins view says which version each replica serves.
+  await page.evaluate(() => { location.hash = '#/plugins'; });
+  await page.waitForSelector('text=(this one)', { timeout: 10000 });
+  out.pluginsView = await page.textContent('#view');
+
   // 400 px wide: every view fits (tables scroll inside their box).
   await page.setViewportSize({ width: 400, height: 800 });
   out.narrow = {};

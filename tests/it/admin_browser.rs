@@ -382,6 +382,11 @@ async fn an_operator_follows_a_failure_to_its_fix_and_watches_a_sync_in_the_cons
         "{r}"
     );
     assert_eq!(r["actionError"], r["actionErrorAfterRefresh"], "{r}");
+    let plugins = r["pluginsView"].as_str().unwrap_or_default();
+    assert!(
+        plugins.contains("Replicas") && plugins.contains("(this one)") && plugins.contains(" on 1"),
+        "the plugins view shows the replicas and what they serve: {plugins}"
+    );
     assert_eq!(r["bulkStatusWithoutCsrf"], 403);
     for (view, v) in r["narrow"].as_object().unwrap() {
         assert!(

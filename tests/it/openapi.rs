@@ -564,6 +564,23 @@ async fn the_document_covers_every_route_and_every_real_answer_matches_it() {
         "{}",
         plugins.json
     );
+    let replicas = c
+        .send(
+            call("get", "/admin/api/replicas", "/admin/api/replicas").key(k),
+            &[200],
+        )
+        .await;
+    // This service alone, up (its heartbeat is written at start).
+    assert_eq!(
+        replicas.json["replicas"][0]["this"], true,
+        "{}",
+        replicas.json
+    );
+    assert_eq!(
+        replicas.json["replicas"][0]["state"], "up",
+        "{}",
+        replicas.json
+    );
     c.send(
         call("get", "/admin/api/sources", "/admin/api/sources").key(k),
         &[200],

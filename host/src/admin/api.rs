@@ -324,17 +324,66 @@ pub async fn retry_failed(
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PluginList {
+    /// The plugins this replica serves.
     pub plugins: Vec<PluginInfo>,
     /// Files of the plugins directory that were refused, and why.
     pub refused: Vec<crate::registry::Failure>,
+    /// Every replica serving the database and the plugins each serves.
+    pub replicas: Vec<ReplicaOut>,
 }
 
-/// Plugins loaded (version, hash, origin, tasks) and files refused.
+/// A replica's latest heartbeat.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplicaOut {
+    #[serde(flatten)]
+    pub replica: crate::store::replicas::Replica,
+    pub state: crate::replicas::State,
+    /// This replica is the one answering.
+    pub this: bool,
+}
+
+async fn replicas_out(s: &AdminState) -> Result<Vec<ReplicaOut>, ApiError> {
+    let now = crate::ids::now_ms();
+    let me = crate::queue::recovery::instance();
+    Ok(crate::store::replicas::list(&s.pool)
+        .await
+        .map_err(anyhow::Error::from)?
+        .into_iter()
+        .map(|r| ReplicaOut {
+            state: crate::replicas::state(&r, now),
+            this: r.id == me,
+            replica: r,
+        })
+        .collect())
+}
+
+/// Plugins loaded (version, hash, origin, tasks), files refused, and which
+/// version each replica serves.
 #[utoipa::path(get, path = "/admin/api/plugins", tag = "plugins",
     responses((status = 200, body = PluginList)))]
 pub async fn list_plugins(State(s): State<AdminState>) -> ApiResult<PluginList> {
     let (plugins, refused) = s.registry.list();
-    Ok(Json(PluginList { plugins, refused }))
+    let replicas = replicas_out(&s).await?;
+    Ok(Json(PluginList {
+        plugins,
+        refused,
+        replicas,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplicaList {
+    pub replicas: Vec<ReplicaOut>,
+}
+
+/// The processes serving this database (up, stopped, or lost: no heartbeat
+/// for 30 s, their running jobs queued again), the most recently seen first.
+#[utoipa::path(get, path = "/admin/api/replicas", tag = "plugins",
+    responses((status = 200, body = ReplicaList)))]
+pub async fn list_replicas(State(s): State<AdminState>) -> ApiResult<ReplicaList> {
+    Ok(Json(ReplicaList {
+        replicas: replicas_out(&s).await?,
+    }))
 }
 
 /// A source; its secrets are counted, never shown.

@@ -490,12 +490,32 @@ const views = {
   },
 
   async plugins() {
-    const {plugins, refused} = await api('/plugins');
+    const {plugins, refused, replicas} = await api('/plugins');
+    const up = replicas.filter((r) => r.state === 'up');
+    // Which version each up replica serves, per plugin.
+    const servedBy = (name) => {
+      const counts = new Map();
+      let absent = 0;
+      for (const r of up) {
+        const s = r.plugins.find((x) => x.name === name);
+        if (!s) { absent += 1; continue; }
+        const label = `${s.version} (${s.hash.replace(/^sha256:/, '').slice(0, 12)})`;
+        counts.set(label, (counts.get(label) || 0) + 1);
+      }
+      const parts = [...counts].map(([v, n]) => `${v} on ${n}`);
+      if (absent) parts.push(`absent on ${absent}`);
+      return parts.join(', ');
+    };
     return [
-      table(['Name', 'Version', 'Hash', 'Origin', 'Loaded', 'Subscriptions', 'Tasks', 'Description', 'Last error'], plugins.map((p) => row(
+      table(['Name', 'Version', 'Hash', 'Origin', 'Loaded', 'Replicas', 'Subscriptions', 'Tasks', 'Description', 'Last error'], plugins.map((p) => row(
         p.name, p.version, h('span', {title: p.hash}, (p.hash || '').slice(0, 12)), [p.origin.kind, ' ', p.origin.path], time(p.loaded_at),
+        servedBy(p.name),
         p.subscriptions.join(', '), p.tasks.map((t) => h('span', {class: 'task', title: t.description}, t.name, ' ')),
         p.description, h('td', {class: 'err'}, p.last_error)))),
+      h('h3', null, 'Replicas'),
+      table(['Replica', 'State', 'Version', 'Listen', 'Started', 'Last seen', 'Plugins'], replicas.map((r) => row(
+        [r.id, r.this ? ' (this one)' : ''], pill(r.state), r.version, r.listen, time(r.started_at), time(r.last_seen_at),
+        r.plugins.map((x) => `${x.name} ${x.version}`).join(', ')))),
       h('h3', null, 'Refused files'),
       refused.length ? table(['File', 'Why', 'At'], refused.map((f) => row(f.path, h('td', {class: 'err'}, f.error), time(f.at))))
         : h('p', {class: 'muted'}, 'none'),

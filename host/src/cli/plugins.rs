@@ -8,6 +8,8 @@ use clap::Subcommand;
 use serde_json::{json, Value};
 
 use recoco_sync::config::Config;
+use recoco_sync::replicas;
+use recoco_sync::store::replicas::Replica;
 
 use super::backend::Backend;
 use super::exit;
@@ -47,19 +49,28 @@ pub enum PluginsCmd {
     },
 }
 
-/// The plugins as the API lists them; on the database, from the stored manifests.
+/// The plugins as the API lists them; on the database, from the stored
+/// manifests. Each says which version every up replica serves
+/// (`served_by`, and `replicas`: `{id, version, hash}`).
 async fn listed(backend: &Backend) -> anyhow::Result<Vec<Value>> {
-    match backend {
-        Backend::Api(api) => Ok(api.get(&["plugins"], &[]).await?["plugins"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()),
+    let (mut plugins, replicas) = match backend {
+        Backend::Api(api) => {
+            let answer = api.get(&["plugins"], &[]).await?;
+            let plugins = answer["plugins"].as_array().cloned().unwrap_or_default();
+            let replicas: Vec<Replica> = answer["replicas"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| serde_json::from_value(r.clone()).ok())
+                .collect();
+            (plugins, replicas)
+        }
         Backend::Db(db) => {
             let rows: Vec<(String, String, String, String)> =
                 sqlx::query_as("SELECT name, version, hash, manifest FROM plugins ORDER BY name")
                     .fetch_all(&db.pool)
                     .await?;
-            Ok(rows
+            let plugins = rows
                 .into_iter()
                 .map(|(name, version, hash, manifest)| {
                     let mut v: Value = serde_json::from_str(&manifest).unwrap_or_else(
@@ -71,9 +82,27 @@ async fn listed(backend: &Backend) -> anyhow::Result<Vec<Value>> {
                     v["origin"] = json!({"kind": "last seen by the service"});
                     v
                 })
-                .collect())
+                .collect();
+            let replicas = recoco_sync::store::replicas::list(&db.pool).await?;
+            (plugins, replicas)
         }
+    };
+    let now = recoco_sync::ids::now_ms();
+    for p in &mut plugins {
+        let name = p["name"].as_str().unwrap_or_default().to_string();
+        p["served_by"] = json!(replicas::served_by(&name, &replicas, now));
+        p["replicas"] = Value::Array(
+            replicas
+                .iter()
+                .filter(|r| replicas::state(r, now) == replicas::State::Up)
+                .filter_map(|r| {
+                    let served = r.plugins.iter().find(|s| s.name == name)?;
+                    Some(json!({"id": r.id, "version": served.version, "hash": served.hash}))
+                })
+                .collect(),
+        );
     }
+    Ok(plugins)
 }
 
 fn names(list: &Value, key: &str) -> String {
@@ -109,6 +138,7 @@ fn described(p: &Value) -> String {
         ("authors", names(p, "authors")),
         ("homepage", cell(p, "homepage")),
         ("license", cell(p, "license")),
+        ("replicas", cell(p, "served_by")),
         (
             "config schema",
             serde_json::to_string_pretty(&p["config_schema"]).unwrap_or_default(),
@@ -131,6 +161,7 @@ pub async fn plugins(backend: &Backend, cmd: PluginsCmd, out: Out) -> anyhow::Re
                             p["origin"]["kind"].as_str().unwrap_or("-").to_string(),
                             names(p, "subscriptions"),
                             names(p, "tasks"),
+                            cell(p, "served_by"),
                         ]
                     })
                     .collect();
@@ -142,6 +173,7 @@ pub async fn plugins(backend: &Backend, cmd: PluginsCmd, out: Out) -> anyhow::Re
                         "origin",
                         "subscriptions",
                         "tasks",
+                        "replicas",
                     ],
                     rows,
                     "plugins",

@@ -1,0 +1,240 @@
+//! Two `serve` processes on one database, as replicas: each registers itself
+//! with a heartbeat, the plugin listing says which version each serves, and
+//! when one is killed mid-job the other queues that job again after
+//! `queue.replica_timeout`, long before its lease would expire.
+
+mod cli_support;
+
+use std::io::{BufRead as _, Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cli_support::*;
+
+/// A webhook target that never answers its first request (the job stays
+/// running) and answers 200 to every later one. Returns its address and the
+/// number of requests received.
+fn first_request_hangs() -> (String, Arc<Mutex<usize>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let count = Arc::new(Mutex::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        let mut held: Vec<TcpStream> = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let _ = stream.set_nodelay(true);
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':') {
+                    if name.eq_ignore_ascii_case("content-length") {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                }
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_err() {
+                continue;
+            }
+            let n = {
+                let mut c = seen.lock().unwrap();
+                *c += 1;
+                *c
+            };
+            if n == 1 {
+                held.push(stream);
+            } else {
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                );
+            }
+        }
+    });
+    (addr, count)
+}
+
+fn replicas(addr: &str) -> Vec<serde_json::Value> {
+    let (status, body) = get(addr, "/admin/api/replicas");
+    assert_eq!(status, 200, "{body}");
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    list["replicas"].as_array().unwrap().clone()
+}
+
+#[test]
+fn a_killed_replica_s_job_is_taken_over_after_the_replica_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let (target, requests) = first_request_hangs();
+    std::fs::write(
+        cwd.join("rs.toml"),
+        format!(
+            "[[sources]]\ncode = \"portal\"\nsecrets = [\"hook-secret-0001\"]\n\
+             [[connections]]\nname = \"crm\"\nsource = \"portal\"\nplugin = \"http-forward\"\n\
+             [connections.config]\nurl = \"http://{target}/hook\"\nsecret = \"whsec_c2VjcmV0LXZhbHVl\"\n"
+        ),
+    )
+    .unwrap();
+    let env = [("RECOCO_SYNC_CONFIG", "rs.toml")];
+    // A lease of ten minutes: only the replica timeout can explain a takeover
+    // within seconds.
+    let settings = [
+        "--set",
+        "queue.replica_timeout=3s",
+        "--set",
+        "queue.lease=10m",
+        "--set",
+        "queue.poll_interval=100ms",
+    ];
+    let mut a = Served::start(cwd, &env, &settings);
+    std::fs::write(
+        cwd.join("hook.json"),
+        r#"{"topic": "projects.Project/update", "object": {"id": 42}, "object_type": "projects.Project", "webhook_uuid": "6f1c2d3e-4a5b-4c6d-8e7f-901a2b3c4d5e"}"#,
+    )
+    .unwrap();
+    let url = format!("http://{}/api/webhook/portal", a.addr);
+    ok(
+        cwd,
+        &env,
+        &[
+            "send",
+            "--url",
+            &url,
+            "--secret",
+            "hook-secret-0001",
+            "hook.json",
+        ],
+    );
+    eventually("replica A's request at the target", || {
+        (*requests.lock().unwrap() == 1).then_some(())
+    });
+
+    let b = Served::start(cwd, &env, &settings);
+    // Both registered, up, each naming itself and where it listens.
+    let both = eventually("two replicas up", || {
+        let list = replicas(&b.addr);
+        let up = list.iter().filter(|r| r["state"] == "up").count();
+        (up == 2).then_some(list)
+    });
+    let this: Vec<&serde_json::Value> = both.iter().filter(|r| r["this"] == true).collect();
+    assert_eq!(this.len(), 1);
+    assert_eq!(this[0]["listen"], b.addr.as_str());
+    let a_id = both
+        .iter()
+        .find(|r| r["listen"] == a.addr.as_str())
+        .expect("replica A listed")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Named as its workers' lease owners are: host:pid:start.
+    assert!(a_id.contains(&format!(":{}:", a.child.id())), "{a_id}");
+    // The listing says which version of each plugin each up replica serves.
+    let listed = ok(
+        cwd,
+        &[],
+        &[
+            "--url",
+            &format!("http://{}", b.addr),
+            "-o",
+            "json",
+            "plugins",
+            "list",
+        ],
+    );
+    let plugins: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let forward = plugins
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "http-forward")
+        .unwrap();
+    let version = forward["version"].as_str().unwrap();
+    assert!(
+        forward["served_by"].as_str().unwrap().starts_with(version)
+            && forward["served_by"].as_str().unwrap().ends_with(" on 2"),
+        "{forward}"
+    );
+    assert_eq!(forward["replicas"].as_array().unwrap().len(), 2);
+    let table = ok(
+        cwd,
+        &[],
+        &["--url", &format!("http://{}", b.addr), "plugins", "list"],
+    );
+    assert!(
+        table.contains("REPLICAS") && table.contains(" on 2"),
+        "{table}"
+    );
+
+    // A dies holding the job; B takes it over after the replica timeout.
+    let killed = Instant::now();
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    eventually("the job delivered by replica B", || {
+        (*requests.lock().unwrap() == 2).then_some(())
+    });
+    let took = killed.elapsed();
+    eprintln!("replica A killed: its job delivered by replica B {took:?} later");
+    assert!(
+        took < Duration::from_secs(30),
+        "taken over in {took:?}: the replica timeout (3 s), not the 10 min lease"
+    );
+    let done = eventually("the job succeeded", || {
+        let list = ok(
+            cwd,
+            &env,
+            &["-o", "json", "jobs", "list", "--state", "succeeded"],
+        );
+        let jobs: serde_json::Value = serde_json::from_str(&list).unwrap();
+        jobs.as_array()
+            .filter(|j| j.len() == 1)
+            .map(|j| j[0].clone())
+    });
+    let shown = ok(
+        cwd,
+        &env,
+        &["-o", "json", "jobs", "show", done["id"].as_str().unwrap()],
+    );
+    assert!(
+        shown.contains(&format!("replica {a_id} stopped sending heartbeats")),
+        "{shown}"
+    );
+    // A is now listed as stopped, B up.
+    let after = replicas(&b.addr);
+    let state_of = |id: &str| after.iter().find(|r| r["id"] == id).unwrap()["state"].clone();
+    assert_eq!(state_of(&a_id), "stopped");
+    let b_id = this[0]["id"].as_str().unwrap();
+    assert_eq!(state_of(b_id), "up");
+
+    // A clean stop marks the replica stopped too (read from the database).
+    let (status, _) = b.terminate();
+    assert!(status.success());
+    let db = rusqlite::Connection::open(cwd.join("data/recoco-sync.db")).unwrap();
+    let stopped: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM replicas WHERE stopped_at IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(stopped, 2);
+}
+
+#[test]
+fn a_replica_timeout_under_three_seconds_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rs.toml"),
+        "[queue]\nreplica_timeout = \"1s\"\n",
+    )
+    .unwrap();
+    let err = fails(dir.path(), &[], &["config", "check", "rs.toml"]);
+    assert!(
+        err.contains("queue.replica_timeout must be at least 3s"),
+        "{err}"
+    );
+}
