@@ -130,7 +130,7 @@ async fn open_source(from: &str) -> anyhow::Result<SqlitePool> {
 }
 
 /// The source is at this binary's schema, holds no table the copy would
-/// miss, and no job is running on it (the service is stopped).
+/// miss, and the service is stopped: no replica beats and no job runs.
 async fn check_source(source: &SqlitePool) -> anyhow::Result<()> {
     let latest = crate::store::MIGRATOR
         .iter()
@@ -161,6 +161,18 @@ async fn check_source(source: &SqlitePool) -> anyhow::Result<()> {
     anyhow::ensure!(
         unknown.is_empty(),
         "the source has tables this binary does not copy: {unknown:?}"
+    );
+    let up: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM replicas WHERE stopped_at IS NULL AND last_seen_at + timeout_ms >= ?1",
+    )
+    .bind(crate::ids::now_ms())
+    .fetch_all(source)
+    .await?;
+    anyhow::ensure!(
+        up.is_empty(),
+        "the service is running on the source (replica {} sent a heartbeat): stop it before \
+         moving its database",
+        up.join(", ")
     );
     let running: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM jobs WHERE state = 'running' AND lease_until > ?1",

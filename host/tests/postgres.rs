@@ -191,38 +191,46 @@ INSERT INTO replicas (id, host, pid, version, listen, plugins, started_at, last_
 VALUES ('box:12:1700000000000', 'box', 12, '0.1.0', '127.0.0.1:8000', '[{"name":"grist","version":"1.2.0","hash":"ab"}]', 1, 2, 30000, 3);
 "#;
 
-/// Every row of `table` as text, typed by the PostgreSQL column (the SQLite
-/// value converted the way it must arrive), sorted.
+/// Every row of `table` in `$pool` as text, each value read as the type of
+/// its PostgreSQL column (`$flag` reads a boolean: SQLite stores 0/1), sorted.
+macro_rules! rows_of {
+    ($pool:expr, $table:expr, $types:expr, $flag:expr) => {{
+        let rows = sqlx::query(&format!("SELECT * FROM {}", $table))
+            .fetch_all($pool)
+            .await
+            .unwrap();
+        let mut out: Vec<String> = rows
+            .iter()
+            .map(|row| {
+                $types
+                    .iter()
+                    .map(|(name, ty): &(String, String)| {
+                        let name = name.as_str();
+                        match ty.as_str() {
+                            "bigint" => format!("{:?}", row.get::<Option<i64>, _>(name)),
+                            "boolean" => format!("{:?}", $flag(row, name)),
+                            "double precision" => format!("{:?}", row.get::<Option<f64>, _>(name)),
+                            "bytea" => format!("{:?}", row.get::<Option<Vec<u8>>, _>(name)),
+                            _ => format!("{:?}", row.get::<Option<String>, _>(name)),
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+            .collect();
+        out.sort();
+        out
+    }};
+}
+
 async fn sqlite_rows(
     pool: &sqlx::SqlitePool,
     table: &str,
     types: &[(String, String)],
 ) -> Vec<String> {
-    let rows = sqlx::query(&format!("SELECT * FROM {table}"))
-        .fetch_all(pool)
-        .await
-        .unwrap();
-    let mut out: Vec<String> = rows
-        .iter()
-        .map(|row| {
-            types
-                .iter()
-                .map(|(name, ty)| match ty.as_str() {
-                    "bigint" => format!("{:?}", row.get::<Option<i64>, _>(name.as_str())),
-                    "boolean" => format!(
-                        "{:?}",
-                        row.get::<Option<i64>, _>(name.as_str()).map(|v| v != 0)
-                    ),
-                    "double precision" => format!("{:?}", row.get::<Option<f64>, _>(name.as_str())),
-                    "bytea" => format!("{:?}", row.get::<Option<Vec<u8>>, _>(name.as_str())),
-                    _ => format!("{:?}", row.get::<Option<String>, _>(name.as_str())),
-                })
-                .collect::<Vec<_>>()
-                .join("|")
-        })
-        .collect();
-    out.sort();
-    out
+    let flag =
+        |row: &sqlx::sqlite::SqliteRow, name: &str| row.get::<Option<i64>, _>(name).map(|v| v != 0);
+    rows_of!(pool, table, types, flag)
 }
 
 async fn postgres_rows(
@@ -230,28 +238,8 @@ async fn postgres_rows(
     table: &str,
     types: &[(String, String)],
 ) -> Vec<String> {
-    let rows = sqlx::query(&format!("SELECT * FROM {table}"))
-        .fetch_all(pool)
-        .await
-        .unwrap();
-    let mut out: Vec<String> = rows
-        .iter()
-        .map(|row| {
-            types
-                .iter()
-                .map(|(name, ty)| match ty.as_str() {
-                    "bigint" => format!("{:?}", row.get::<Option<i64>, _>(name.as_str())),
-                    "boolean" => format!("{:?}", row.get::<Option<bool>, _>(name.as_str())),
-                    "double precision" => format!("{:?}", row.get::<Option<f64>, _>(name.as_str())),
-                    "bytea" => format!("{:?}", row.get::<Option<Vec<u8>>, _>(name.as_str())),
-                    _ => format!("{:?}", row.get::<Option<String>, _>(name.as_str())),
-                })
-                .collect::<Vec<_>>()
-                .join("|")
-        })
-        .collect();
-    out.sort();
-    out
+    let flag = |row: &sqlx::postgres::PgRow, name: &str| row.get::<Option<bool>, _>(name);
+    rows_of!(pool, table, types, flag)
 }
 
 /// The PostgreSQL columns of `table` and their types (jobs.seq aside).
@@ -426,6 +414,13 @@ async fn migrate_data_refuses_a_missing_an_old_or_a_busy_source() {
     let dir = tempfile::tempdir().unwrap();
     let to = "postgres://postgres@127.0.0.1:1/none";
 
+    let fails_with = |from: &str, to: &str| {
+        cli_support::fails(
+            dir.path(),
+            &[],
+            &["migrate-data", "--from", from, "--to", to],
+        )
+    };
     let missing = format!("sqlite://{}", dir.path().join("absent.db").display());
     let stderr = cli_support::fails(
         dir.path(),
@@ -450,7 +445,23 @@ async fn migrate_data_refuses_a_missing_an_old_or_a_busy_source() {
         "{stderr}"
     );
 
-    // A live lease: the service is still running on it.
+    // A replica's fresh heartbeat: the service is running on it.
+    sqlx::query("UPDATE replicas SET stopped_at = NULL, last_seen_at = ?1")
+        .bind(recoco_sync::ids::now_ms())
+        .execute(&sqlite)
+        .await
+        .unwrap();
+    let stderr = fails_with(&from, to);
+    assert!(
+        stderr.contains("the service is running on the source"),
+        "{stderr}"
+    );
+    sqlx::query("UPDATE replicas SET stopped_at = last_seen_at")
+        .execute(&sqlite)
+        .await
+        .unwrap();
+
+    // A live lease: a job still runs on it.
     sqlx::query("UPDATE jobs SET state = 'running', lease_owner = 'h:1:w0', lease_until = ?1 WHERE id = 'job_live'")
         .bind(recoco_sync::ids::now_ms() + 60_000)
         .execute(&sqlite)
