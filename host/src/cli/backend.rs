@@ -247,18 +247,21 @@ impl Backend {
         }
     }
 
-    /// Sources, connections (configs redacted), events by status, jobs by state.
+    /// Sources, connections (configs redacted), events by status, jobs by
+    /// state, replicas and their state.
     pub async fn status(&self) -> anyhow::Result<Value> {
         match self {
             Self::Api(api) => {
                 let overview = api.get(&["overview"], &[]).await?;
                 let sources = list_of(api.get(&["sources"], &[]).await?, "sources");
                 let connections = list_of(api.get(&["connections"], &[]).await?, "connections");
+                let replicas = list_of(api.get(&["replicas"], &[]).await?, "replicas");
                 Ok(json!({
                     "sources": sources,
                     "connections": connections,
                     "events": overview["events"],
                     "jobs": overview["jobs"],
+                    "replicas": replicas,
                 }))
             }
             Self::Db(db) => {
@@ -281,11 +284,23 @@ impl Backend {
                         .map(|(k, n)| (k, json!(n)))
                         .collect::<serde_json::Map<_, _>>()
                 };
+                let now = recoco_sync::ids::now_ms();
+                let replicas: Vec<Value> = store::replicas::list(&db.pool)
+                    .await?
+                    .into_iter()
+                    .map(|r| {
+                        let state = recoco_sync::replicas::state(&r, now);
+                        let mut v = json!(r);
+                        v["state"] = json!(state);
+                        v
+                    })
+                    .collect();
                 Ok(json!({
                     "sources": sources,
                     "connections": connections,
                     "events": counts(events::count_by_status(&db.pool).await?),
                     "jobs": counts(jobs::count_by_state(&db.pool).await?),
+                    "replicas": replicas,
                 }))
             }
         }

@@ -341,8 +341,20 @@ pub async fn status(backend: &Backend, out: Out) -> anyhow::Result<()> {
                 parts.join(", ")
             }
         };
+        let replicas = list("replicas");
+        let up: Vec<String> = replicas
+            .iter()
+            .filter(|r| r["state"] == "up")
+            .map(|r| cell(r, "id"))
+            .collect();
+        let replicas = format!(
+            "{} up{}{}",
+            up.len(),
+            if up.is_empty() { "" } else { ": " },
+            up.join(", ")
+        );
         format!(
-            "{}\n{}\nevents: {}\njobs: {}\n",
+            "{}\n{}\nevents: {}\njobs: {}\nreplicas: {replicas}\n",
             table(
                 &["source", "enabled", "secrets", "api url"],
                 sources,
