@@ -255,6 +255,20 @@ async fn column_types(pool: &sqlx::PgPool, table: &str) -> Vec<(String, String)>
     .unwrap()
 }
 
+/// A cluster with database `db`, and a SQLite database in `dir` holding
+/// [`POPULATE`]; None when PostgreSQL is missing (see `pg_support`).
+async fn populated(
+    test: &str,
+    db: &str,
+    dir: &Path,
+) -> Option<(PgCluster, String, sqlx::SqlitePool)> {
+    let pg = PgCluster::start(test)?;
+    pg.create_database(db).await;
+    let (from, sqlite) = sqlite_in(dir).await;
+    sqlx::raw_sql(POPULATE).execute(&sqlite).await.unwrap();
+    Some((pg, from, sqlite))
+}
+
 async fn count(pool: &sqlx::PgPool, table: &str) -> i64 {
     sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
         .fetch_one(pool)
@@ -264,13 +278,12 @@ async fn count(pool: &sqlx::PgPool, table: &str) -> i64 {
 
 #[tokio::test]
 async fn migrate_data_moves_every_row_once_and_never_shows_the_password() {
-    let Some(pg) = PgCluster::start("migrate_data_moves_every_row_once") else {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((pg, from, sqlite)) =
+        populated("migrate_data_moves_every_row_once", "moved", dir.path()).await
+    else {
         return;
     };
-    pg.create_database("moved").await;
-    let dir = tempfile::tempdir().unwrap();
-    let (from, sqlite) = sqlite_in(dir.path()).await;
-    sqlx::raw_sql(POPULATE).execute(&sqlite).await.unwrap();
     let live_keys: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM job_keys")
         .fetch_one(&sqlite)
         .await
@@ -380,13 +393,16 @@ async fn migrate_data_moves_every_row_once_and_never_shows_the_password() {
 
 #[tokio::test]
 async fn a_value_that_cannot_move_rolls_the_whole_copy_back() {
-    let Some(pg) = PgCluster::start("a_value_that_cannot_move_rolls_the_whole_copy_back") else {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((pg, from, sqlite)) = populated(
+        "a_value_that_cannot_move_rolls_the_whole_copy_back",
+        "halfway",
+        dir.path(),
+    )
+    .await
+    else {
         return;
     };
-    pg.create_database("halfway").await;
-    let dir = tempfile::tempdir().unwrap();
-    let (from, sqlite) = sqlite_in(dir.path()).await;
-    sqlx::raw_sql(POPULATE).execute(&sqlite).await.unwrap();
     // SQLite keeps text in an INTEGER column; PostgreSQL must not get 0.
     sqlx::query("UPDATE attempts SET duration_ms = 'slow' WHERE id = 12")
         .execute(&sqlite)

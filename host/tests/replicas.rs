@@ -61,6 +61,32 @@ fn first_request_hangs() -> (String, Arc<Mutex<usize>>) {
     (addr, count)
 }
 
+const ENV: [(&str, &str); 1] = [("RECOCO_SYNC_CONFIG", "rs.toml")];
+
+/// A replica timeout of 3 s and a lease of ten minutes: only the replica
+/// timeout can explain a takeover within seconds.
+const SETTINGS: [&str; 6] = [
+    "--set",
+    "queue.replica_timeout=3s",
+    "--set",
+    "queue.lease=10m",
+    "--set",
+    "queue.poll_interval=100ms",
+];
+
+/// `rs.toml` in `cwd`: a source and an http-forward connection to `target`.
+fn write_config(cwd: &std::path::Path, target: &str) {
+    std::fs::write(
+        cwd.join("rs.toml"),
+        format!(
+            "[[sources]]\ncode = \"portal\"\nsecrets = [\"hook-secret-0001\"]\n\
+             [[connections]]\nname = \"crm\"\nsource = \"portal\"\nplugin = \"http-forward\"\n\
+             [connections.config]\nurl = \"http://{target}/hook\"\nsecret = \"whsec_c2VjcmV0LXZhbHVl\"\n"
+        ),
+    )
+    .unwrap();
+}
+
 fn replicas(addr: &str) -> Vec<serde_json::Value> {
     let (status, body) = get(addr, "/admin/api/replicas");
     assert_eq!(status, 200, "{body}");
@@ -73,26 +99,9 @@ fn a_killed_replica_s_job_is_taken_over_after_the_replica_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let cwd = dir.path();
     let (target, requests) = first_request_hangs();
-    std::fs::write(
-        cwd.join("rs.toml"),
-        format!(
-            "[[sources]]\ncode = \"portal\"\nsecrets = [\"hook-secret-0001\"]\n\
-             [[connections]]\nname = \"crm\"\nsource = \"portal\"\nplugin = \"http-forward\"\n\
-             [connections.config]\nurl = \"http://{target}/hook\"\nsecret = \"whsec_c2VjcmV0LXZhbHVl\"\n"
-        ),
-    )
-    .unwrap();
-    let env = [("RECOCO_SYNC_CONFIG", "rs.toml")];
-    // A lease of ten minutes: only the replica timeout can explain a takeover
-    // within seconds.
-    let settings = [
-        "--set",
-        "queue.replica_timeout=3s",
-        "--set",
-        "queue.lease=10m",
-        "--set",
-        "queue.poll_interval=100ms",
-    ];
+    write_config(cwd, &target);
+    let env = ENV;
+    let settings = SETTINGS;
     let mut a = Served::start(cwd, &env, &settings);
     std::fs::write(
         cwd.join("hook.json"),
@@ -260,24 +269,9 @@ fn three_replicas_one_killed_midway_deliver_every_accepted_event_in_order() {
     let cwd = dir.path();
     let (target, received) =
         fake_server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-    std::fs::write(
-        cwd.join("rs.toml"),
-        format!(
-            "[[sources]]\ncode = \"portal\"\nsecrets = [\"hook-secret-0001\"]\n\
-             [[connections]]\nname = \"crm\"\nsource = \"portal\"\nplugin = \"http-forward\"\n\
-             [connections.config]\nurl = \"http://{target}/hook\"\nsecret = \"whsec_c2VjcmV0LXZhbHVl\"\n"
-        ),
-    )
-    .unwrap();
-    let env = [("RECOCO_SYNC_CONFIG", "rs.toml")];
-    let settings = [
-        "--set",
-        "queue.replica_timeout=3s",
-        "--set",
-        "queue.lease=10m",
-        "--set",
-        "queue.poll_interval=100ms",
-    ];
+    write_config(cwd, &target);
+    let env = ENV;
+    let settings = SETTINGS;
     let mut replicas: Vec<Served> = (0..3)
         .map(|_| Served::start(cwd, &env, &settings))
         .collect();
