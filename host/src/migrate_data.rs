@@ -3,9 +3,10 @@
 //! target ends either a full copy or untouched.
 //!
 //! The source is opened read-only and must be at this binary's schema version
-//! (`recoco-sync migrate` upgrades it); the service must be stopped (a job
-//! with a live lease refuses the move); the target must be empty (its schema
-//! is created or upgraded here). Rows are copied table by table in foreign-key
+//! (`recoco-sync migrate` upgrades it); the service must be stopped (a
+//! replica still beating, or a job with a live lease, refuses the move); the
+//! target must be empty (its schema is created or upgraded here). Rows are
+//! copied table by table in foreign-key
 //! order, streamed and inserted in batches, each value converted to the type
 //! of its PostgreSQL column; then identities go on from the largest id copied
 //! and every table's row count is compared before the commit. Sealed secrets

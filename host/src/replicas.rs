@@ -45,6 +45,33 @@ pub fn state(r: &Replica, now: i64) -> State {
     }
 }
 
+/// A replica as listings show it: its heartbeat, its state now, and whether
+/// it is the process answering.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = ReplicaOut)]
+pub struct Listed {
+    #[serde(flatten)]
+    pub replica: Replica,
+    pub state: State,
+    /// This replica is the one answering.
+    pub this: bool,
+}
+
+/// Every replica, the most recently seen first, with its state now.
+pub async fn listed(pool: &Pool) -> sqlx::Result<Vec<Listed>> {
+    let now = now_ms();
+    let me = recovery::instance();
+    Ok(replicas::list(pool)
+        .await?
+        .into_iter()
+        .map(|r| Listed {
+            state: state(&r, now),
+            this: r.id == me,
+            replica: r,
+        })
+        .collect())
+}
+
 /// The plugins `registry` serves, by name.
 fn served(registry: &Registry) -> Vec<Served> {
     let mut plugins: Vec<Served> = registry

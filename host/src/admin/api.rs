@@ -17,6 +17,7 @@ use crate::outbound::allow;
 use crate::queue::jobs::{self, JobFilter, JobView};
 use crate::queue::schedules::ScheduleView;
 use crate::registry::{manifest::Task, PluginInfo};
+use crate::replicas::Listed;
 use crate::secrets::redact_config;
 use crate::store::keys::Scope;
 use crate::store::{attempts, connections, events, events::EventFilter, sources, state};
@@ -329,32 +330,16 @@ pub struct PluginList {
     /// Files of the plugins directory that were refused, and why.
     pub refused: Vec<crate::registry::Failure>,
     /// Every replica serving the database and the plugins each serves.
-    pub replicas: Vec<ReplicaOut>,
+    pub replicas: Vec<Listed>,
+    /// Per plugin name, which version the up replicas serve
+    /// (`1.2.0 (ab12cd34ef56) on 2, absent on 1`).
+    pub served_by: std::collections::BTreeMap<String, String>,
 }
 
-/// A replica's latest heartbeat.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReplicaOut {
-    #[serde(flatten)]
-    pub replica: crate::store::replicas::Replica,
-    pub state: crate::replicas::State,
-    /// This replica is the one answering.
-    pub this: bool,
-}
-
-async fn replicas_out(s: &AdminState) -> Result<Vec<ReplicaOut>, ApiError> {
-    let now = crate::ids::now_ms();
-    let me = crate::queue::recovery::instance();
-    Ok(crate::store::replicas::list(&s.pool)
+async fn replicas_out(s: &AdminState) -> Result<Vec<Listed>, ApiError> {
+    Ok(crate::replicas::listed(&s.pool)
         .await
-        .map_err(anyhow::Error::from)?
-        .into_iter()
-        .map(|r| ReplicaOut {
-            state: crate::replicas::state(&r, now),
-            this: r.id == me,
-            replica: r,
-        })
-        .collect())
+        .map_err(anyhow::Error::from)?)
 }
 
 /// Plugins loaded (version, hash, origin, tasks), files refused, and which
@@ -364,20 +349,31 @@ async fn replicas_out(s: &AdminState) -> Result<Vec<ReplicaOut>, ApiError> {
 pub async fn list_plugins(State(s): State<AdminState>) -> ApiResult<PluginList> {
     let (plugins, refused) = s.registry.list();
     let replicas = replicas_out(&s).await?;
+    let heartbeats: Vec<_> = replicas.iter().map(|l| l.replica.clone()).collect();
+    let now = crate::ids::now_ms();
+    let served_by = plugins
+        .iter()
+        .map(|p| {
+            let summary = crate::replicas::served_by(&p.name, &heartbeats, now);
+            (p.name.clone(), summary)
+        })
+        .collect();
     Ok(Json(PluginList {
         plugins,
         refused,
         replicas,
+        served_by,
     }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReplicaList {
-    pub replicas: Vec<ReplicaOut>,
+    pub replicas: Vec<Listed>,
 }
 
 /// The processes serving this database (up, stopped, or lost: no heartbeat
-/// for 30 s, their running jobs queued again), the most recently seen first.
+/// for their `queue.replica_timeout`, their running jobs queued again), the
+/// most recently seen first.
 #[utoipa::path(get, path = "/admin/api/replicas", tag = "plugins",
     responses((status = 200, body = ReplicaList)))]
 pub async fn list_replicas(State(s): State<AdminState>) -> ApiResult<ReplicaList> {

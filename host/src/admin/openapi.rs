@@ -81,7 +81,7 @@ use super::{api, console_api, manage, ops, session, AdminState};
         api::Retried,
         api::RetriedAll,
         api::PluginList,
-        api::ReplicaOut,
+        crate::replicas::Listed,
         api::ReplicaList,
         crate::store::replicas::Replica,
         crate::store::replicas::Served,

@@ -490,26 +490,11 @@ const views = {
   },
 
   async plugins() {
-    const {plugins, refused, replicas} = await api('/plugins');
-    const up = replicas.filter((r) => r.state === 'up');
-    // Which version each up replica serves, per plugin.
-    const servedBy = (name) => {
-      const counts = new Map();
-      let absent = 0;
-      for (const r of up) {
-        const s = r.plugins.find((x) => x.name === name);
-        if (!s) { absent += 1; continue; }
-        const label = `${s.version} (${s.hash.replace(/^sha256:/, '').slice(0, 12)})`;
-        counts.set(label, (counts.get(label) || 0) + 1);
-      }
-      const parts = [...counts].map(([v, n]) => `${v} on ${n}`);
-      if (absent) parts.push(`absent on ${absent}`);
-      return parts.join(', ');
-    };
+    const {plugins, refused, replicas, served_by: servedBy} = await api('/plugins');
     return [
       table(['Name', 'Version', 'Hash', 'Origin', 'Loaded', 'Replicas', 'Subscriptions', 'Tasks', 'Description', 'Last error'], plugins.map((p) => row(
         p.name, p.version, h('span', {title: p.hash}, (p.hash || '').slice(0, 12)), [p.origin.kind, ' ', p.origin.path], time(p.loaded_at),
-        servedBy(p.name),
+        servedBy[p.name],
         p.subscriptions.join(', '), p.tasks.map((t) => h('span', {class: 'task', title: t.description}, t.name, ' ')),
         p.description, h('td', {class: 'err'}, p.last_error)))),
       h('h3', null, 'Replicas'),

@@ -284,17 +284,7 @@ impl Backend {
                         .map(|(k, n)| (k, json!(n)))
                         .collect::<serde_json::Map<_, _>>()
                 };
-                let now = recoco_sync::ids::now_ms();
-                let replicas: Vec<Value> = store::replicas::list(&db.pool)
-                    .await?
-                    .into_iter()
-                    .map(|r| {
-                        let state = recoco_sync::replicas::state(&r, now);
-                        let mut v = json!(r);
-                        v["state"] = json!(state);
-                        v
-                    })
-                    .collect();
+                let replicas = recoco_sync::replicas::listed(&db.pool).await?;
                 Ok(json!({
                     "sources": sources,
                     "connections": connections,

@@ -223,19 +223,14 @@ fn serve(
     let mut folded = Vec::new();
     let result = (|| {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let done = finishes
-            .iter()
-            .map(|r| write_finish(&tx, r))
-            .collect::<rusqlite::Result<Vec<bool>>>()?;
+        let done = write_finishes(&tx, &finishes)?;
         claim_in(&tx, flow, &claims, &mut claimed, &mut folded)?;
         tx.commit()?;
         Ok::<_, rusqlite::Error>(done)
     })();
     match result {
         Ok(done) => {
-            for (r, ours) in finishes.into_iter().zip(done) {
-                let _ = r.reply.send(Ok(ours));
-            }
+            answer_finishes(finishes, done);
             answer_claims(conn, claims, claimed, folded);
         }
         Err(err) => {
@@ -256,19 +251,12 @@ fn serve(
 fn finish_batch(conn: &mut rusqlite::Connection, batch: Vec<FinishRequest>) {
     let all = (|| {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let done = batch
-            .iter()
-            .map(|r| write_finish(&tx, r))
-            .collect::<rusqlite::Result<Vec<bool>>>()?;
+        let done = write_finishes(&tx, &batch)?;
         tx.commit()?;
         Ok::<_, rusqlite::Error>(done)
     })();
     match all {
-        Ok(done) => {
-            for (r, ours) in batch.into_iter().zip(done) {
-                let _ = r.reply.send(Ok(ours));
-            }
-        }
+        Ok(done) => answer_finishes(batch, done),
         Err(err) => {
             tracing::warn!(error = %err, size = batch.len(), "recording a batch of outcomes failed; recording one by one");
             for r in batch {
@@ -281,6 +269,18 @@ fn finish_batch(conn: &mut rusqlite::Connection, batch: Vec<FinishRequest>) {
                 let _ = r.reply.send(one.map_err(|e| e.to_string()));
             }
         }
+    }
+}
+
+/// Writes each outcome of `batch` in `tx`; whether each lease was ours.
+fn write_finishes(tx: &Transaction, batch: &[FinishRequest]) -> rusqlite::Result<Vec<bool>> {
+    batch.iter().map(|r| write_finish(tx, r)).collect()
+}
+
+/// Answers committed outcomes.
+fn answer_finishes(batch: Vec<FinishRequest>, done: Vec<bool>) {
+    for (r, ours) in batch.into_iter().zip(done) {
+        let _ = r.reply.send(Ok(ours));
     }
 }
 
