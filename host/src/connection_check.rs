@@ -53,7 +53,7 @@ pub fn invalid_connections(catalog: &Catalog, registry: &Registry) -> Vec<(Strin
 /// attempt.
 pub async fn park(pool: &Pool, job: &Claimed, connection: &Connection, reason: &str) {
     tracing::warn!(connection = %connection.name, "{reason}; the job waits for the config to be fixed");
-    let parked = sqlx::query(
+    let parked = crate::store::sql::query(
         "UPDATE jobs SET state = 'waiting', attempts = attempts - 1, lease_owner = NULL, lease_until = NULL,
              last_error = ?, updated_at = ?
          WHERE id = ?",
@@ -76,7 +76,7 @@ pub async fn wake_fixed(pool: &Pool, catalog: &Arc<Catalog>, registry: &Registry
             continue;
         }
         let now = now_ms();
-        let done = sqlx::query(
+        let done = crate::store::sql::query(
             "UPDATE jobs SET state = 'queued', run_at = ?, last_error = NULL, updated_at = ?
              WHERE state = 'waiting' AND connection_id = ? AND last_error LIKE ?",
         )

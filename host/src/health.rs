@@ -84,7 +84,7 @@ async fn readyz(
     sink: &EventSink,
     workers: &Workers,
 ) -> Response {
-    let database = match sqlx::query("SELECT 1").execute(pool).await {
+    let database = match crate::store::sql::query("SELECT 1").execute(pool).await {
         Ok(_) => serde_json::json!({"ok": true}),
         Err(err) => serde_json::json!({"ok": false, "error": err.to_string()}),
     };

@@ -1004,7 +1004,7 @@ fn keep_redacted_secrets(config: &mut Value, stored: &Value, schema: Option<&Val
 
 /// The schedules stored for a connection, as declared.
 async fn stored_schedules(pool: &Pool, id: i64) -> Result<Vec<ScheduleDecl>, Refusal> {
-    let rows: Vec<(String, String, String)> = sqlx::query_as(
+    let rows: Vec<(String, String, String)> = crate::store::sql::query_as(
         "SELECT task, spec, payload FROM schedules WHERE connection_id = ? ORDER BY task, spec",
     )
     .bind(id)

@@ -14,7 +14,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use sqlx::Row as _;
 
 use crate::ids::now_ms;
 use crate::store::Pool;
@@ -150,7 +149,7 @@ async fn render(State(scrape): State<Scrape>) -> Response {
 
 /// Jobs by state and connection, queue depth and the oldest due job's age.
 async fn queue_gauges(scrape: &Scrape) -> sqlx::Result<()> {
-    let rows = sqlx::query(
+    let rows = crate::store::sql::query(
         "SELECT c.name AS connection, j.state AS state, COUNT(*) AS n
          FROM jobs j JOIN connections c ON c.id = j.connection_id GROUP BY 1, 2",
     )
@@ -172,7 +171,7 @@ async fn queue_gauges(scrape: &Scrape) -> sqlx::Result<()> {
         seen.extend(now_seen);
     }
     let now = now_ms();
-    let due = sqlx::query(
+    let due = crate::store::sql::query(
         "SELECT COUNT(*) AS n, MIN(run_at) AS oldest FROM jobs WHERE state = 'queued' AND run_at <= ?",
     )
     .bind(now)

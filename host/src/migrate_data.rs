@@ -419,7 +419,7 @@ mod tests {
             "SELECT name FROM sqlite_master WHERE type = 'table'
                AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations'",
         )
-        .fetch_all(&pool)
+        .fetch_all(pool.as_sqlite().unwrap())
         .await
         .unwrap();
         names.sort();

@@ -12,6 +12,7 @@ pub mod postgres;
 pub mod private;
 pub mod replicas;
 pub mod sources;
+pub mod sql;
 pub mod state;
 
 use std::str::FromStr;
@@ -19,7 +20,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-pub use sqlx::SqlitePool as Pool;
+pub use sql::{Engine, Pool};
 
 /// Who manages a source or a connection (see `managed`).
 #[derive(
@@ -119,7 +120,7 @@ pub async fn open_with(url: &str, wal_max_bytes: u64) -> anyhow::Result<Pool> {
         .run(&pool)
         .await
         .context("cannot apply database migrations")?;
-    Ok(pool)
+    Ok(Pool::Sqlite(pool))
 }
 
 /// A listing query, newest first: `base WHERE col = ? AND … [AND id < before]
@@ -130,8 +131,8 @@ pub fn newest_first<'a>(
     equals: &[(&str, &'a Option<String>)],
     before: &'a Option<String>,
     limit: Option<i64>,
-) -> sqlx::QueryBuilder<'a, sqlx::Sqlite> {
-    let mut query = sqlx::QueryBuilder::new(format!("{base} WHERE 1 = 1"));
+) -> sql::Query {
+    let mut query = sql::Query::new(format!("{base} WHERE 1 = 1"));
     for (column, value) in equals {
         if let Some(v) = value {
             query

@@ -15,7 +15,7 @@ use sqlx::Row as _;
 async fn sqlite_in(dir: &Path) -> (String, sqlx::SqlitePool) {
     let url = format!("sqlite://{}", dir.join("recoco-sync.db").display());
     let pool = recoco_sync::store::open(&url).await.unwrap();
-    (url, pool)
+    (url, pool.as_sqlite().expect("a SQLite pool").clone())
 }
 
 /// table → column → (type, not null), and the index and trigger names.

@@ -153,8 +153,8 @@ async fn post(client: &reqwest::Client, url: &str, body: &[u8]) -> String {
     answer["id"].as_str().unwrap().to_string()
 }
 
-async fn succeeded(pool: &sqlx::SqlitePool) -> u64 {
-    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs WHERE state = 'succeeded'")
+async fn succeeded(pool: &recoco_sync::store::Pool) -> u64 {
+    recoco_sync::store::sql::query_scalar::<i64>("SELECT COUNT(*) FROM jobs WHERE state = 'succeeded'")
         .fetch_one(pool)
         .await
         .unwrap() as u64

@@ -174,13 +174,13 @@ fn main() {
         );
     }
     let events: i64 = server_rt.block_on(async {
-        sqlx::query_scalar("SELECT COUNT(*) FROM events")
+        recoco_sync::store::sql::query_scalar("SELECT COUNT(*) FROM events")
             .fetch_one(&pool)
             .await
             .unwrap()
     });
     let jobs: i64 = server_rt.block_on(async {
-        sqlx::query_scalar("SELECT COUNT(*) FROM jobs")
+        recoco_sync::store::sql::query_scalar("SELECT COUNT(*) FROM jobs")
             .fetch_one(&pool)
             .await
             .unwrap()

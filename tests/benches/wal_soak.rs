@@ -133,7 +133,7 @@ fn main() {
     stop.store(true, Ordering::Relaxed);
     let (max, truncations, traffic) = sampler.join().unwrap();
     let delivered: i64 = server_rt.block_on(async {
-        sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = 'succeeded'")
+        recoco_sync::store::sql::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = 'succeeded'")
             .fetch_one(&pool)
             .await
             .unwrap()

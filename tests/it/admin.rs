@@ -216,7 +216,7 @@ fn method(name: &str) -> reqwest::Method {
 /// (enabled sources, enabled connections, jobs), read from the database directly.
 async fn db_state(svc: &TestService) -> (i64, i64, i64) {
     let q = |sql: &'static str| async move {
-        sqlx::query_scalar::<_, i64>(sql)
+        recoco_sync::store::sql::query_scalar::<i64>(sql)
             .fetch_one(&svc.pool)
             .await
             .unwrap()
@@ -241,7 +241,7 @@ async fn every_route_refuses_missing_wrong_and_revoked_keys_and_read_only_writes
         .unwrap();
     assert!(admin_key.starts_with("rsk_") && admin_key.len() > 40);
     // Only hashes are stored.
-    let stored: Vec<String> = sqlx::query_scalar("SELECT key_hash FROM admin_keys")
+    let stored: Vec<String> = recoco_sync::store::sql::query_scalar("SELECT key_hash FROM admin_keys")
         .fetch_all(&svc.pool)
         .await
         .unwrap();

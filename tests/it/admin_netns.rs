@@ -179,7 +179,7 @@ async fn a_non_loopback_client_is_refused_without_a_key_whatever_it_claims() {
         ns.request(addr, format!("POST /admin/api/sources/recoco-test/disable HTTP/1.1\r\nHost: {loopback_host}\r\nX-Forwarded-For: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
     });
     assert_eq!(status, 403);
-    let enabled: i64 = sqlx::query_scalar("SELECT enabled FROM sources")
+    let enabled: i64 = recoco_sync::store::sql::query_scalar("SELECT enabled FROM sources")
         .fetch_one(&svc.pool)
         .await
         .unwrap();

@@ -94,7 +94,7 @@ async fn the_wal_stays_under_its_limit_under_sustained_intake() {
     }
     stop.store(true, Ordering::Relaxed);
     let (max, drops, traffic) = sampler.await.unwrap();
-    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+    let stored: i64 = recoco_sync::store::sql::query_scalar("SELECT COUNT(*) FROM events")
         .fetch_one(&svc.pool)
         .await
         .unwrap();
@@ -120,20 +120,20 @@ async fn the_wal_stays_under_its_limit_under_sustained_intake() {
 
 /// One job row; `finished` is its age in days when it finished (None: not finished).
 async fn job(
-    pool: &sqlx::SqlitePool,
+    pool: &recoco_sync::store::Pool,
     id: &str,
     event: Option<&str>,
     state: &str,
     finished_days_ago: Option<i64>,
     attempts: i64,
 ) {
-    let connection: i64 = sqlx::query_scalar("SELECT id FROM connections")
+    let connection: i64 = recoco_sync::store::sql::query_scalar("SELECT id FROM connections")
         .fetch_one(pool)
         .await
         .unwrap();
     let day = 24 * 3600 * 1000;
     let at = now_ms() - finished_days_ago.unwrap_or(40) * day;
-    sqlx::query(
+    recoco_sync::store::sql::query(
         "INSERT INTO jobs (id, connection_id, plugin, kind, event_id, task_name, state, attempts, max_attempts, run_at, created_at, updated_at, finished_at)
          VALUES (?, ?, 'test-noop', ?, ?, ?, ?, ?, 8, ?, ?, ?, ?)",
     )
@@ -152,7 +152,7 @@ async fn job(
     .await
     .unwrap();
     for n in 1..=attempts {
-        sqlx::query("INSERT INTO attempts (job_id, number, plugin, started_at, duration_ms, outcome) VALUES (?, ?, 'test-noop', ?, 5, 'retry')")
+        recoco_sync::store::sql::query("INSERT INTO attempts (job_id, number, plugin, started_at, duration_ms, outcome) VALUES (?, ?, 'test-noop', ?, 5, 'retry')")
             .bind(id)
             .bind(n)
             .bind(at)
@@ -162,9 +162,9 @@ async fn job(
     }
 }
 
-async fn event(pool: &sqlx::SqlitePool, id: &str, status: &str, days_ago: i64) {
+async fn event(pool: &recoco_sync::store::Pool, id: &str, status: &str, days_ago: i64) {
     let at = now_ms() - days_ago * 24 * 3600 * 1000;
-    sqlx::query(
+    recoco_sync::store::sql::query(
         "INSERT INTO events (id, source_id, status, topic, object_type, body, headers, received_at, updated_at)
          VALUES (?, (SELECT id FROM sources), ?, 'projects.Project/update', 'projects.Project', x'7b7d', '{}', ?, ?)",
     )
@@ -177,9 +177,9 @@ async fn event(pool: &sqlx::SqlitePool, id: &str, status: &str, days_ago: i64) {
     .unwrap();
 }
 
-async fn ids(pool: &sqlx::SqlitePool, table: &str) -> Vec<String> {
+async fn ids(pool: &recoco_sync::store::Pool, table: &str) -> Vec<String> {
     let column = if table == "attempts" { "job_id" } else { "id" };
-    let mut ids: Vec<String> = sqlx::query_scalar(&format!("SELECT {column} FROM {table}"))
+    let mut ids: Vec<String> = recoco_sync::store::sql::query_scalar(&format!("SELECT {column} FROM {table}"))
         .fetch_all(pool)
         .await
         .unwrap();

@@ -49,12 +49,12 @@ async fn a_failed_batch_is_written_row_by_row_so_one_bad_event_fails_alone() {
     let pool = store::open(&format!("sqlite://{}", path.display()))
         .await
         .unwrap();
-    sqlx::query("INSERT INTO sources (id, code, secrets, created_at, updated_at) VALUES (1, 's', '[]', 0, 0)")
+    recoco_sync::store::sql::query("INSERT INTO sources (id, code, secrets, created_at, updated_at) VALUES (1, 's', '[]', 0, 0)")
         .execute(&pool)
         .await
         .unwrap();
     // The fault: the database refuses one particular event.
-    sqlx::query(
+    recoco_sync::store::sql::query(
         "CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.topic = 'poison'
          BEGIN SELECT RAISE(ABORT, 'injected fault'); END",
     )
@@ -73,8 +73,8 @@ async fn a_failed_batch_is_written_row_by_row_so_one_bad_event_fails_alone() {
     // (the writer waits for the lock with the first batch it took; the rest
     // queue behind it and make the next batch).
     let mut lock = pool.begin().await.unwrap();
-    sqlx::query("UPDATE sources SET updated_at = 1")
-        .execute(&mut *lock)
+    recoco_sync::store::sql::query("UPDATE sources SET updated_at = 1")
+        .execute(&mut lock)
         .await
         .unwrap();
     let mut writes: Vec<_> = (0..20)
@@ -115,7 +115,7 @@ async fn a_failed_batch_is_written_row_by_row_so_one_bad_event_fails_alone() {
             );
         }
     }
-    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+    let stored: i64 = recoco_sync::store::sql::query_scalar("SELECT COUNT(*) FROM events")
         .fetch_one(&pool)
         .await
         .unwrap();
@@ -123,7 +123,7 @@ async fn a_failed_batch_is_written_row_by_row_so_one_bad_event_fails_alone() {
         stored, 19,
         "every other event of the failed batch is stored"
     );
-    let poisoned: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE topic = 'poison'")
+    let poisoned: i64 = recoco_sync::store::sql::query_scalar("SELECT COUNT(*) FROM events WHERE topic = 'poison'")
         .fetch_one(&pool)
         .await
         .unwrap();

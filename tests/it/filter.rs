@@ -178,7 +178,7 @@ async fn an_invalid_filter_is_refused_when_the_connection_is_saved() {
     )
     .await;
     let sealer = Sealer::load(None, &svc.dir.path().join("secret.key")).unwrap();
-    let source_id: i64 = sqlx::query_scalar("SELECT id FROM sources")
+    let source_id: i64 = recoco_sync::store::sql::query_scalar("SELECT id FROM sources")
         .fetch_one(&svc.pool)
         .await
         .unwrap();
@@ -207,7 +207,7 @@ async fn an_invalid_filter_is_refused_when_the_connection_is_saved() {
     .to_string();
     assert!(err.contains("not a valid CEL expression"), "{err}");
     let stored: Option<String> =
-        sqlx::query_scalar("SELECT filter FROM connections WHERE name = 'crm'")
+        recoco_sync::store::sql::query_scalar("SELECT filter FROM connections WHERE name = 'crm'")
             .fetch_one(&svc.pool)
             .await
             .unwrap();

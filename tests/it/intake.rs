@@ -14,7 +14,7 @@ const FIXTURE_TS: i64 = 1767261600;
 const FIXTURE_SIGNATURE: &str = "a7021c4956b79921e808b38786c8120d341eec8bbd6cdc2959c977818be50cdf";
 
 async fn event_count(svc: &TestService) -> i64 {
-    sqlx::query_scalar("SELECT COUNT(*) FROM events")
+    recoco_sync::store::sql::query_scalar("SELECT COUNT(*) FROM events")
         .fetch_one(&svc.pool)
         .await
         .unwrap()
@@ -322,7 +322,7 @@ fn sw_headers(id: &str, body: &[u8], secret: &str, ts: i64) -> Vec<(String, Stri
 }
 
 async fn job_count(svc: &TestService) -> i64 {
-    sqlx::query_scalar("SELECT COUNT(*) FROM jobs")
+    recoco_sync::store::sql::query_scalar("SELECT COUNT(*) FROM jobs")
         .fetch_one(&svc.pool)
         .await
         .unwrap()

@@ -390,7 +390,7 @@ async fn the_document_covers_every_route_and_every_real_answer_matches_it() {
 
     // The incident opens in the background, after the dead job.
     let deadline = tokio::time::Instant::now() + WAIT;
-    while sqlx::query_scalar::<_, i64>(
+    while recoco_sync::store::sql::query_scalar::<i64>(
         "SELECT COUNT(*) FROM alert_incidents WHERE resolved_at IS NULL",
     )
     .fetch_one(&svc.pool)

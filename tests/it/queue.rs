@@ -189,7 +189,7 @@ async fn a_worker_that_lost_its_lease_stops_and_records_nothing() {
     state_of_event_jobs(&svc, &event_id, "running").await;
     let job_id = svc.jobs_of_event(&event_id).await[0].id.clone();
     // Another process takes the job over (as after a lease expiry).
-    sqlx::query("UPDATE jobs SET lease_owner = 'thief:1:1:w0', lease_until = ? WHERE id = ?")
+    recoco_sync::store::sql::query("UPDATE jobs SET lease_owner = 'thief:1:1:w0', lease_until = ? WHERE id = ?")
         .bind(i64::MAX / 2)
         .bind(&job_id)
         .execute(&svc.pool)
@@ -204,14 +204,14 @@ async fn a_worker_that_lost_its_lease_stops_and_records_nothing() {
         .unwrap()
         .unwrap();
     assert_eq!(job.state, "running", "the new owner's run is untouched");
-    let owner: String = sqlx::query_scalar("SELECT lease_owner FROM jobs WHERE id = ?")
+    let owner: String = recoco_sync::store::sql::query_scalar("SELECT lease_owner FROM jobs WHERE id = ?")
         .bind(&job_id)
         .fetch_one(&svc.pool)
         .await
         .unwrap();
     assert_eq!(owner, "thief:1:1:w0");
     // Clean up the stolen job so the service stops at once.
-    sqlx::query("UPDATE jobs SET state = 'failed', lease_owner = NULL WHERE id = ?")
+    recoco_sync::store::sql::query("UPDATE jobs SET state = 'failed', lease_owner = NULL WHERE id = ?")
         .bind(&job_id)
         .execute(&svc.pool)
         .await
@@ -299,7 +299,7 @@ async fn a_periodic_schedule_fires_once_per_period_and_survives_a_restart() {
     );
     assert!(runs.iter().all(|j| j.task_name.as_deref() == Some("echo")
         && j.payload.as_deref() == Some(r#"{"full":true}"#)));
-    let next_before: i64 = sqlx::query_scalar("SELECT next_run_at FROM schedules")
+    let next_before: i64 = recoco_sync::store::sql::query_scalar("SELECT next_run_at FROM schedules")
         .fetch_one(&svc.pool)
         .await
         .unwrap();
@@ -320,7 +320,7 @@ async fn a_periodic_schedule_fires_once_per_period_and_survives_a_restart() {
         (1..=2).contains(&fired),
         "fired {fired} times after the restart"
     );
-    let next_after: i64 = sqlx::query_scalar("SELECT next_run_at FROM schedules")
+    let next_after: i64 = recoco_sync::store::sql::query_scalar("SELECT next_run_at FROM schedules")
         .fetch_one(&svc.pool)
         .await
         .unwrap();

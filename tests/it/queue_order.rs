@@ -214,7 +214,7 @@ async fn fifty_pending_updates_of_one_project_coalesce_into_a_few_runs() {
     .await;
     // The target answers before the last job is recorded: wait for that too.
     recoco_sync_tests::wait_for("every event processed", WAIT, || async {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE status = 'processed'")
+        let n: i64 = recoco_sync::store::sql::query_scalar("SELECT COUNT(*) FROM events WHERE status = 'processed'")
             .fetch_one(&svc.pool)
             .await
             .unwrap();
@@ -231,11 +231,11 @@ async fn fifty_pending_updates_of_one_project_coalesce_into_a_few_runs() {
     let versions: Vec<u64> = hits.iter().map(|h| h.version).collect();
     assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
     // Every update is accounted for: runs plus the jobs folded into them.
-    let coalesced: i64 = sqlx::query_scalar("SELECT SUM(coalesced) FROM jobs")
+    let coalesced: i64 = recoco_sync::store::sql::query_scalar("SELECT SUM(coalesced) FROM jobs")
         .fetch_one(&svc.pool)
         .await
         .unwrap();
-    let folded: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = 'coalesced'")
+    let folded: i64 = recoco_sync::store::sql::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = 'coalesced'")
         .fetch_one(&svc.pool)
         .await
         .unwrap();
@@ -256,7 +256,7 @@ async fn fifty_pending_updates_of_one_project_coalesce_into_a_few_runs() {
         })
         .await;
     assert!(shown.iter().any(|j| j.coalesced > 0), "the count is shown");
-    let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE status = 'processed'")
+    let events: i64 = recoco_sync::store::sql::query_scalar("SELECT COUNT(*) FROM events WHERE status = 'processed'")
         .fetch_one(&svc.pool)
         .await
         .unwrap();

@@ -290,7 +290,7 @@ async fn every_sandbox_attack_is_contained_while_a_benign_connection_runs() {
 
     // State and scheduled tasks stop at the connection's quota.
     failed_with("state-flood", &["state quota exceeded", "50 entries"]);
-    let stored: i64 = sqlx::query_scalar(
+    let stored: i64 = recoco_sync::store::sql::query_scalar(
         "SELECT count(*) FROM connection_state s JOIN connections c ON c.id = s.connection_id WHERE c.name = 'mal-state-flood'",
     )
     .fetch_one(&svc.pool)
@@ -302,7 +302,7 @@ async fn every_sandbox_attack_is_contained_while_a_benign_connection_runs() {
         "schedule-flood",
         &["task quota exceeded", "50 scheduled tasks"],
     );
-    let pending: i64 = sqlx::query_scalar(
+    let pending: i64 = recoco_sync::store::sql::query_scalar(
         "SELECT count(*) FROM jobs j JOIN connections c ON c.id = j.connection_id WHERE c.name = 'mal-schedule-flood' AND j.kind = 'task'",
     )
     .fetch_one(&svc.pool)
@@ -343,7 +343,7 @@ async fn every_sandbox_attack_is_contained_while_a_benign_connection_runs() {
         logs::containing(SECRET).is_empty(),
         "the secret reached the log"
     );
-    let stored_anywhere: i64 = sqlx::query_scalar(
+    let stored_anywhere: i64 = recoco_sync::store::sql::query_scalar(
         "SELECT count(*) FROM jobs WHERE instr(coalesce(summary, '') || coalesce(last_error, ''), ?) > 0",
     )
     .bind(SECRET)

@@ -9,7 +9,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use sqlx::Row as _;
 use utoipa::{IntoParams, ToSchema};
 
 use super::AdminState;
@@ -172,7 +171,7 @@ pub struct Dashboard {
 pub async fn dashboard(State(s): State<AdminState>) -> Answer<Dashboard> {
     let now = now_ms();
     let since = (now - DAY_MS) / 60_000 * 60_000;
-    let rows = sqlx::query(
+    let rows = crate::store::sql::query(
         "SELECT (received_at / 60000) * 60000 AS m, status, COUNT(*) AS n FROM events
          WHERE received_at >= ? GROUP BY m, status ORDER BY m",
     )
@@ -194,7 +193,7 @@ pub async fn dashboard(State(s): State<AdminState>) -> Answer<Dashboard> {
             }),
         }
     }
-    let q = sqlx::query(
+    let q = crate::store::sql::query(
         "SELECT
            COALESCE(SUM(state = 'queued' AND run_at <= ?1), 0) AS depth,
            MIN(CASE WHEN state = 'queued' AND run_at <= ?1 THEN run_at END) AS oldest,
@@ -220,7 +219,7 @@ pub async fn dashboard(State(s): State<AdminState>) -> Answer<Dashboard> {
         dead: q.get("dead"),
     };
     let open_alerts = incidents::list(&s.pool, Some("open"), None, 100).await?;
-    let failed_counts = sqlx::query(
+    let failed_counts = crate::store::sql::query(
         "SELECT j.connection_id AS id, SUM(j.state = 'failed') AS failed, SUM(j.state = 'dead') AS dead,
            (SELECT last_error FROM jobs k WHERE k.connection_id = j.connection_id AND k.state IN ('failed', 'dead')
             ORDER BY k.updated_at DESC LIMIT 1) AS last_error
@@ -269,7 +268,7 @@ pub async fn dashboard(State(s): State<AdminState>) -> Answer<Dashboard> {
     }
     let mut failing: Vec<ConnectionHealth> = failing.into_values().collect();
     failing.sort_by(|a, b| a.name.cmp(&b.name));
-    let paused_jobs: HashMap<i64, i64> = sqlx::query(
+    let paused_jobs: HashMap<i64, i64> = crate::store::sql::query(
         "SELECT connection_id, COUNT(*) AS n FROM jobs WHERE state = 'paused' GROUP BY connection_id",
     )
     .fetch_all(&s.pool)
@@ -363,7 +362,7 @@ const EVENT_STATUSES: &[&str] = &[
 
 /// The `WHERE` conditions of an event search (after `WHERE 1 = 1`).
 fn push_event_filters(
-    q: &mut sqlx::QueryBuilder<'_, sqlx::Sqlite>,
+    q: &mut crate::store::sql::Query,
     f: &EventQuery,
     since: Option<i64>,
     until: Option<i64>,
@@ -427,12 +426,12 @@ pub async fn search_events(
     if !(1..=200).contains(&limit) {
         return Err(Failure::bad("limit", "limit must be between 1 and 200"));
     }
-    let mut count = sqlx::QueryBuilder::new(
+    let mut count = crate::store::sql::Query::new(
         "SELECT COUNT(*) FROM events e JOIN sources s ON s.id = e.source_id WHERE 1 = 1",
     );
     push_event_filters(&mut count, &f, since, until);
     let total: i64 = count.build_query_scalar::<i64>().fetch_one(&s.pool).await?;
-    let mut page = sqlx::QueryBuilder::new(
+    let mut page = crate::store::sql::Query::new(
         "SELECT e.id, s.code AS source, e.status, e.topic, e.object_type, e.object_id, e.action, e.error, e.received_at,
            (SELECT COUNT(*) FROM jobs j WHERE j.event_id = e.id) AS jobs
          FROM events e JOIN sources s ON s.id = e.source_id WHERE 1 = 1",
@@ -554,7 +553,7 @@ struct JobSelection {
 }
 
 impl JobSelection {
-    fn push(&self, q: &mut sqlx::QueryBuilder<'_, sqlx::Sqlite>, now: i64) {
+    fn push(&self, q: &mut crate::store::sql::Query, now: i64) {
         q.push(" AND ").push(state_condition(&self.states, now));
         if let Some(c) = &self.connection {
             q.push(" AND c.name = ").push_bind(c.clone());
@@ -597,12 +596,12 @@ pub async fn attention_jobs(
         error: f.error.clone().filter(|e| !e.is_empty()),
     };
     let now = now_ms();
-    let mut count = sqlx::QueryBuilder::new(
+    let mut count = crate::store::sql::Query::new(
         "SELECT COUNT(*) FROM jobs j JOIN connections c ON c.id = j.connection_id WHERE 1 = 1",
     );
     sel.push(&mut count, now);
     let total: i64 = count.build_query_scalar::<i64>().fetch_one(&s.pool).await?;
-    let mut page = sqlx::QueryBuilder::new(JOB_VIEW);
+    let mut page = crate::store::sql::Query::new(JOB_VIEW);
     sel.push(&mut page, now);
     if let Some(before) = f.before.as_deref().filter(|v| !v.is_empty()) {
         page.push(" AND j.id < ").push_bind(before.to_string());
@@ -696,7 +695,7 @@ pub async fn bulk_jobs(
         }
     }
     let now = now_ms();
-    let mut count = sqlx::QueryBuilder::new(
+    let mut count = crate::store::sql::Query::new(
         "SELECT COUNT(*) FROM jobs j JOIN connections c ON c.id = j.connection_id WHERE 1 = 1",
     );
     sel.push(&mut count, now);
@@ -709,8 +708,8 @@ pub async fn bulk_jobs(
             confirmed: b.confirm,
         }));
     }
-    let mut tx = s.pool.begin_with("BEGIN IMMEDIATE").await?;
-    let mut update = sqlx::QueryBuilder::new("UPDATE jobs SET state = ");
+    let mut tx = s.pool.begin().await?;
+    let mut update = crate::store::sql::Query::new("UPDATE jobs SET state = ");
     update.push_bind(new_state);
     if new_state == "queued" {
         update
@@ -728,7 +727,7 @@ pub async fn bulk_jobs(
         .push(" LIMIT ")
         .push_bind(BULK_MAX)
         .push(") RETURNING event_id");
-    let rows = update.build().fetch_all(&mut *tx).await?;
+    let rows = update.build().fetch_all(&mut tx).await?;
     let changed = rows.len() as i64;
     let mut event_ids: Vec<String> = rows
         .into_iter()
@@ -774,7 +773,7 @@ pub async fn run_now(State(s): State<AdminState>, Path(id): Path<String>) -> Ans
     let done =
         match job.state.as_str() {
             "failed" | "dead" => jobs::retry(&s.pool, &id).await?,
-            "queued" => sqlx::query(
+            "queued" => crate::store::sql::query(
                 "UPDATE jobs SET run_at = ?1, updated_at = ?1 WHERE id = ?2 AND state = 'queued'",
             )
             .bind(now)

@@ -115,7 +115,7 @@ pub async fn replay_event(
         max_attempts,
         &mut filters,
     );
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = pool.begin().await?;
     events::set_filtered(&mut tx, &event.id, filters.dropped_json().as_deref()).await?;
     for job in &new_jobs {
         jobs::insert(&mut tx, job).await?;

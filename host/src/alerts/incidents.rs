@@ -2,7 +2,6 @@
 //! resolve, list.
 
 use serde::Serialize;
-use sqlx::Row as _;
 
 use super::Reason;
 use crate::ids::{now_ms, rfc3339};
@@ -85,7 +84,7 @@ pub fn summary(reason: Reason, t: &Trigger) -> String {
 
 const SELECT: &str = "SELECT id, connection, reason, summary, plugin, plugin_version, job_id, event_id, attempt, last_error, failures, opened_at, updated_at, resolved_at, opened_notified_at, resolved_notified_at, notify_error FROM alert_incidents";
 
-fn from_row(r: sqlx::sqlite::SqliteRow) -> Incident {
+fn from_row(r: crate::store::sql::Row) -> Incident {
     let time = |col: &str| r.get::<Option<i64>, _>(col).map(rfc3339);
     let resolved_at = time("resolved_at");
     Incident {
@@ -120,7 +119,7 @@ fn from_row(r: sqlx::sqlite::SqliteRow) -> Incident {
 pub async fn open(pool: &Pool, reason: Reason, t: &Trigger) -> anyhow::Result<Option<Incident>> {
     let now = now_ms();
     let error = t.error.as_deref().map(cut);
-    let id: Option<i64> = sqlx::query_scalar(
+    let id: Option<i64> = crate::store::sql::query_scalar(
         "INSERT INTO alert_incidents (connection_id, connection, reason, summary, plugin, plugin_version, job_id, event_id, attempt, last_error, failures, opened_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT DO NOTHING RETURNING id",
@@ -143,7 +142,7 @@ pub async fn open(pool: &Pool, reason: Reason, t: &Trigger) -> anyhow::Result<Op
     match id {
         Some(id) => get(pool, id).await,
         None => {
-            sqlx::query(
+            crate::store::sql::query(
                 "UPDATE alert_incidents SET failures = MAX(failures, ?), last_error = COALESCE(?, last_error), updated_at = ?
                  WHERE connection_id = ? AND resolved_at IS NULL",
             )
@@ -161,7 +160,7 @@ pub async fn open(pool: &Pool, reason: Reason, t: &Trigger) -> anyhow::Result<Op
 /// Resolves the connection's open incident, if any; returns it.
 pub async fn resolve(pool: &Pool, connection_id: i64) -> anyhow::Result<Option<Incident>> {
     let now = now_ms();
-    let id: Option<i64> = sqlx::query_scalar(
+    let id: Option<i64> = crate::store::sql::query_scalar(
         "UPDATE alert_incidents SET resolved_at = ?1, updated_at = ?1
          WHERE connection_id = ?2 AND resolved_at IS NULL RETURNING id",
     )
@@ -178,14 +177,14 @@ pub async fn resolve(pool: &Pool, connection_id: i64) -> anyhow::Result<Option<I
 /// Connections with an open incident.
 pub async fn open_connections(pool: &Pool) -> anyhow::Result<Vec<i64>> {
     Ok(
-        sqlx::query_scalar("SELECT connection_id FROM alert_incidents WHERE resolved_at IS NULL")
+        crate::store::sql::query_scalar("SELECT connection_id FROM alert_incidents WHERE resolved_at IS NULL")
             .fetch_all(pool)
             .await?,
     )
 }
 
 pub async fn get(pool: &Pool, id: i64) -> anyhow::Result<Option<Incident>> {
-    Ok(sqlx::query(&format!("{SELECT} WHERE id = ?"))
+    Ok(crate::store::sql::query(&format!("{SELECT} WHERE id = ?"))
         .bind(id)
         .fetch_optional(pool)
         .await?
@@ -199,7 +198,7 @@ pub async fn list(
     connection: Option<&str>,
     limit: i64,
 ) -> anyhow::Result<Vec<Incident>> {
-    let mut q = sqlx::QueryBuilder::new(SELECT);
+    let mut q = crate::store::sql::Query::new(SELECT);
     q.push(" WHERE 1 = 1");
     match state {
         Some("open") => {
@@ -236,7 +235,7 @@ pub async fn notified(
         "opened_notified_at"
     };
     let sent = error.is_none().then(now_ms);
-    sqlx::query(&format!(
+    crate::store::sql::query(&format!(
         "UPDATE alert_incidents SET {column} = COALESCE(?, {column}), notify_error = ? WHERE id = ?"
     ))
     .bind(sent)

@@ -7,7 +7,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::Row as _;
 use tokio_util::sync::CancellationToken;
 
 use super::incidents::{self, Trigger};
@@ -42,7 +41,7 @@ impl Watcher {
         flow: Arc<FlowControl>,
         config: &AlertsConfig,
     ) -> anyhow::Result<Self> {
-        let cursor: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM attempts")
+        let cursor: i64 = crate::store::sql::query_scalar("SELECT COALESCE(MAX(id), 0) FROM attempts")
             .fetch_one(&pool)
             .await?;
         let circuits = flow
@@ -83,7 +82,7 @@ impl Watcher {
             .await?
             .into_iter()
             .collect();
-        let rows = sqlx::query(
+        let rows = crate::store::sql::query(
             "SELECT a.id, a.job_id, a.number, a.plugin, a.plugin_version, a.outcome, a.error,
                     j.connection_id, j.event_id, c.name AS connection
              FROM attempts a JOIN jobs j ON j.id = a.job_id JOIN connections c ON c.id = j.connection_id

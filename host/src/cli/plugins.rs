@@ -67,7 +67,7 @@ async fn listed(backend: &Backend) -> anyhow::Result<Vec<Value>> {
         }
         Backend::Db(db) => {
             let rows: Vec<(String, String, String, String)> =
-                sqlx::query_as("SELECT name, version, hash, manifest FROM plugins ORDER BY name")
+                crate::store::sql::query_as("SELECT name, version, hash, manifest FROM plugins ORDER BY name")
                     .fetch_all(&db.pool)
                     .await?;
             let plugins = rows

@@ -576,11 +576,11 @@ mod tests {
         let pool = crate::store::open(&format!("sqlite://{}", path.display()))
             .await
             .unwrap();
-        sqlx::query("INSERT INTO sources (id, code, secrets, created_at, updated_at) VALUES (1, 'portal', '[]', 0, 0)")
+        crate::store::sql::query("INSERT INTO sources (id, code, secrets, created_at, updated_at) VALUES (1, 'portal', '[]', 0, 0)")
             .execute(&pool)
             .await
             .unwrap();
-        sqlx::query("INSERT INTO connections (id, name, source_id, plugin, config, created_at, updated_at) VALUES (1, 'crm', 1, 'p', '{}', 0, 0)")
+        crate::store::sql::query("INSERT INTO connections (id, name, source_id, plugin, config, created_at, updated_at) VALUES (1, 'crm', 1, 'p', '{}', 0, 0)")
             .execute(&pool)
             .await
             .unwrap();
@@ -614,9 +614,9 @@ mod tests {
             run_at: 0,
             ordering_key: key.map(|k| format!("[{k:?}]")),
         };
-        jobs::insert(&mut pool.acquire().await.unwrap(), &job)
-            .await
-            .unwrap();
+        let mut tx = pool.begin().await.unwrap();
+        jobs::insert(&mut tx, &job).await.unwrap();
+        tx.commit().await.unwrap();
     }
 
     fn attempt(job: &Claimed) -> Attempt {
@@ -662,7 +662,7 @@ mod tests {
         assert_eq!(ids, ["job_a", "job_b", "job_c"], "three jobs, each once");
 
         let stolen = &claimed[1];
-        sqlx::query("UPDATE jobs SET lease_owner = 'thief:w9' WHERE id = ?")
+        crate::store::sql::query("UPDATE jobs SET lease_owner = 'thief:w9' WHERE id = ?")
             .bind(stolen.id.as_str())
             .execute(&db.pool)
             .await
@@ -679,7 +679,7 @@ mod tests {
             "the stolen lease is refused, the others recorded"
         );
         let states: Vec<(String, String)> =
-            sqlx::query_as("SELECT id, state FROM jobs ORDER BY id")
+            crate::store::sql::query_as("SELECT id, state FROM jobs ORDER BY id")
                 .fetch_all(&db.pool)
                 .await
                 .unwrap();
@@ -691,7 +691,7 @@ mod tests {
             };
             assert_eq!(state, expected, "{id}");
         }
-        let attempts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM attempts")
+        let attempts: i64 = crate::store::sql::query_scalar("SELECT COUNT(*) FROM attempts")
             .fetch_one(&db.pool)
             .await
             .unwrap();
@@ -798,7 +798,7 @@ mod tests {
             "key busy: nothing to claim"
         );
         let states: Vec<(String, String)> =
-            sqlx::query_as("SELECT id, state FROM jobs ORDER BY id")
+            crate::store::sql::query_as("SELECT id, state FROM jobs ORDER BY id")
                 .fetch_all(&db.pool)
                 .await
                 .unwrap();

@@ -3,7 +3,7 @@
 //! [`super::lease`] and [`super::db`].
 
 use serde::Serialize;
-use sqlx::{Row as _, SqliteConnection};
+use crate::store::sql::Tx;
 
 pub use super::lease::{heartbeat, reclaim_expired, release_owned, Claimed, Finish};
 use crate::ids::{now_ms, ConnectionId, JobId};
@@ -87,9 +87,9 @@ impl NewJob {
     }
 }
 
-pub async fn insert(conn: &mut SqliteConnection, job: &NewJob) -> sqlx::Result<()> {
+pub async fn insert(conn: &mut Tx, job: &NewJob) -> sqlx::Result<()> {
     let (kind, event_id, task_name, payload) = job.kind_columns();
-    sqlx::query(INSERT)
+    crate::store::sql::query(INSERT)
         .bind(job.id.as_str())
         .bind(job.connection_id)
         .bind(&job.plugin)
@@ -111,19 +111,19 @@ pub async fn insert(conn: &mut SqliteConnection, job: &NewJob) -> sqlx::Result<(
 /// the same connection is replaced (new payload and time) instead of duplicated.
 /// Returns the id of the job that will run.
 pub async fn enqueue_task(pool: &Pool, job: &NewJob) -> anyhow::Result<JobId> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = pool.begin().await?;
     let id = enqueue_task_in(&mut tx, job).await?;
     tx.commit().await?;
     Ok(id)
 }
 
 /// [`enqueue_task`] inside the caller's transaction.
-pub async fn enqueue_task_in(conn: &mut SqliteConnection, job: &NewJob) -> anyhow::Result<JobId> {
+pub async fn enqueue_task_in(conn: &mut Tx, job: &NewJob) -> anyhow::Result<JobId> {
     let JobKind::Task { name, payload } = &job.kind else {
         anyhow::bail!("enqueue_task needs a task job");
     };
     if let Some(key) = &job.dedup_key {
-        let existing = sqlx::query(
+        let existing = crate::store::sql::query(
             "UPDATE jobs SET payload = ?, run_at = ?, updated_at = ?
              WHERE connection_id = ? AND task_name = ? AND dedup_key = ? AND state IN ('queued', 'waiting')
              RETURNING id",
@@ -146,7 +146,7 @@ pub async fn enqueue_task_in(conn: &mut SqliteConnection, job: &NewJob) -> anyho
 
 /// The job's plugin is absent: park it without counting the attempt.
 pub async fn park_waiting(pool: &Pool, job: &Claimed) -> sqlx::Result<()> {
-    sqlx::query(
+    crate::store::sql::query(
         "UPDATE jobs SET state = 'waiting', attempts = attempts - 1, lease_owner = NULL, lease_until = NULL,
              last_error = ?, updated_at = ?
          WHERE id = ?",
@@ -162,7 +162,7 @@ pub async fn park_waiting(pool: &Pool, job: &Claimed) -> sqlx::Result<()> {
 /// Requeues every job waiting for `plugin`. Returns how many.
 pub async fn wake_waiting(pool: &Pool, plugin: &str) -> sqlx::Result<u64> {
     let now = now_ms();
-    let done = sqlx::query(
+    let done = crate::store::sql::query(
         "UPDATE jobs SET state = 'queued', run_at = ?, last_error = NULL, updated_at = ? WHERE state = 'waiting' AND plugin = ?",
     )
     .bind(now)
@@ -176,7 +176,7 @@ pub async fn wake_waiting(pool: &Pool, plugin: &str) -> sqlx::Result<u64> {
 /// The job's connection is disabled (or removed): park it without counting
 /// the attempt, until [`reconcile`] resumes it.
 pub async fn park_paused(pool: &Pool, job: &Claimed, why: &str) -> sqlx::Result<()> {
-    sqlx::query(
+    crate::store::sql::query(
         "UPDATE jobs SET state = 'paused', attempts = attempts - 1, lease_owner = NULL, lease_until = NULL,
              last_error = ?, updated_at = ?
          WHERE id = ? AND lease_owner = ? AND state = 'running'",
@@ -189,7 +189,7 @@ pub async fn park_paused(pool: &Pool, job: &Claimed, why: &str) -> sqlx::Result<
     .await?;
     // The connection's other queued jobs pause with it (they would wait behind
     // this one anyway, and an operator should see why).
-    sqlx::query(
+    crate::store::sql::query(
         "UPDATE jobs SET state = 'paused', last_error = ?, updated_at = ? WHERE connection_id = ? AND state = 'queued'",
     )
     .bind(why)
@@ -203,8 +203,8 @@ pub async fn park_paused(pool: &Pool, job: &Claimed, why: &str) -> sqlx::Result<
 /// The plugin, once loaded, does not subscribe to the job's event (it was
 /// created while the plugin was unknown): the job ends as `skipped`.
 pub async fn skip(pool: &Pool, job: &Claimed, why: &str) -> sqlx::Result<()> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    sqlx::query(
+    let mut tx = pool.begin().await?;
+    crate::store::sql::query(
         "UPDATE jobs SET state = 'skipped', attempts = attempts - 1, lease_owner = NULL, lease_until = NULL,
              summary = ?, updated_at = ?2, finished_at = ?2
          WHERE id = ?3 AND lease_owner = ?4 AND state = 'running'",
@@ -213,7 +213,7 @@ pub async fn skip(pool: &Pool, job: &Claimed, why: &str) -> sqlx::Result<()> {
     .bind(now_ms())
     .bind(job.id.as_str())
     .bind(&job.owner)
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?;
     if let JobKind::Event { event_id } = &job.kind {
         events::refresh_status(&mut tx, event_id).await?;
@@ -227,33 +227,33 @@ pub async fn skip(pool: &Pool, job: &Claimed, why: &str) -> sqlx::Result<()> {
 /// (a misspelling fixed). Returns how many jobs were resumed.
 pub async fn reconcile(pool: &Pool) -> sqlx::Result<u64> {
     let now = now_ms();
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    sqlx::query(
+    let mut tx = pool.begin().await?;
+    crate::store::sql::query(
         "UPDATE jobs SET state = 'paused', updated_at = ?1,
              last_error = 'its connection is disabled; enable it to resume'
          WHERE state IN ('queued', 'waiting')
            AND connection_id IN (SELECT id FROM connections WHERE enabled = 0 OR removed_at IS NOT NULL)",
     )
     .bind(now)
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?;
-    let resumed = sqlx::query(
+    let resumed = crate::store::sql::query(
         "UPDATE jobs SET state = 'queued', run_at = MIN(run_at, ?1), last_error = NULL, updated_at = ?1
          WHERE state = 'paused'
            AND connection_id IN (SELECT id FROM connections WHERE enabled = 1 AND removed_at IS NULL)",
     )
     .bind(now)
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?
     .rows_affected();
-    let renamed = sqlx::query(
+    let renamed = crate::store::sql::query(
         "UPDATE jobs SET plugin = (SELECT c.plugin FROM connections c WHERE c.id = jobs.connection_id),
              state = CASE state WHEN 'waiting' THEN 'queued' ELSE state END, updated_at = ?1
          WHERE state IN ('queued', 'waiting', 'paused')
            AND plugin != (SELECT c.plugin FROM connections c WHERE c.id = jobs.connection_id)",
     )
     .bind(now)
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?
     .rows_affected();
     tx.commit().await?;
@@ -266,7 +266,7 @@ pub async fn set_progress(
     id: &JobId,
     progress: &serde_json::Value,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ?")
+    crate::store::sql::query("UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ?")
         .bind(progress.to_string())
         .bind(now_ms())
         .bind(id.as_str())
@@ -278,14 +278,14 @@ pub async fn set_progress(
 /// Operator retry of a failed or dead job: queued now, with a fresh attempt budget.
 /// False if the job is not failed or dead.
 pub async fn retry(pool: &Pool, id: &str) -> anyhow::Result<bool> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let row = sqlx::query(
+    let mut tx = pool.begin().await?;
+    let row = crate::store::sql::query(
         "UPDATE jobs SET state = 'queued', attempts = 0, run_at = ?1, finished_at = NULL, updated_at = ?1
          WHERE id = ?2 AND state IN ('failed', 'dead') RETURNING event_id",
     )
     .bind(now_ms())
     .bind(id)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut tx)
     .await?;
     let Some(row) = row else { return Ok(false) };
     if let Some(event_id) = row.get::<Option<String>, _>("event_id") {
@@ -328,7 +328,7 @@ pub struct JobView {
 
 const SELECT_VIEW: &str = "SELECT j.id, c.name AS connection, j.plugin, j.kind, j.event_id, j.task_name, j.payload, j.state, j.attempts, j.max_attempts, j.run_at, j.last_error, j.summary, j.progress, j.created_at, j.updated_at, j.finished_at, j.ordering_key, j.coalesced, j.coalesced_into, j.throttles FROM jobs j JOIN connections c ON c.id = j.connection_id";
 
-fn view(row: sqlx::sqlite::SqliteRow) -> JobView {
+fn view(row: crate::store::sql::Row) -> JobView {
     JobView {
         id: row.get("id"),
         connection: row.get("connection"),
@@ -357,7 +357,7 @@ fn view(row: sqlx::sqlite::SqliteRow) -> JobView {
 }
 
 pub async fn get(pool: &Pool, id: &str) -> anyhow::Result<Option<JobView>> {
-    let row = sqlx::query(&format!("{SELECT_VIEW} WHERE j.id = ?"))
+    let row = crate::store::sql::query(&format!("{SELECT_VIEW} WHERE j.id = ?"))
         .bind(id)
         .fetch_optional(pool)
         .await?;
@@ -391,7 +391,7 @@ pub async fn list(pool: &Pool, f: &JobFilter) -> anyhow::Result<Vec<JobView>> {
 
 /// Number of jobs per state.
 pub async fn count_by_state(pool: &Pool) -> anyhow::Result<Vec<(String, i64)>> {
-    let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state ORDER BY state")
+    let rows = crate::store::sql::query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state ORDER BY state")
         .fetch_all(pool)
         .await?;
     Ok(rows

@@ -10,7 +10,6 @@
 //! the lease is still the worker's: a worker whose lease was taken over
 //! records nothing.
 
-use sqlx::Row as _;
 
 use super::jobs::JobKind;
 use crate::ids::{now_ms, ConnectionId, JobId};
@@ -69,7 +68,7 @@ pub(super) const CLAIM: &str = "UPDATE jobs SET state = 'running', lease_owner =
 
 /// Extends the lease of a running job; false if the job is no longer ours.
 pub async fn heartbeat(pool: &Pool, id: &JobId, owner: &str, lease_ms: i64) -> sqlx::Result<bool> {
-    let done = sqlx::query(
+    let done = crate::store::sql::query(
         "UPDATE jobs SET lease_until = ? WHERE id = ? AND lease_owner = ? AND state = 'running'",
     )
     .bind(now_ms() + lease_ms)
@@ -84,8 +83,8 @@ pub async fn heartbeat(pool: &Pool, id: &JobId, owner: &str, lease_ms: i64) -> s
 /// lost attempt with `why`. Returns how many.
 async fn requeue_running(pool: &Pool, condition: &str, bind: &str, why: &str) -> sqlx::Result<u64> {
     let now = now_ms();
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let rows = sqlx::query(&format!(
+    let mut tx = pool.begin().await?;
+    let rows = crate::store::sql::query(&format!(
         "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_until = NULL, run_at = ?1, updated_at = ?1,
              last_error = ?3
          WHERE state = 'running' AND {condition}
@@ -94,7 +93,7 @@ async fn requeue_running(pool: &Pool, condition: &str, bind: &str, why: &str) ->
     .bind(now)
     .bind(bind)
     .bind(why)
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut tx)
     .await?;
     for row in &rows {
         attempts::insert(
@@ -137,7 +136,7 @@ pub async fn release_owned(pool: &Pool, prefix: &str, why: &str) -> sqlx::Result
 
 /// Owners of running jobs, to find a dead predecessor's leases.
 pub async fn lease_owners(pool: &Pool) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar(
+    crate::store::sql::query_scalar(
         "SELECT DISTINCT lease_owner FROM jobs WHERE state = 'running' AND lease_owner IS NOT NULL",
     )
     .fetch_all(pool)

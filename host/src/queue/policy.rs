@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use rand::Rng as _;
 use serde::{Deserialize, Deserializer, Serialize};
-use sqlx::Row as _;
 
 use crate::config::{ConnectionDecl, QueueConfig};
 use crate::ids::{now_ms, ConnectionId};
@@ -190,30 +189,30 @@ impl RetryPolicy {
 
 /// Stores the `[connections.delivery]` of the declared connections (by name).
 pub async fn apply(pool: &Pool, connections: &[ConnectionDecl]) -> anyhow::Result<()> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = pool.begin().await?;
     for decl in connections {
-        let Some(id) = sqlx::query_scalar::<_, i64>("SELECT id FROM connections WHERE name = ?")
+        let Some(id) = crate::store::sql::query_scalar::<i64>("SELECT id FROM connections WHERE name = ?")
             .bind(&decl.name)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut tx)
             .await?
         else {
             continue;
         };
         if decl.delivery == DeliveryDecl::default() {
-            sqlx::query("DELETE FROM connection_policies WHERE connection_id = ?")
+            crate::store::sql::query("DELETE FROM connection_policies WHERE connection_id = ?")
                 .bind(id)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
             continue;
         }
-        sqlx::query(
+        crate::store::sql::query(
             "INSERT INTO connection_policies (connection_id, policy, updated_at) VALUES (?1, ?2, ?3)
              ON CONFLICT (connection_id) DO UPDATE SET policy = ?2, updated_at = ?3",
         )
         .bind(id)
         .bind(serde_json::to_string(&decl.delivery)?)
         .bind(now_ms())
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
     }
     tx.commit().await?;
@@ -222,7 +221,7 @@ pub async fn apply(pool: &Pool, connections: &[ConnectionDecl]) -> anyhow::Resul
 
 /// Every stored per-connection policy.
 pub async fn load(pool: &Pool) -> anyhow::Result<HashMap<ConnectionId, DeliveryDecl>> {
-    let rows = sqlx::query("SELECT connection_id, policy FROM connection_policies")
+    let rows = crate::store::sql::query("SELECT connection_id, policy FROM connection_policies")
         .fetch_all(pool)
         .await?;
     let mut out = HashMap::new();

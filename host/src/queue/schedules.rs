@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use serde::Serialize;
-use sqlx::Row as _;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -99,11 +98,11 @@ impl Spec {
 /// ones keep their next run, undeclared ones are removed.
 pub async fn apply(pool: &Pool, connections: &[ConnectionDecl]) -> anyhow::Result<()> {
     let now = now_ms();
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = pool.begin().await?;
     for decl in connections {
-        let Some(id) = sqlx::query_scalar::<_, i64>("SELECT id FROM connections WHERE name = ?")
+        let Some(id) = crate::store::sql::query_scalar::<i64>("SELECT id FROM connections WHERE name = ?")
             .bind(&decl.name)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut tx)
             .await?
         else {
             continue;
@@ -117,7 +116,7 @@ pub async fn apply(pool: &Pool, connections: &[ConnectionDecl]) -> anyhow::Resul
                 .clone()
                 .unwrap_or_else(|| serde_json::json!({}))
                 .to_string();
-            sqlx::query(
+            crate::store::sql::query(
                 "INSERT INTO schedules (connection_id, task, spec, payload, next_run_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (connection_id, task, spec) DO UPDATE SET payload = ?4, updated_at = ?6",
@@ -128,17 +127,17 @@ pub async fn apply(pool: &Pool, connections: &[ConnectionDecl]) -> anyhow::Resul
             .bind(payload)
             .bind(spec.next_after(now, now))
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
             kept.push(format!("{}\u{1f}{text}", s.task));
         }
-        sqlx::query(
+        crate::store::sql::query(
             "DELETE FROM schedules WHERE connection_id = ?1
                AND task || char(31) || spec NOT IN (SELECT value FROM json_each(?2))",
         )
         .bind(id)
         .bind(serde_json::to_string(&kept)?)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
     }
     tx.commit().await?;
@@ -148,7 +147,7 @@ pub async fn apply(pool: &Pool, connections: &[ConnectionDecl]) -> anyhow::Resul
 /// Queues the task of every due schedule once; returns how many fired.
 pub async fn fire_due(pool: &Pool, max_attempts: u32) -> anyhow::Result<usize> {
     let now = now_ms();
-    let due = sqlx::query(
+    let due = crate::store::sql::query(
         "SELECT s.connection_id, s.task, s.spec, s.payload, s.next_run_at, c.plugin
          FROM schedules s JOIN connections c ON c.id = s.connection_id
          WHERE s.next_run_at <= ? AND c.removed_at IS NULL",
@@ -179,8 +178,8 @@ pub async fn fire_due(pool: &Pool, max_attempts: u32) -> anyhow::Result<usize> {
             run_at: now,
             ordering_key: None,
         };
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-        let moved = sqlx::query(
+        let mut tx = pool.begin().await?;
+        let moved = crate::store::sql::query(
             "UPDATE schedules SET next_run_at = ?1, last_run_at = ?2, last_job_id = ?3, updated_at = ?2
              WHERE connection_id = ?4 AND task = ?5 AND spec = ?6 AND next_run_at = ?7",
         )
@@ -191,19 +190,19 @@ pub async fn fire_due(pool: &Pool, max_attempts: u32) -> anyhow::Result<usize> {
         .bind(&task)
         .bind(&spec_text)
         .bind(planned)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         if moved.rows_affected() == 0 {
             continue; // another process fired it
         }
         let id = jobs::enqueue_task_in(&mut tx, &job).await?;
         if id != job.id {
-            sqlx::query("UPDATE schedules SET last_job_id = ? WHERE connection_id = ? AND task = ? AND spec = ?")
+            crate::store::sql::query("UPDATE schedules SET last_job_id = ? WHERE connection_id = ? AND task = ? AND spec = ?")
                 .bind(id.as_str())
                 .bind(connection_id)
                 .bind(&task)
                 .bind(&spec_text)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
         }
         tx.commit().await?;
@@ -247,7 +246,7 @@ pub struct ScheduleView {
 }
 
 pub async fn list(pool: &Pool) -> anyhow::Result<Vec<ScheduleView>> {
-    let rows = sqlx::query(
+    let rows = crate::store::sql::query(
         "SELECT c.name, s.task, s.spec, s.next_run_at, s.last_run_at, s.last_job_id
          FROM schedules s JOIN connections c ON c.id = s.connection_id ORDER BY c.name, s.task",
     )

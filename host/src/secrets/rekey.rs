@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use rand::RngCore as _;
-use sqlx::Row as _;
 
 use super::{write_private, Sealer, SEALED_PREFIX};
 use crate::store::Pool;
@@ -83,7 +82,7 @@ enum Check {
 /// before the check existed) is checked against every sealed value, then given one.
 async fn check(pool: &Pool, sealer: &Sealer) -> anyhow::Result<Check> {
     let stored: Option<String> =
-        sqlx::query_scalar("SELECT sealed FROM secret_key_check WHERE id = 1")
+        crate::store::sql::query_scalar("SELECT sealed FROM secret_key_check WHERE id = 1")
             .fetch_optional(pool)
             .await?;
     if let Some(sealed) = stored {
@@ -92,16 +91,17 @@ async fn check(pool: &Pool, sealer: &Sealer) -> anyhow::Result<Check> {
             _ => Check::Wrong,
         });
     }
-    let mut conn = pool.acquire().await?;
-    for cell in sealed_cells(&mut conn).await? {
+    let mut tx = pool.begin().await?;
+    for cell in sealed_cells(&mut tx).await? {
         if sealer.open(&cell.value).is_err() {
             return Ok(Check::Wrong);
         }
     }
-    sqlx::query("INSERT INTO secret_key_check (id, sealed) VALUES (1, ?) ON CONFLICT DO NOTHING")
+    crate::store::sql::query("INSERT INTO secret_key_check (id, sealed) VALUES (1, ?) ON CONFLICT DO NOTHING")
         .bind(sealer.seal(CHECK_TEXT))
-        .execute(&mut *conn)
+        .execute(&mut tx)
         .await?;
+    tx.commit().await?;
     Ok(Check::Matches)
 }
 
@@ -119,8 +119,8 @@ fn quote(ident: &str) -> String {
 /// Every sealed TEXT cell of every table. Cells are addressed by rowid, so
 /// `WITHOUT ROWID` tables (intake dedup keys, job ordering keys: indexes the
 /// host keeps, never secrets) are not searched.
-async fn sealed_cells(conn: &mut sqlx::SqliteConnection) -> anyhow::Result<Vec<Cell>> {
-    let tables: Vec<String> = sqlx::query_scalar(
+async fn sealed_cells(conn: &mut crate::store::sql::Tx) -> anyhow::Result<Vec<Cell>> {
+    let tables: Vec<String> = crate::store::sql::query_scalar(
         "SELECT name FROM sqlite_master WHERE type = 'table'
          AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations'
          AND upper(sql) NOT LIKE '%WITHOUT ROWID%' ORDER BY name",
@@ -129,7 +129,7 @@ async fn sealed_cells(conn: &mut sqlx::SqliteConnection) -> anyhow::Result<Vec<C
     .await?;
     let mut cells = Vec::new();
     for table in tables {
-        let columns: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info(?)")
+        let columns: Vec<String> = crate::store::sql::query_scalar("SELECT name FROM pragma_table_info(?)")
             .bind(&table)
             .fetch_all(&mut *conn)
             .await?;
@@ -140,7 +140,7 @@ async fn sealed_cells(conn: &mut sqlx::SqliteConnection) -> anyhow::Result<Vec<C
                 t = quote(&table),
                 n = SEALED_PREFIX.len(),
             );
-            let rows = sqlx::query(&sql)
+            let rows = crate::store::sql::query(&sql)
                 .bind(SEALED_PREFIX)
                 .fetch_all(&mut *conn)
                 .await
@@ -159,12 +159,11 @@ async fn sealed_cells(conn: &mut sqlx::SqliteConnection) -> anyhow::Result<Vec<C
 /// Re-seals every sealed value from `old` to `new` in one transaction; returns
 /// how many. Nothing changes when any value does not open.
 pub async fn reseal(pool: &Pool, old: &Sealer, new: &Sealer) -> anyhow::Result<usize> {
-    let mut conn = pool.acquire().await?;
-    // IMMEDIATE: take the write lock first, so no value is sealed under the old
-    // key by another process between the read and the commit.
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    // The write lock first (see Pool::begin), so no value is sealed under the
+    // old key by another process between the read and the commit.
+    let mut tx = pool.begin().await?;
     let result = async {
-        let cells = sealed_cells(&mut conn).await?;
+        let cells = sealed_cells(&mut tx).await?;
         for cell in &cells {
             let plain = old.open(&cell.value).with_context(|| {
                 format!(
@@ -177,16 +176,16 @@ pub async fn reseal(pool: &Pool, old: &Sealer, new: &Sealer) -> anyhow::Result<u
                 quote(&cell.table),
                 quote(&cell.column)
             );
-            sqlx::query(&sql)
+            crate::store::sql::query(&sql)
                 .bind(new.seal(&plain))
                 .bind(cell.rowid)
-                .execute(&mut *conn)
+                .execute(&mut tx)
                 .await?;
         }
         if !cells.iter().any(|c| c.table == "secret_key_check") {
-            sqlx::query("INSERT OR REPLACE INTO secret_key_check (id, sealed) VALUES (1, ?)")
+            crate::store::sql::query("INSERT OR REPLACE INTO secret_key_check (id, sealed) VALUES (1, ?)")
                 .bind(new.seal(CHECK_TEXT))
-                .execute(&mut *conn)
+                .execute(&mut tx)
                 .await?;
         }
         anyhow::Ok(cells.len())
@@ -194,11 +193,11 @@ pub async fn reseal(pool: &Pool, old: &Sealer, new: &Sealer) -> anyhow::Result<u
     .await;
     match result {
         Ok(n) => {
-            sqlx::query("COMMIT").execute(&mut *conn).await?;
+            tx.commit().await?;
             Ok(n)
         }
         Err(err) => {
-            sqlx::query("ROLLBACK").execute(&mut *conn).await.ok();
+            tx.rollback().await.ok();
             Err(err)
         }
     }
@@ -270,7 +269,7 @@ mod tests {
     }
 
     async fn seal_into_sources(pool: &Pool, sealer: &Sealer) {
-        sqlx::query(
+        crate::store::sql::query(
             "INSERT INTO sources (code, secrets, api_password, created_at, updated_at) VALUES ('a', ?, ?, 0, 0)",
         )
         .bind(sealer.seal("[\"hook-secret-value\"]"))
@@ -306,7 +305,7 @@ mod tests {
         );
         assert!(!err.contains(&wrong_hex));
         // A database from before the check row: checked against its sealed values.
-        sqlx::query("DELETE FROM secret_key_check")
+        crate::store::sql::query("DELETE FROM secret_key_check")
             .execute(&pool)
             .await
             .unwrap();
@@ -332,7 +331,7 @@ mod tests {
         assert_ne!(old_file, new_file);
         assert!(!pending_file(&file).exists());
         let new = open_checked(&pool, &source).await.unwrap();
-        let row = sqlx::query("SELECT secrets, api_password FROM sources")
+        let row = crate::store::sql::query("SELECT secrets, api_password FROM sources")
             .fetch_one(&pool)
             .await
             .unwrap();
@@ -342,23 +341,23 @@ mod tests {
         );
         assert!(old.open(row.get("secrets")).is_err());
         // A value that does not open aborts everything: nothing is half re-sealed.
-        sqlx::query("UPDATE sources SET api_password = ?")
+        crate::store::sql::query("UPDATE sources SET api_password = ?")
             .bind(Sealer::from_key(&[1; 32]).seal("foreign"))
             .execute(&pool)
             .await
             .unwrap();
-        sqlx::query("DELETE FROM secret_key_check")
+        crate::store::sql::query("DELETE FROM secret_key_check")
             .execute(&pool)
             .await
             .unwrap();
-        let before: String = sqlx::query_scalar("SELECT secrets FROM sources")
+        let before: String = crate::store::sql::query_scalar("SELECT secrets FROM sources")
             .fetch_one(&pool)
             .await
             .unwrap();
         assert!(reseal(&pool, &new, &Sealer::from_key(&[2; 32]))
             .await
             .is_err());
-        let after: String = sqlx::query_scalar("SELECT secrets FROM sources")
+        let after: String = crate::store::sql::query_scalar("SELECT secrets FROM sources")
             .fetch_one(&pool)
             .await
             .unwrap();
@@ -384,7 +383,7 @@ mod tests {
             .unwrap();
         let sealer = open_checked(&pool, &source).await.unwrap();
         assert_eq!(std::fs::read_to_string(&file).unwrap(), new_hex);
-        let row = sqlx::query("SELECT api_password FROM sources")
+        let row = crate::store::sql::query("SELECT api_password FROM sources")
             .fetch_one(&pool)
             .await
             .unwrap();

@@ -1,7 +1,7 @@
 //! `attempts`: one row per run of a job, naming the exact plugin build that ran.
 
 use serde::Serialize;
-use sqlx::{Row as _, SqliteConnection};
+use crate::store::sql::Tx;
 
 use super::Pool;
 
@@ -25,8 +25,8 @@ pub struct Attempt {
 pub const INSERT: &str = "INSERT INTO attempts (job_id, number, plugin, plugin_version, plugin_hash, started_at, duration_ms, outcome, error, summary)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
-pub async fn insert(conn: &mut SqliteConnection, a: &Attempt) -> sqlx::Result<()> {
-    sqlx::query(INSERT)
+pub async fn insert(conn: &mut Tx, a: &Attempt) -> sqlx::Result<()> {
+    crate::store::sql::query(INSERT)
         .bind(&a.job_id)
         .bind(a.number)
         .bind(&a.plugin)
@@ -43,7 +43,7 @@ pub async fn insert(conn: &mut SqliteConnection, a: &Attempt) -> sqlx::Result<()
 }
 
 pub async fn for_job(pool: &Pool, job_id: &str) -> anyhow::Result<Vec<Attempt>> {
-    let rows = sqlx::query(
+    let rows = crate::store::sql::query(
         "SELECT job_id, number, plugin, plugin_version, plugin_hash, started_at, duration_ms, outcome, error, summary
          FROM attempts WHERE job_id = ? ORDER BY id",
     )

@@ -2,7 +2,6 @@
 //! since which of its fields are secrets depends on a plugin that may be absent.
 
 use anyhow::Context as _;
-use sqlx::Row as _;
 
 use std::sync::Arc;
 
@@ -35,7 +34,7 @@ pub struct Connection {
 }
 
 pub async fn list(pool: &Pool, sealer: &Sealer) -> anyhow::Result<Vec<Connection>> {
-    let rows = sqlx::query(
+    let rows = crate::store::sql::query(
         "SELECT id, name, source_id, plugin, enabled, allowed_hosts, config, filter, updated_at,
                 removed_at IS NOT NULL AS removed, owner, limits, file_enabled
          FROM connections WHERE deleted_at IS NULL ORDER BY name",
@@ -130,7 +129,7 @@ pub async fn upsert(
             && c.file_enabled == file_enabled
             && !c.removed;
         if !same {
-            sqlx::query(
+            crate::store::sql::query(
                 "UPDATE connections SET source_id = ?, plugin = ?, enabled = ?, allowed_hosts = ?, config = ?, filter = ?,
                      limits = ?, owner = ?, file_enabled = ?, updated_at = ?, removed_at = NULL WHERE id = ?",
             )
@@ -150,9 +149,9 @@ pub async fn upsert(
         }
         return Ok(c.id);
     }
-    let id = sqlx::query(
+    let id = crate::store::sql::query(
         "INSERT INTO connections (name, source_id, plugin, enabled, allowed_hosts, config, filter, limits, owner, file_enabled, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(&decl.name)
     .bind(source_id)
@@ -166,7 +165,7 @@ pub async fn upsert(
     .bind(file_enabled)
     .bind(now)
     .bind(now)
-    .execute(pool)
+    .fetch_one(pool)
     .await
     .map_err(|e| match e.as_database_error() {
         // Created by someone else since the look-up.
@@ -175,7 +174,7 @@ pub async fn upsert(
         }
         _ => e.into(),
     })?
-    .last_insert_rowid();
+    .get("id");
     Ok(id)
 }
 
@@ -185,41 +184,41 @@ pub async fn upsert(
 /// jobs' ids.
 pub async fn delete(pool: &Pool, id: ConnectionId) -> anyhow::Result<Vec<String>> {
     let now = now_ms();
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let cancelled: Vec<String> = sqlx::query_scalar(
+    let mut tx = pool.begin().await?;
+    let cancelled: Vec<String> = crate::store::sql::query_scalar(
         "UPDATE jobs SET state = 'cancelled', finished_at = ?1, updated_at = ?1,
              last_error = 'its connection was deleted'
          WHERE connection_id = ?2 AND state IN ('queued', 'waiting', 'paused') RETURNING id",
     )
     .bind(now)
     .bind(id)
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut tx)
     .await?;
-    for event in sqlx::query_scalar::<_, String>(
+    for event in crate::store::sql::query_scalar::<String>(
         "SELECT DISTINCT event_id FROM jobs WHERE connection_id = ? AND state = 'cancelled' AND finished_at = ? AND event_id IS NOT NULL",
     )
     .bind(id)
     .bind(now)
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut tx)
     .await?
     {
         crate::store::events::refresh_status(&mut tx, &event).await?;
     }
-    sqlx::query("DELETE FROM schedules WHERE connection_id = ?")
+    crate::store::sql::query("DELETE FROM schedules WHERE connection_id = ?")
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
-    sqlx::query("DELETE FROM connection_policies WHERE connection_id = ?")
+    crate::store::sql::query("DELETE FROM connection_policies WHERE connection_id = ?")
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
-    sqlx::query(
+    crate::store::sql::query(
         "UPDATE connections SET deleted_at = ?1, removed_at = COALESCE(removed_at, ?1), enabled = 0,
              name = name || '~deleted~' || id, updated_at = MAX(?1, updated_at + 1) WHERE id = ?2",
     )
     .bind(now)
     .bind(id)
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?;
     tx.commit().await?;
     Ok(cancelled)
@@ -227,7 +226,7 @@ pub async fn delete(pool: &Pool, id: ConnectionId) -> anyhow::Result<Vec<String>
 
 /// Enables or disables a connection; false when no such connection exists.
 pub async fn set_enabled(pool: &Pool, name: &str, enabled: bool) -> anyhow::Result<bool> {
-    let done = sqlx::query(
+    let done = crate::store::sql::query(
         "UPDATE connections SET enabled = ?, updated_at = ? WHERE name = ? AND deleted_at IS NULL",
     )
     .bind(enabled)
@@ -242,7 +241,7 @@ pub async fn set_enabled(pool: &Pool, name: &str, enabled: bool) -> anyhow::Resu
 /// pending jobs pause; nothing is deleted). Returns their names.
 pub async fn mark_removed(pool: &Pool, declared: &[String]) -> anyhow::Result<Vec<String>> {
     let names = serde_json::to_string(declared)?;
-    let rows: Vec<String> = sqlx::query_scalar(
+    let rows: Vec<String> = crate::store::sql::query_scalar(
         "UPDATE connections SET removed_at = ?1, updated_at = ?1
          WHERE removed_at IS NULL AND owner = 'file' AND name NOT IN (SELECT value FROM json_each(?2)) RETURNING name",
     )
@@ -255,7 +254,7 @@ pub async fn mark_removed(pool: &Pool, declared: &[String]) -> anyhow::Result<Ve
 
 /// Latest change of any source or connection, to notice edits by other processes.
 pub async fn catalog_version(pool: &Pool) -> anyhow::Result<(i64, i64)> {
-    let row = sqlx::query(
+    let row = crate::store::sql::query(
         "SELECT (SELECT COALESCE(MAX(updated_at), 0) + COUNT(*) FROM sources) AS s, (SELECT COALESCE(MAX(updated_at), 0) + COUNT(*) FROM connections) AS c",
     )
     .fetch_one(pool)

@@ -2,7 +2,7 @@
 //! with what we parsed from it and where its processing stands.
 
 use serde::Serialize;
-use sqlx::{Row as _, SqliteConnection};
+use crate::store::sql::Tx;
 
 use super::Pool;
 use crate::ids::{now_ms, EventId, SourceId};
@@ -90,7 +90,7 @@ pub struct Event {
 
 const SELECT: &str = "SELECT e.id, s.code AS source, e.status, e.topic, e.object_type, e.object_id, e.action, e.webhook_uuid, e.body, e.headers, e.remote_addr, e.error, e.received_at, e.updated_at, e.filtered FROM events e JOIN sources s ON s.id = e.source_id";
 
-fn from_row(row: sqlx::sqlite::SqliteRow) -> Event {
+fn from_row(row: crate::store::sql::Row) -> Event {
     Event {
         id: row.get("id"),
         source: row.get("source"),
@@ -114,7 +114,7 @@ fn from_row(row: sqlx::sqlite::SqliteRow) -> Event {
 }
 
 pub async fn get(pool: &Pool, id: &str) -> anyhow::Result<Option<Event>> {
-    let row = sqlx::query(&format!("{SELECT} WHERE e.id = ?"))
+    let row = crate::store::sql::query(&format!("{SELECT} WHERE e.id = ?"))
         .bind(id)
         .fetch_optional(pool)
         .await?;
@@ -168,8 +168,8 @@ pub const REFRESH_STATUS: &str = "UPDATE events SET status = CASE
      WHERE id = ?1";
 
 /// [`REFRESH_STATUS`] through the pool.
-pub async fn refresh_status(conn: &mut SqliteConnection, id: &str) -> sqlx::Result<()> {
-    sqlx::query(REFRESH_STATUS)
+pub async fn refresh_status(conn: &mut Tx, id: &str) -> sqlx::Result<()> {
+    crate::store::sql::query(REFRESH_STATUS)
         .bind(id)
         .bind(now_ms())
         .execute(conn)
@@ -180,11 +180,11 @@ pub async fn refresh_status(conn: &mut SqliteConnection, id: &str) -> sqlx::Resu
 /// Sets an event's status directly (replay of a skipped event that finds no
 /// subscriber, for instance).
 pub async fn set_status(
-    conn: &mut SqliteConnection,
+    conn: &mut Tx,
     id: &str,
     status: EventStatus,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE events SET status = ?, updated_at = ? WHERE id = ?")
+    crate::store::sql::query("UPDATE events SET status = ?, updated_at = ? WHERE id = ?")
         .bind(status.as_str())
         .bind(now_ms())
         .bind(id)
@@ -195,11 +195,11 @@ pub async fn set_status(
 
 /// Records which connection filters dropped an event (after a replay).
 pub async fn set_filtered(
-    conn: &mut SqliteConnection,
+    conn: &mut Tx,
     id: &str,
     filtered: Option<&str>,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE events SET filtered = ? WHERE id = ?")
+    crate::store::sql::query("UPDATE events SET filtered = ? WHERE id = ?")
         .bind(filtered)
         .bind(id)
         .execute(conn)
@@ -210,7 +210,7 @@ pub async fn set_filtered(
 /// Number of events per status, for the admin overview.
 pub async fn count_by_status(pool: &Pool) -> anyhow::Result<Vec<(String, i64)>> {
     let rows =
-        sqlx::query("SELECT status, COUNT(*) AS n FROM events GROUP BY status ORDER BY status")
+        crate::store::sql::query("SELECT status, COUNT(*) AS n FROM events GROUP BY status ORDER BY status")
             .fetch_all(pool)
             .await?;
     Ok(rows

@@ -7,7 +7,6 @@ use base64::Engine as _;
 use rand::RngCore as _;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
-use sqlx::Row as _;
 
 use super::Pool;
 use crate::ids::now_ms;
@@ -93,7 +92,7 @@ fn check_name(name: &str) -> anyhow::Result<()> {
 pub async fn create(pool: &Pool, name: &str, scope: Scope) -> anyhow::Result<String> {
     check_name(name)?;
     let key = format!("{KEY_PREFIX}{}", random_token());
-    let inserted = sqlx::query(
+    let inserted = crate::store::sql::query(
         "INSERT INTO admin_keys (name, scope, key_hash, created_at) VALUES (?, ?, ?, ?)
          ON CONFLICT DO NOTHING",
     )
@@ -110,14 +109,14 @@ pub async fn create(pool: &Pool, name: &str, scope: Scope) -> anyhow::Result<Str
     Ok(key)
 }
 
-fn scope_of(row: &sqlx::sqlite::SqliteRow) -> Scope {
+fn scope_of(row: &crate::store::sql::Row) -> Scope {
     // The table's CHECK allows nothing else; anything unknown is the lesser scope.
     Scope::parse(row.get("scope")).unwrap_or(Scope::Read)
 }
 
 /// Every key, active first, then by name.
 pub async fn list(pool: &Pool) -> anyhow::Result<Vec<KeyInfo>> {
-    let rows = sqlx::query(
+    let rows = crate::store::sql::query(
         "SELECT name, scope, created_at, last_used_at, revoked_at FROM admin_keys
          ORDER BY revoked_at IS NOT NULL, name, created_at",
     )
@@ -137,23 +136,23 @@ pub async fn list(pool: &Pool) -> anyhow::Result<Vec<KeyInfo>> {
 
 /// Revokes the active key `name`, and ends its sessions. False when there is none.
 pub async fn revoke(pool: &Pool, name: &str) -> anyhow::Result<bool> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = pool.begin().await?;
     let hash: Option<String> =
-        sqlx::query_scalar("SELECT key_hash FROM admin_keys WHERE name = ? AND revoked_at IS NULL")
+        crate::store::sql::query_scalar("SELECT key_hash FROM admin_keys WHERE name = ? AND revoked_at IS NULL")
             .bind(name)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut tx)
             .await?;
     let Some(hash) = hash else {
         return Ok(false);
     };
-    sqlx::query("UPDATE admin_keys SET revoked_at = ? WHERE key_hash = ?")
+    crate::store::sql::query("UPDATE admin_keys SET revoked_at = ? WHERE key_hash = ?")
         .bind(now_ms())
         .bind(&hash)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
-    sqlx::query("DELETE FROM admin_sessions WHERE key_hash = ?")
+    crate::store::sql::query("DELETE FROM admin_sessions WHERE key_hash = ?")
         .bind(&hash)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
     tx.commit().await?;
     Ok(true)
@@ -163,7 +162,7 @@ pub async fn revoke(pool: &Pool, name: &str) -> anyhow::Result<bool> {
 /// one (revoking the last key does not reopen the keyless loopback mode).
 pub async fn any_created(pool: &Pool) -> anyhow::Result<bool> {
     Ok(
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM admin_keys)")
+        crate::store::sql::query_scalar("SELECT EXISTS (SELECT 1 FROM admin_keys)")
             .fetch_one(pool)
             .await?,
     )
@@ -171,7 +170,7 @@ pub async fn any_created(pool: &Pool) -> anyhow::Result<bool> {
 
 /// The active key whose hash is `key_hash`.
 pub async fn active_by_hash(pool: &Pool, key_hash: &str) -> anyhow::Result<Option<ActiveKey>> {
-    let row = sqlx::query(
+    let row = crate::store::sql::query(
         "SELECT id, name, scope, last_used_at FROM admin_keys WHERE key_hash = ? AND revoked_at IS NULL",
     )
     .bind(key_hash)
@@ -191,7 +190,7 @@ pub async fn touch(pool: &Pool, key: &ActiveKey) -> anyhow::Result<()> {
     if key.last_used_at.is_some_and(|t| now - t < TOUCH_EVERY_MS) {
         return Ok(());
     }
-    sqlx::query("UPDATE admin_keys SET last_used_at = ? WHERE id = ?")
+    crate::store::sql::query("UPDATE admin_keys SET last_used_at = ? WHERE id = ?")
         .bind(now)
         .bind(key.id)
         .execute(pool)
@@ -209,7 +208,7 @@ pub struct NewSession {
 /// Opens a session for the key whose hash is `key_hash`, valid `ttl_ms`.
 pub async fn open_session(pool: &Pool, key_hash: &str, ttl_ms: i64) -> anyhow::Result<NewSession> {
     let now = now_ms();
-    sqlx::query("DELETE FROM admin_sessions WHERE expires_at <= ?")
+    crate::store::sql::query("DELETE FROM admin_sessions WHERE expires_at <= ?")
         .bind(now)
         .execute(pool)
         .await?;
@@ -217,7 +216,7 @@ pub async fn open_session(pool: &Pool, key_hash: &str, ttl_ms: i64) -> anyhow::R
         token: random_token(),
         csrf_token: random_token(),
     };
-    sqlx::query(
+    crate::store::sql::query(
         "INSERT INTO admin_sessions (token_hash, key_hash, csrf_token, created_at, expires_at)
          VALUES (?, ?, ?, ?, ?)",
     )
@@ -239,7 +238,7 @@ pub struct Session {
 
 /// The unexpired session whose cookie value is `token`.
 pub async fn session(pool: &Pool, token: &str) -> anyhow::Result<Option<Session>> {
-    let row = sqlx::query(
+    let row = crate::store::sql::query(
         "SELECT key_hash, csrf_token FROM admin_sessions WHERE token_hash = ? AND expires_at > ?",
     )
     .bind(hash_token(token))
@@ -254,7 +253,7 @@ pub async fn session(pool: &Pool, token: &str) -> anyhow::Result<Option<Session>
 
 /// Ends the session whose cookie value is `token`.
 pub async fn close_session(pool: &Pool, token: &str) -> anyhow::Result<()> {
-    sqlx::query("DELETE FROM admin_sessions WHERE token_hash = ?")
+    crate::store::sql::query("DELETE FROM admin_sessions WHERE token_hash = ?")
         .bind(hash_token(token))
         .execute(pool)
         .await?;

@@ -12,7 +12,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sqlx::Row as _;
 use tokio_util::sync::CancellationToken;
 
 use super::Pool;
@@ -127,7 +126,7 @@ async fn checkpointer(pool: Pool, limits: Limits, stop: CancellationToken) {
 /// Runs one checkpoint; true when it could not complete (a reader or writer
 /// was busy), in which case the next round tries again.
 async fn checkpoint(pool: &Pool, mode: &str) -> sqlx::Result<bool> {
-    let row = sqlx::query(&format!("PRAGMA wal_checkpoint({mode})"))
+    let row = crate::store::sql::query(&format!("PRAGMA wal_checkpoint({mode})"))
         .fetch_one(pool)
         .await?;
     Ok(row.get::<i64, _>(0) != 0)
@@ -178,19 +177,19 @@ pub async fn prune(
     // The same ordered subquery twice in one transaction names the same jobs.
     const OLD_JOBS: &str = "SELECT id FROM jobs WHERE state IN ('succeeded', 'coalesced', 'skipped', 'cancelled') AND finished_at < ?1 ORDER BY finished_at, id LIMIT ?2";
     loop {
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-        let attempts = sqlx::query(&format!(
+        let mut tx = pool.begin().await?;
+        let attempts = crate::store::sql::query(&format!(
             "DELETE FROM attempts WHERE job_id IN ({OLD_JOBS})"
         ))
         .bind(cutoff_ms)
         .bind(batch)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?
         .rows_affected();
-        let jobs = sqlx::query(&format!("DELETE FROM jobs WHERE id IN ({OLD_JOBS})"))
+        let jobs = crate::store::sql::query(&format!("DELETE FROM jobs WHERE id IN ({OLD_JOBS})"))
             .bind(cutoff_ms)
             .bind(batch)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?
             .rows_affected();
         tx.commit().await?;
@@ -202,7 +201,7 @@ pub async fn prune(
         tokio::task::yield_now().await;
     }
     loop {
-        let events = sqlx::query(
+        let events = crate::store::sql::query(
             "DELETE FROM events WHERE id IN (
                  SELECT e.id FROM events e
                  WHERE e.status IN ('processed', 'ignored') AND e.received_at < ?1 AND e.updated_at < ?1

@@ -1,7 +1,6 @@
 //! `plugins`: the last manifest seen per plugin, so that events are still routed
 //! (and wait) while a plugin is briefly absent.
 
-use sqlx::Row as _;
 
 use super::Pool;
 use crate::ids::now_ms;
@@ -13,7 +12,7 @@ pub async fn remember(
     hash: &str,
     manifest: &serde_json::Value,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    crate::store::sql::query(
         "INSERT INTO plugins (name, version, hash, manifest, updated_at) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (name) DO UPDATE SET version = excluded.version, hash = excluded.hash, manifest = excluded.manifest, updated_at = excluded.updated_at
          WHERE plugins.hash <> excluded.hash",
@@ -30,7 +29,7 @@ pub async fn remember(
 
 /// `(name, manifest)` of every plugin ever loaded.
 pub async fn known(pool: &Pool) -> anyhow::Result<Vec<(String, serde_json::Value)>> {
-    let rows = sqlx::query("SELECT name, manifest FROM plugins ORDER BY name")
+    let rows = crate::store::sql::query("SELECT name, manifest FROM plugins ORDER BY name")
         .fetch_all(pool)
         .await?;
     Ok(rows

@@ -1,7 +1,6 @@
 //! `replicas`: the processes serving this database and their heartbeats (see
 //! [`crate::replicas`]).
 
-use sqlx::Row as _;
 
 use super::Pool;
 
@@ -33,7 +32,7 @@ pub struct Replica {
 
 /// Writes this replica's heartbeat (a restarted row comes back up).
 pub async fn beat(pool: &Pool, r: &Replica) -> sqlx::Result<()> {
-    sqlx::query(
+    crate::store::sql::query(
         "INSERT INTO replicas (id, host, pid, version, listen, plugins, started_at, last_seen_at, timeout_ms, stopped_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL)
          ON CONFLICT (id) DO UPDATE SET listen = excluded.listen, plugins = excluded.plugins,
@@ -57,7 +56,7 @@ pub async fn beat(pool: &Pool, r: &Replica) -> sqlx::Result<()> {
 /// False when it was already stopped or unknown.
 pub async fn stop(pool: &Pool, id: &str, at: i64) -> sqlx::Result<bool> {
     let done =
-        sqlx::query("UPDATE replicas SET stopped_at = ?2 WHERE id = ?1 AND stopped_at IS NULL")
+        crate::store::sql::query("UPDATE replicas SET stopped_at = ?2 WHERE id = ?1 AND stopped_at IS NULL")
             .bind(id)
             .bind(at)
             .execute(pool)
@@ -67,7 +66,7 @@ pub async fn stop(pool: &Pool, id: &str, at: i64) -> sqlx::Result<bool> {
 
 /// Every replica, the most recently seen first.
 pub async fn list(pool: &Pool) -> sqlx::Result<Vec<Replica>> {
-    let rows = sqlx::query(
+    let rows = crate::store::sql::query(
         "SELECT id, host, pid, version, listen, plugins, started_at, last_seen_at, timeout_ms, stopped_at
            FROM replicas ORDER BY last_seen_at DESC, id",
     )
@@ -92,7 +91,7 @@ pub async fn list(pool: &Pool) -> sqlx::Result<Vec<Replica>> {
 
 /// Forgets replicas stopped (or last seen) before `before`.
 pub async fn prune(pool: &Pool, before: i64) -> sqlx::Result<u64> {
-    let done = sqlx::query("DELETE FROM replicas WHERE COALESCE(stopped_at, last_seen_at) < ?1")
+    let done = crate::store::sql::query("DELETE FROM replicas WHERE COALESCE(stopped_at, last_seen_at) < ?1")
         .bind(before)
         .execute(pool)
         .await?;

@@ -10,7 +10,6 @@
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
-use sqlx::Row as _;
 
 use super::{AlreadyExists, Owner, Pool, Write};
 use crate::config::{Scheme, SourceDecl};
@@ -131,7 +130,7 @@ fn seal_secrets(sealer: &Sealer, secrets: &[StoredSecret]) -> anyhow::Result<Str
 }
 
 pub async fn list(pool: &Pool, sealer: &Sealer) -> anyhow::Result<Vec<Source>> {
-    let rows = sqlx::query(
+    let rows = crate::store::sql::query(
         "SELECT id, code, api_url, secrets, scheme, rate_per_second, rate_burst, api_username, api_password, enabled, updated_at,
                 owner, file_enabled
          FROM sources WHERE deleted_at IS NULL ORDER BY code",
@@ -247,7 +246,7 @@ pub async fn upsert(
             && s.owner == owner
             && s.file_enabled == file_enabled;
         if !same {
-            sqlx::query(
+            crate::store::sql::query(
                 "UPDATE sources SET api_url = ?, secrets = ?, scheme = ?, rate_per_second = ?, rate_burst = ?, api_username = ?, api_password = ?,
                      enabled = ?, owner = ?, file_enabled = ?, updated_at = ? WHERE id = ?",
             )
@@ -269,9 +268,9 @@ pub async fn upsert(
         return Ok(s.id);
     }
     let secrets = merge_secrets(decl, &[], now);
-    let id = sqlx::query(
+    let id = crate::store::sql::query(
         "INSERT INTO sources (code, api_url, secrets, scheme, rate_per_second, rate_burst, api_username, api_password, enabled, owner, file_enabled, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(&decl.code)
     .bind(&decl.api_url)
@@ -286,7 +285,7 @@ pub async fn upsert(
     .bind(file_enabled)
     .bind(now)
     .bind(now)
-    .execute(pool)
+    .fetch_one(pool)
     .await
     .map_err(|e| match e.as_database_error() {
         // Created by someone else since the look-up.
@@ -295,7 +294,7 @@ pub async fn upsert(
         }
         _ => e.into(),
     })?
-    .last_insert_rowid();
+    .get("id");
     Ok(id)
 }
 
@@ -349,7 +348,7 @@ pub async fn rotate_secret(
         retired_at: None,
         origin: SecretOrigin::Rotation,
     });
-    sqlx::query("UPDATE sources SET secrets = ?, updated_at = ? WHERE id = ?")
+    crate::store::sql::query("UPDATE sources SET secrets = ?, updated_at = ? WHERE id = ?")
         .bind(seal_secrets(sealer, &secrets)?)
         .bind(now.max(source.updated_at + 1))
         .bind(source.id)
@@ -379,7 +378,7 @@ pub fn generate_secret(scheme: Scheme) -> String {
 
 /// Enables or disables a source; false when no such source exists.
 pub async fn set_enabled(pool: &Pool, code: &str, enabled: bool) -> anyhow::Result<bool> {
-    let done = sqlx::query(
+    let done = crate::store::sql::query(
         "UPDATE sources SET enabled = ?, updated_at = ? WHERE code = ? AND deleted_at IS NULL",
     )
     .bind(enabled)
@@ -394,7 +393,7 @@ pub async fn set_enabled(pool: &Pool, code: &str, enabled: bool) -> anyhow::Resu
 /// row, renamed so that the code is free again). The caller checks that no
 /// connection uses it.
 pub async fn delete(pool: &Pool, id: SourceId) -> anyhow::Result<()> {
-    sqlx::query(
+    crate::store::sql::query(
         "UPDATE sources SET deleted_at = ?1, enabled = 0, code = code || '~deleted~' || id,
              updated_at = MAX(?1, updated_at + 1) WHERE id = ?2",
     )

@@ -1,12 +1,11 @@
 //! `connection_state`: the key-value store behind the WIT `state` interface.
 
-use sqlx::Row as _;
 
 use super::Pool;
 use crate::ids::{now_ms, ConnectionId};
 
 pub async fn get(pool: &Pool, connection: ConnectionId, key: &str) -> sqlx::Result<Option<String>> {
-    let row = sqlx::query("SELECT value FROM connection_state WHERE connection_id = ? AND key = ?")
+    let row = crate::store::sql::query("SELECT value FROM connection_state WHERE connection_id = ? AND key = ?")
         .bind(connection)
         .bind(key)
         .fetch_optional(pool)
@@ -20,7 +19,7 @@ pub async fn set(
     key: &str,
     value: &str,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    crate::store::sql::query(
         "INSERT INTO connection_state (connection_id, key, value, updated_at) VALUES (?, ?, ?, ?)
          ON CONFLICT (connection_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
     )
@@ -34,7 +33,7 @@ pub async fn set(
 }
 
 pub async fn delete(pool: &Pool, connection: ConnectionId, key: &str) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM connection_state WHERE connection_id = ? AND key = ?")
+    crate::store::sql::query("DELETE FROM connection_state WHERE connection_id = ? AND key = ?")
         .bind(connection)
         .bind(key)
         .execute(pool)
@@ -48,7 +47,7 @@ pub async fn keys(
     connection: ConnectionId,
     prefix: &str,
 ) -> sqlx::Result<Vec<String>> {
-    let rows = sqlx::query(
+    let rows = crate::store::sql::query(
         "SELECT key FROM connection_state WHERE connection_id = ? AND key >= ? AND substr(key, 1, length(?)) = ? ORDER BY key",
     )
     .bind(connection)
@@ -63,7 +62,7 @@ pub async fn keys(
 /// Every entry of a connection, for the admin API.
 pub async fn all(pool: &Pool, connection: ConnectionId) -> anyhow::Result<Vec<(String, String)>> {
     let rows =
-        sqlx::query("SELECT key, value FROM connection_state WHERE connection_id = ? ORDER BY key")
+        crate::store::sql::query("SELECT key, value FROM connection_state WHERE connection_id = ? ORDER BY key")
             .bind(connection)
             .fetch_all(pool)
             .await?;
@@ -75,7 +74,7 @@ pub async fn all(pool: &Pool, connection: ConnectionId) -> anyhow::Result<Vec<(S
 
 /// A connection's state usage: entries, and bytes of keys and values.
 pub async fn usage(pool: &Pool, connection: ConnectionId) -> sqlx::Result<(u64, u64)> {
-    let row = sqlx::query(
+    let row = crate::store::sql::query(
         "SELECT count(*) AS n, coalesce(sum(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))), 0) AS bytes
          FROM connection_state WHERE connection_id = ?",
     )
@@ -94,7 +93,7 @@ pub async fn entry_bytes(
     connection: ConnectionId,
     key: &str,
 ) -> sqlx::Result<Option<u64>> {
-    let row = sqlx::query(
+    let row = crate::store::sql::query(
         "SELECT length(CAST(key AS BLOB)) + length(CAST(value AS BLOB)) AS bytes
          FROM connection_state WHERE connection_id = ? AND key = ?",
     )

@@ -100,7 +100,7 @@ async fn pending_tasks(pool: &Pool, job: &NewJob) -> sqlx::Result<Option<u64>> {
         return Ok(None);
     };
     if let Some(key) = &job.dedup_key {
-        let replaces: Option<i64> = sqlx::query_scalar(
+        let replaces: Option<i64> = crate::store::sql::query_scalar(
             "SELECT 1 FROM jobs WHERE connection_id = ? AND task_name = ? AND dedup_key = ?
              AND state IN ('queued', 'waiting', 'paused')",
         )
@@ -113,7 +113,7 @@ async fn pending_tasks(pool: &Pool, job: &NewJob) -> sqlx::Result<Option<u64>> {
             return Ok(None);
         }
     }
-    let n: i64 = sqlx::query_scalar(
+    let n: i64 = crate::store::sql::query_scalar(
         "SELECT count(*) FROM jobs WHERE connection_id = ? AND kind = 'task'
          AND state IN ('queued', 'waiting', 'paused')",
     )
