@@ -15,6 +15,7 @@ pub mod limits;
 pub mod signature;
 pub mod standard_webhooks;
 pub mod writer;
+mod writer_postgres;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,6 +5,7 @@
 //! modules so another database can take SQLite's place.
 
 pub mod db;
+pub mod db_postgres;
 pub mod decide;
 pub mod jobs;
 pub mod lease;

@@ -110,6 +110,61 @@ pub fn claim(
     Ok(None)
 }
 
+/// [`claim`] on the pool's engine (the PostgreSQL writer's path).
+pub async fn claim_in(
+    tx: &mut crate::store::sql::Tx,
+    source_id: i64,
+    event_id: &str,
+    now: i64,
+    claim: &Claim,
+) -> sqlx::Result<Option<Original>> {
+    use crate::store::sql::query;
+    for (n, key) in claim.keys.iter().enumerate() {
+        let claimed = query(CLAIM)
+            .bind(source_id)
+            .bind(key)
+            .bind(event_id)
+            .bind(now)
+            .bind(claim.expired_before)
+            .execute(&mut *tx)
+            .await?;
+        if claimed.rows_affected() == 1 {
+            continue;
+        }
+        for earlier in &claim.keys[..n] {
+            query(RELEASE)
+                .bind(source_id)
+                .bind(earlier)
+                .bind(event_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let original = query(ORIGINAL)
+            .bind(source_id)
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+        return original
+            .map(|row| {
+                Ok(Original {
+                    event_id: row.try_get(0usize)?,
+                    status: row.try_get(1usize)?,
+                })
+            })
+            .transpose();
+    }
+    Ok(None)
+}
+
+/// Forgets claims older than `expired_before` on the pool's engine.
+pub async fn prune_in(pool: &crate::store::Pool, expired_before: i64) -> sqlx::Result<u64> {
+    crate::store::sql::query("DELETE FROM intake_dedup WHERE seen_at < ?1")
+        .bind(expired_before)
+        .execute(pool)
+        .await
+        .map(|d| d.rows_affected())
+}
+
 /// Forgets claims older than `expired_before`; returns how many.
 pub fn prune(conn: &rusqlite::Connection, expired_before: i64) -> rusqlite::Result<usize> {
     conn.prepare_cached("DELETE FROM intake_dedup WHERE seen_at < ?1")?

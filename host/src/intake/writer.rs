@@ -34,7 +34,7 @@ use crate::store::maintenance;
 const CHANNEL_CAPACITY: usize = 4096;
 
 /// How often the writer forgets expired dedup claims.
-const PRUNE_EVERY: Duration = Duration::from_secs(60);
+pub(super) const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// An event and the jobs it creates, stored together or not at all, unless
 /// its dedup keys show it repeats an earlier event.
@@ -53,7 +53,7 @@ pub enum Stored {
     Duplicate(Original),
 }
 
-type Outcome = Result<Stored, String>;
+pub(super) type Outcome = Result<Stored, String>;
 type Reply = oneshot::Sender<Outcome>;
 
 /// Where intake sends what it accepted.
@@ -88,6 +88,9 @@ impl EventSink {
 pub struct EventWriter {
     tx: mpsc::Sender<(Write, Reply)>,
 }
+
+/// What the writer receives: a write and where to answer.
+pub(super) type Request = (Write, Reply);
 
 /// How the flush thread makes the WAL durable: [`sync`], or a fault a test
 /// injects (a failing disk).
@@ -132,6 +135,14 @@ impl EventWriter {
             .spawn(move || flush(&wal, &to_flush, &wake, sync))
             .context("cannot start the intake flush thread")?;
         Ok(Self { tx })
+    }
+
+    /// The writer on PostgreSQL: a task committing each batch in one
+    /// transaction through `pool` (see [`super::writer_postgres`]).
+    pub fn start_postgres(pool: crate::store::Pool, max_batch: usize, wake: Arc<Notify>) -> Self {
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        tokio::spawn(super::writer_postgres::run(pool, rx, max_batch.max(1), wake));
+        Self { tx }
     }
 
     pub async fn write(&self, write: Write) -> Outcome {

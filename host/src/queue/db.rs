@@ -33,7 +33,7 @@ use crate::store::{attempts, attempts::Attempt, events, maintenance};
 /// more than two per worker).
 const CHANNEL_CAPACITY: usize = 1024;
 /// Most requests served by one transaction.
-const MAX_BATCH: usize = 256;
+pub(super) const MAX_BATCH: usize = 256;
 
 /// The event a claimed job delivers, read in the claim's transaction so the
 /// worker needs no query of its own.
@@ -49,25 +49,25 @@ pub struct EventToDeliver {
     pub received_at: i64,
 }
 
-struct ClaimRequest {
-    owner: String,
-    lease_ms: i64,
+pub(super) struct ClaimRequest {
+    pub(super) owner: String,
+    pub(super) lease_ms: i64,
     /// Connections whose plugin declares `coalesce`.
-    coalescing: Vec<ConnectionId>,
-    reply: oneshot::Sender<Result<Option<Claimed>, String>>,
+    pub(super) coalescing: Vec<ConnectionId>,
+    pub(super) reply: oneshot::Sender<Result<Option<Claimed>, String>>,
 }
 
-struct FinishRequest {
-    id: JobId,
-    owner: String,
+pub(super) struct FinishRequest {
+    pub(super) id: JobId,
+    pub(super) owner: String,
     /// The job's own event, whose status follows the outcome.
-    event_id: Option<String>,
-    finish: Finish,
-    attempt: Attempt,
-    reply: oneshot::Sender<Result<bool, String>>,
+    pub(super) event_id: Option<String>,
+    pub(super) finish: Finish,
+    pub(super) attempt: Attempt,
+    pub(super) reply: oneshot::Sender<Result<bool, String>>,
 }
 
-enum Request {
+pub(super) enum Request {
     Claim(ClaimRequest),
     // Boxed: an outcome carries its attempt and error text.
     Finish(Box<FinishRequest>),
@@ -102,6 +102,14 @@ impl QueueDb {
             })
             .context("cannot start the queue thread")?;
         Ok(Self { tx })
+    }
+
+    /// The same queue on PostgreSQL: a task serving the requests through
+    /// `pool` (see [`super::db_postgres`]).
+    pub fn start_postgres(pool: crate::store::Pool, flow: Arc<FlowControl>) -> Self {
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        tokio::spawn(super::db_postgres::run(pool, rx, flow));
+        Self { tx }
     }
 
     /// Takes the oldest due job that may run now, if any, for `lease_ms`
@@ -284,41 +292,70 @@ fn answer_finishes(batch: Vec<FinishRequest>, done: Vec<bool>) {
     }
 }
 
-const FINISH: &str = "UPDATE jobs SET state = ?1, run_at = COALESCE(?2, run_at), last_error = ?3, summary = COALESCE(?4, summary),
+pub(super) const FINISH: &str = "UPDATE jobs SET state = ?1, run_at = COALESCE(?2, run_at), last_error = ?3, summary = COALESCE(?4, summary),
      lease_owner = NULL, lease_until = NULL, updated_at = ?5, finished_at = ?6,
      attempts = attempts - ?7, throttles = throttles + ?7, time_kills = time_kills + ?8
  WHERE id = ?9 AND lease_owner = ?10 AND state = 'running'";
 
-/// One outcome; false (and nothing written) when the lease is not ours.
-fn write_finish(tx: &Transaction, r: &FinishRequest) -> rusqlite::Result<bool> {
-    let now = now_ms();
-    let (state, run_at, error, summary, finished) = match &r.finish {
-        Finish::Succeeded { summary } => {
-            (JobState::Succeeded, None, None, Some(summary), Some(now))
-        }
-        Finish::Retry { error, run_at, .. } => {
-            (JobState::Queued, Some(*run_at), Some(error), None, None)
-        }
-        Finish::Failed { error } => (JobState::Failed, None, Some(error), None, Some(now)),
-        Finish::Dead { error } => (JobState::Dead, None, Some(error), None, Some(now)),
-    };
-    let (throttled, time_kill) = match &r.finish {
-        Finish::Retry {
+/// The columns [`FINISH`] writes for an outcome, in its parameter order.
+pub(super) struct FinishColumns<'a> {
+    pub state: JobState,
+    pub run_at: Option<i64>,
+    pub error: Option<&'a String>,
+    pub summary: Option<&'a String>,
+    pub now: i64,
+    pub finished: Option<i64>,
+    pub throttled: i64,
+    pub time_kill: i64,
+}
+
+impl<'a> FinishColumns<'a> {
+    pub(super) fn of(finish: &'a Finish) -> Self {
+        let now = now_ms();
+        let (state, run_at, error, summary, finished) = match finish {
+            Finish::Succeeded { summary } => {
+                (JobState::Succeeded, None, None, Some(summary), Some(now))
+            }
+            Finish::Retry { error, run_at, .. } => {
+                (JobState::Queued, Some(*run_at), Some(error), None, None)
+            }
+            Finish::Failed { error } => (JobState::Failed, None, Some(error), None, Some(now)),
+            Finish::Dead { error } => (JobState::Dead, None, Some(error), None, Some(now)),
+        };
+        let (throttled, time_kill) = match finish {
+            Finish::Retry {
+                throttled,
+                time_kill,
+                ..
+            } => (*throttled as i64, *time_kill as i64),
+            _ => (0, 0),
+        };
+        Self {
+            state,
+            run_at,
+            error,
+            summary,
+            now,
+            finished,
             throttled,
             time_kill,
-            ..
-        } => (*throttled as i64, *time_kill as i64),
-        _ => (0, 0),
-    };
+        }
+    }
+}
+
+/// One outcome; false (and nothing written) when the lease is not ours.
+fn write_finish(tx: &Transaction, r: &FinishRequest) -> rusqlite::Result<bool> {
+    let c = FinishColumns::of(&r.finish);
+    let now = c.now;
     let updated = tx.prepare_cached(FINISH)?.execute(params![
-        state.as_str(),
-        run_at,
-        error,
-        summary,
+        c.state.as_str(),
+        c.run_at,
+        c.error,
+        c.summary,
         now,
-        finished,
-        throttled,
-        time_kill,
+        c.finished,
+        c.throttled,
+        c.time_kill,
         r.id.as_str(),
         r.owner,
     ])?;

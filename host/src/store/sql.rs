@@ -659,12 +659,14 @@ fn pg_bind(
     q
 }
 
-/// `?` placeholders numbered `$1, $2, …` for PostgreSQL, outside quotes.
+/// `?` and `?N` placeholders as PostgreSQL's `$N`, outside quotes. A bare `?`
+/// takes the number after the largest so far, as in SQLite.
 fn numbered(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 8);
-    let mut n = 0;
+    let mut largest = 0u32;
     let mut quote: Option<char> = None;
-    for c in sql.chars() {
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
         match (quote, c) {
             (None, '\'' | '"') => {
                 quote = Some(c);
@@ -675,7 +677,12 @@ fn numbered(sql: &str) -> String {
                 out.push(c);
             }
             (None, '?') => {
-                n += 1;
+                let mut digits = String::new();
+                while let Some(d) = chars.next_if(char::is_ascii_digit) {
+                    digits.push(d);
+                }
+                let n = digits.parse().unwrap_or(largest + 1);
+                largest = largest.max(n);
                 out.push('$');
                 out.push_str(&n.to_string());
             }
@@ -842,6 +849,10 @@ mod tests {
             "SELECT '?', \"a?\" FROM t WHERE a = $1 AND b IN ($2, $3)"
         );
         assert_eq!(numbered("SELECT 'it''s ?' WHERE x = ?"), "SELECT 'it''s ?' WHERE x = $1");
+        assert_eq!(
+            numbered("UPDATE t SET a = ?2, b = ?10 WHERE id = ?1 AND c = ?"),
+            "UPDATE t SET a = $2, b = $10 WHERE id = $1 AND c = $11"
+        );
     }
 
     #[tokio::test]
