@@ -666,15 +666,9 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
-        if crate::store::postgres::is_postgres_url(&self.database_url) {
-            bail!(
-                "database_url: the service does not run on PostgreSQL yet, only on SQLite \
-                 (sqlite://path/to/file.db); `recoco-sync migrate-data --to` is what writes to \
-                 PostgreSQL so far"
-            );
-        }
-        if !self.database_url.starts_with("sqlite:") {
-            bail!("database_url must start with sqlite: (got a different scheme)");
+        let postgres = crate::store::postgres::is_postgres_url(&self.database_url);
+        if !postgres && !self.database_url.starts_with("sqlite:") {
+            bail!("database_url must start with sqlite: or postgres: (got a different scheme)");
         }
         if self.queue.replica_timeout < Duration::from_secs(3) {
             bail!(
@@ -682,7 +676,7 @@ impl Config {
                 self.queue.replica_timeout
             );
         }
-        if self.sqlite_path().is_none() {
+        if !postgres && self.sqlite_path().is_none() {
             bail!("database_url must name a SQLite file (sqlite://path/to/file.db), not an in-memory database");
         }
         validate_log(&self.log)?;

@@ -199,6 +199,13 @@ impl Service {
 
     /// The durable event sink (the group-commit writer thread).
     pub fn event_writer(&self) -> anyhow::Result<EventSink> {
+        if let store::Pool::Postgres(_) = &self.pool {
+            return Ok(EventSink::Store(EventWriter::start_postgres(
+                self.pool.clone(),
+                self.config.intake.max_batch,
+                self.wake.clone(),
+            )));
+        }
         let database = self
             .config
             .sqlite_path()
@@ -221,15 +228,22 @@ impl Service {
         &self,
         listen: Option<SocketAddr>,
     ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
-        let database = self
-            .config
-            .sqlite_path()
-            .context("the queue needs a SQLite file")?;
-        let db = queue::db::QueueDb::start(
-            &database,
-            self.config.storage.wal_max_bytes,
-            self.flow.clone(),
-        )?;
+        let db = match &self.pool {
+            store::Pool::Postgres(_) => {
+                queue::db::QueueDb::start_postgres(self.pool.clone(), self.flow.clone())
+            }
+            store::Pool::Sqlite(_) => {
+                let database = self
+                    .config
+                    .sqlite_path()
+                    .context("the queue needs a SQLite file")?;
+                queue::db::QueueDb::start(
+                    &database,
+                    self.config.storage.wal_max_bytes,
+                    self.flow.clone(),
+                )?
+            }
+        };
         let workers = Arc::new(queue::worker::Workers {
             pool: self.pool.clone(),
             catalog: self.catalog.clone(),

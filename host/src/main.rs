@@ -382,7 +382,7 @@ fn config_check(file: &std::path::Path, overrides: &Overrides) -> anyhow::Result
         "{} is valid: listen {}, database {}, {} source(s), {} connection(s)",
         file.display(),
         config.listen,
-        config.database_url,
+        store::postgres::redacted_database_url(&config.database_url),
         config.sources.len(),
         config.connections.len()
     );
@@ -492,7 +492,10 @@ async fn operate(
     let result = match command {
         Command::Migrate { .. } => {
             db.catalog.apply_config(&config).await?;
-            println!("database {} is up to date", config.database_url);
+            println!(
+                "database {} is up to date",
+                store::postgres::redacted_database_url(&config.database_url)
+            );
             Ok(())
         }
         command @ (Command::Events(_)

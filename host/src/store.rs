@@ -1,5 +1,6 @@
 //! Persistence: the SQLite pool (WAL, full sync, so an answered webhook survives a
-//! crash), the embedded migrations, and one module per table. Knows nothing of
+//! crash) or a PostgreSQL one, behind one seam ([`sql`]), the embedded
+//! migrations of both, and one module per table. Knows nothing of
 //! HTTP or Wasm. The queue's table is in [`crate::queue`].
 
 pub mod attempts;
@@ -93,7 +94,11 @@ pub async fn open(url: &str) -> anyhow::Result<Pool> {
 }
 
 /// [`open`], with the WAL size limit of the service (see [`maintenance`]).
+/// A `postgres://` URL opens PostgreSQL instead (see [`postgres`]).
 pub async fn open_with(url: &str, wal_max_bytes: u64) -> anyhow::Result<Pool> {
+    if postgres::is_postgres_url(url) {
+        return Ok(Pool::Postgres(postgres::open(url).await?));
+    }
     let options = SqliteConnectOptions::from_str(url)
         .with_context(|| format!("invalid database_url {url:?}"))?
         .create_if_missing(true)

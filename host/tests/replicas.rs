@@ -6,6 +6,7 @@
 //! accepted event with each project's versions in order.
 
 mod cli_support;
+mod pg_support;
 
 use std::io::{BufRead as _, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
@@ -13,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cli_support::*;
+use pg_support::PgCluster;
 
 /// A webhook target that never answers its first request (the job stays
 /// running) and answers 200 to every later one. Returns its address and the
@@ -265,13 +267,32 @@ fn a_replica_timeout_under_three_seconds_is_refused() {
 
 #[test]
 fn three_replicas_one_killed_midway_deliver_every_accepted_event_in_order() {
+    three_replicas_one_killed_midway(None);
+}
+
+#[test]
+fn three_replicas_on_postgresql_one_killed_midway_deliver_every_accepted_event_in_order() {
+    let Some(pg) = PgCluster::start("three_replicas_on_postgresql") else {
+        return;
+    };
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(pg.create_database("replicas"));
+    three_replicas_one_killed_midway(Some(&pg.url("replicas")));
+}
+
+/// On SQLite (one file in the temp dir) or the PostgreSQL database `database_url`.
+fn three_replicas_one_killed_midway(database_url: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let cwd = dir.path();
     let (target, received) =
         fake_server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
     write_config(cwd, &target);
     let env = ENV;
-    let settings = SETTINGS;
+    let mut settings = SETTINGS.to_vec();
+    if let Some(url) = database_url {
+        settings.extend(["--database-url", url]);
+    }
     let mut replicas: Vec<Served> = (0..3)
         .map(|_| Served::start(cwd, &env, &settings))
         .collect();

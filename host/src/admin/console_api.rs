@@ -195,14 +195,14 @@ pub async fn dashboard(State(s): State<AdminState>) -> Answer<Dashboard> {
     }
     let q = crate::store::sql::query(
         "SELECT
-           COALESCE(SUM(state = 'queued' AND run_at <= ?1), 0) AS depth,
+           COUNT(*) FILTER (WHERE state = 'queued' AND run_at <= ?1) AS depth,
            MIN(CASE WHEN state = 'queued' AND run_at <= ?1 THEN run_at END) AS oldest,
-           COALESCE(SUM(state = 'queued' AND run_at > ?1), 0) AS backoff,
-           COALESCE(SUM(state = 'running'), 0) AS running,
-           COALESCE(SUM(state = 'waiting'), 0) AS waiting,
-           COALESCE(SUM(state = 'paused'), 0) AS paused,
-           COALESCE(SUM(state = 'failed'), 0) AS failed,
-           COALESCE(SUM(state = 'dead'), 0) AS dead
+           COUNT(*) FILTER (WHERE state = 'queued' AND run_at > ?1) AS backoff,
+           COUNT(*) FILTER (WHERE state = 'running') AS running,
+           COUNT(*) FILTER (WHERE state = 'waiting') AS waiting,
+           COUNT(*) FILTER (WHERE state = 'paused') AS paused,
+           COUNT(*) FILTER (WHERE state = 'failed') AS failed,
+           COUNT(*) FILTER (WHERE state = 'dead') AS dead
          FROM jobs WHERE state IN ('queued', 'running', 'waiting', 'paused', 'failed', 'dead')",
     )
     .bind(now)
@@ -220,7 +220,7 @@ pub async fn dashboard(State(s): State<AdminState>) -> Answer<Dashboard> {
     };
     let open_alerts = incidents::list(&s.pool, Some("open"), None, 100).await?;
     let failed_counts = crate::store::sql::query(
-        "SELECT j.connection_id AS id, SUM(j.state = 'failed') AS failed, SUM(j.state = 'dead') AS dead,
+        "SELECT j.connection_id AS id, COUNT(*) FILTER (WHERE j.state = 'failed') AS failed, COUNT(*) FILTER (WHERE j.state = 'dead') AS dead,
            (SELECT last_error FROM jobs k WHERE k.connection_id = j.connection_id AND k.state IN ('failed', 'dead')
             ORDER BY k.updated_at DESC LIMIT 1) AS last_error
          FROM jobs j WHERE j.state IN ('failed', 'dead') GROUP BY j.connection_id",
@@ -363,6 +363,7 @@ const EVENT_STATUSES: &[&str] = &[
 /// The `WHERE` conditions of an event search (after `WHERE 1 = 1`).
 fn push_event_filters(
     q: &mut crate::store::sql::Query,
+    engine: crate::store::Engine,
     f: &EventQuery,
     since: Option<i64>,
     until: Option<i64>,
@@ -394,7 +395,7 @@ fn push_event_filters(
             .push_bind(text.to_string())
             .push(" OR e.error LIKE ")
             .push_bind(pattern.clone())
-            .push(" ESCAPE '\\' OR CAST(e.body AS TEXT) LIKE ")
+            .push(format!(" ESCAPE '\\' OR {} LIKE ", engine.bytes_as_text("e.body")))
             .push_bind(pattern)
             .push(" ESCAPE '\\')");
     }
@@ -429,14 +430,14 @@ pub async fn search_events(
     let mut count = crate::store::sql::Query::new(
         "SELECT COUNT(*) FROM events e JOIN sources s ON s.id = e.source_id WHERE 1 = 1",
     );
-    push_event_filters(&mut count, &f, since, until);
+    push_event_filters(&mut count, s.pool.engine(), &f, since, until);
     let total: i64 = count.build_query_scalar::<i64>().fetch_one(&s.pool).await?;
     let mut page = crate::store::sql::Query::new(
         "SELECT e.id, s.code AS source, e.status, e.topic, e.object_type, e.object_id, e.action, e.error, e.received_at,
            (SELECT COUNT(*) FROM jobs j WHERE j.event_id = e.id) AS jobs
          FROM events e JOIN sources s ON s.id = e.source_id WHERE 1 = 1",
     );
-    push_event_filters(&mut page, &f, since, until);
+    push_event_filters(&mut page, s.pool.engine(), &f, since, until);
     if let Some(before) = f.before.as_deref().filter(|v| !v.is_empty()) {
         page.push(" AND e.id < ").push_bind(before.to_string());
     }

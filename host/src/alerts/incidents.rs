@@ -143,8 +143,9 @@ pub async fn open(pool: &Pool, reason: Reason, t: &Trigger) -> anyhow::Result<Op
         Some(id) => get(pool, id).await,
         None => {
             crate::store::sql::query(
-                "UPDATE alert_incidents SET failures = MAX(failures, ?), last_error = COALESCE(?, last_error), updated_at = ?
-                 WHERE connection_id = ? AND resolved_at IS NULL",
+                "UPDATE alert_incidents SET failures = CASE WHEN failures > ?1 THEN failures ELSE ?1 END,
+                     last_error = COALESCE(?2, last_error), updated_at = ?3
+                 WHERE connection_id = ?4 AND resolved_at IS NULL",
             )
             .bind(t.failures as i64)
             .bind(&error)

@@ -232,15 +232,15 @@ pub async fn reconcile(pool: &Pool) -> sqlx::Result<u64> {
         "UPDATE jobs SET state = 'paused', updated_at = ?1,
              last_error = 'its connection is disabled; enable it to resume'
          WHERE state IN ('queued', 'waiting')
-           AND connection_id IN (SELECT id FROM connections WHERE enabled = 0 OR removed_at IS NOT NULL)",
+           AND connection_id IN (SELECT id FROM connections WHERE NOT enabled OR removed_at IS NOT NULL)",
     )
     .bind(now)
     .execute(&mut tx)
     .await?;
     let resumed = crate::store::sql::query(
-        "UPDATE jobs SET state = 'queued', run_at = MIN(run_at, ?1), last_error = NULL, updated_at = ?1
+        "UPDATE jobs SET state = 'queued', run_at = CASE WHEN run_at < ?1 THEN run_at ELSE ?1 END, last_error = NULL, updated_at = ?1
          WHERE state = 'paused'
-           AND connection_id IN (SELECT id FROM connections WHERE enabled = 1 AND removed_at IS NULL)",
+           AND connection_id IN (SELECT id FROM connections WHERE enabled AND removed_at IS NULL)",
     )
     .bind(now)
     .execute(&mut tx)

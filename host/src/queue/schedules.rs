@@ -131,10 +131,13 @@ pub async fn apply(pool: &Pool, connections: &[ConnectionDecl]) -> anyhow::Resul
             .await?;
             kept.push(format!("{}\u{1f}{text}", s.task));
         }
-        crate::store::sql::query(
+        let engine = tx.engine();
+        crate::store::sql::query(format!(
             "DELETE FROM schedules WHERE connection_id = ?1
-               AND task || char(31) || spec NOT IN (SELECT value FROM json_each(?2))",
-        )
+               AND task || {}(31) || spec NOT IN {}",
+            engine.char_fn(),
+            engine.json_texts("?2")
+        ))
         .bind(id)
         .bind(serde_json::to_string(&kept)?)
         .execute(&mut tx)

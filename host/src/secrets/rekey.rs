@@ -5,13 +5,15 @@
 //! A sealed value is any TEXT cell starting with `sealed:v1:`, in any table, so a
 //! table added later is covered without changing this module.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use rand::RngCore as _;
 
 use super::{write_private, Sealer, SEALED_PREFIX};
-use crate::store::Pool;
+use crate::store::sql::{self, Tx, Value};
+use crate::store::{Engine, Pool};
 
 /// What the check row holds, sealed.
 const CHECK_TEXT: &str = "recoco-sync secret key check v1";
@@ -82,7 +84,7 @@ enum Check {
 /// before the check existed) is checked against every sealed value, then given one.
 async fn check(pool: &Pool, sealer: &Sealer) -> anyhow::Result<Check> {
     let stored: Option<String> =
-        crate::store::sql::query_scalar("SELECT sealed FROM secret_key_check WHERE id = 1")
+        sql::query_scalar("SELECT sealed FROM secret_key_check WHERE id = 1")
             .fetch_optional(pool)
             .await?;
     if let Some(sealed) = stored {
@@ -97,7 +99,7 @@ async fn check(pool: &Pool, sealer: &Sealer) -> anyhow::Result<Check> {
             return Ok(Check::Wrong);
         }
     }
-    crate::store::sql::query("INSERT INTO secret_key_check (id, sealed) VALUES (1, ?) ON CONFLICT DO NOTHING")
+    sql::query("INSERT INTO secret_key_check (id, sealed) VALUES (1, ?) ON CONFLICT DO NOTHING")
         .bind(sealer.seal(CHECK_TEXT))
         .execute(&mut tx)
         .await?;
@@ -108,7 +110,8 @@ async fn check(pool: &Pool, sealer: &Sealer) -> anyhow::Result<Check> {
 struct Cell {
     table: String,
     column: String,
-    rowid: i64,
+    /// The row's address: its rowid on SQLite, its ctid on PostgreSQL.
+    row: Value,
     value: String,
 }
 
@@ -116,39 +119,57 @@ fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
-/// Every sealed TEXT cell of every table. Cells are addressed by rowid, so
-/// `WITHOUT ROWID` tables (intake dedup keys, job ordering keys: indexes the
-/// host keeps, never secrets) are not searched.
-async fn sealed_cells(conn: &mut crate::store::sql::Tx) -> anyhow::Result<Vec<Cell>> {
-    let tables: Vec<String> = crate::store::sql::query_scalar(
-        "SELECT name FROM sqlite_master WHERE type = 'table'
-         AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations'
-         AND upper(sql) NOT LIKE '%WITHOUT ROWID%' ORDER BY name",
-    )
-    .fetch_all(&mut *conn)
+/// Every sealed TEXT cell of every table, each row locked until `tx` ends.
+/// SQLite cells are addressed by rowid, so `WITHOUT ROWID` tables (intake
+/// dedup keys, job ordering keys: indexes the host keeps, never secrets) are
+/// not searched.
+async fn sealed_cells(tx: &mut Tx) -> anyhow::Result<Vec<Cell>> {
+    let engine = tx.engine();
+    let tables: Vec<String> = match engine {
+        Engine::Sqlite => sql::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table'
+             AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations'
+             AND upper(sql) NOT LIKE '%WITHOUT ROWID%' ORDER BY name",
+        ),
+        Engine::Postgres => sql::query_scalar(
+            "SELECT CAST(table_name AS TEXT) FROM information_schema.tables
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'
+               AND table_name <> '_sqlx_migrations' ORDER BY table_name",
+        ),
+    }
+    .fetch_all(&mut *tx)
     .await?;
     let mut cells = Vec::new();
     for table in tables {
-        let columns: Vec<String> = crate::store::sql::query_scalar("SELECT name FROM pragma_table_info(?)")
-            .bind(&table)
-            .fetch_all(&mut *conn)
-            .await?;
+        let columns: Vec<String> = match engine {
+            Engine::Sqlite => sql::query_scalar("SELECT name FROM pragma_table_info(?)"),
+            Engine::Postgres => sql::query_scalar(
+                "SELECT CAST(column_name AS TEXT) FROM information_schema.columns
+                 WHERE table_schema = current_schema() AND table_name = ? AND data_type = 'text'",
+            ),
+        }
+        .bind(&table)
+        .fetch_all(&mut *tx)
+        .await?;
         for column in columns {
-            let sql = format!(
-                "SELECT rowid AS rid, {c} AS v FROM {t} WHERE typeof({c}) = 'text' AND substr({c}, 1, {n}) = ?",
-                c = quote(&column),
-                t = quote(&table),
-                n = SEALED_PREFIX.len(),
-            );
-            let rows = crate::store::sql::query(&sql)
+            let (c, t, n) = (quote(&column), quote(&table), SEALED_PREFIX.len());
+            let select = match engine {
+                Engine::Sqlite => format!(
+                    "SELECT rowid AS rid, {c} AS v FROM {t} WHERE typeof({c}) = 'text' AND substr({c}, 1, {n}) = ?"
+                ),
+                Engine::Postgres => format!(
+                    "SELECT CAST(ctid AS TEXT) AS rid, {c} AS v FROM {t} WHERE substr({c}, 1, {n}) = ? FOR UPDATE"
+                ),
+            };
+            let rows = sql::query(select)
                 .bind(SEALED_PREFIX)
-                .fetch_all(&mut *conn)
+                .fetch_all(&mut *tx)
                 .await
                 .with_context(|| format!("cannot read {table}.{column}"))?;
             cells.extend(rows.into_iter().map(|r| Cell {
                 table: table.clone(),
                 column: column.clone(),
-                rowid: r.get("rid"),
+                row: r.get("rid"),
                 value: r.get("v"),
             }));
         }
@@ -164,29 +185,48 @@ pub async fn reseal(pool: &Pool, old: &Sealer, new: &Sealer) -> anyhow::Result<u
     let mut tx = pool.begin().await?;
     let result = async {
         let cells = sealed_cells(&mut tx).await?;
+        // One UPDATE per row: a PostgreSQL row moves (new ctid) when updated.
+        let mut rows: BTreeMap<(String, String), Vec<(&str, String)>> = BTreeMap::new();
         for cell in &cells {
             let plain = old.open(&cell.value).with_context(|| {
                 format!(
                     "a value in {}.{} (row {}) does not open with the current key",
-                    cell.table, cell.column, cell.rowid
+                    cell.table,
+                    cell.column,
+                    shown(&cell.row)
                 )
             })?;
-            let sql = format!(
-                "UPDATE {} SET {} = ? WHERE rowid = ?",
+            rows.entry((cell.table.clone(), shown(&cell.row)))
+                .or_default()
+                .push((cell.column.as_str(), new.seal(&plain)));
+        }
+        let address = match tx.engine() {
+            Engine::Sqlite => "rowid = ?",
+            Engine::Postgres => "ctid = CAST(? AS TID)",
+        };
+        for cell in &cells {
+            let Some(columns) = rows.remove(&(cell.table.clone(), shown(&cell.row))) else {
+                continue;
+            };
+            let set: Vec<String> = columns.iter().map(|(c, _)| format!("{} = ?", quote(c))).collect();
+            let mut update = sql::query(format!(
+                "UPDATE {} SET {} WHERE {address}",
                 quote(&cell.table),
-                quote(&cell.column)
-            );
-            crate::store::sql::query(&sql)
-                .bind(new.seal(&plain))
-                .bind(cell.rowid)
-                .execute(&mut tx)
-                .await?;
+                set.join(", ")
+            ));
+            for (_, sealed) in columns {
+                update = update.bind(sealed);
+            }
+            update.bind(cell.row.clone()).execute(&mut tx).await?;
         }
         if !cells.iter().any(|c| c.table == "secret_key_check") {
-            crate::store::sql::query("INSERT OR REPLACE INTO secret_key_check (id, sealed) VALUES (1, ?)")
-                .bind(new.seal(CHECK_TEXT))
-                .execute(&mut tx)
-                .await?;
+            sql::query(
+                "INSERT INTO secret_key_check (id, sealed) VALUES (1, ?)
+                 ON CONFLICT (id) DO UPDATE SET sealed = excluded.sealed",
+            )
+            .bind(new.seal(CHECK_TEXT))
+            .execute(&mut tx)
+            .await?;
         }
         anyhow::Ok(cells.len())
     }
@@ -200,6 +240,14 @@ pub async fn reseal(pool: &Pool, old: &Sealer, new: &Sealer) -> anyhow::Result<u
             tx.rollback().await.ok();
             Err(err)
         }
+    }
+}
+
+fn shown(row: &Value) -> String {
+    match row {
+        Value::Int(i) => i.to_string(),
+        Value::Text(t) => t.clone(),
+        other => format!("{other:?}"),
     }
 }
 
@@ -269,7 +317,7 @@ mod tests {
     }
 
     async fn seal_into_sources(pool: &Pool, sealer: &Sealer) {
-        crate::store::sql::query(
+        sql::query(
             "INSERT INTO sources (code, secrets, api_password, created_at, updated_at) VALUES ('a', ?, ?, 0, 0)",
         )
         .bind(sealer.seal("[\"hook-secret-value\"]"))
@@ -305,7 +353,7 @@ mod tests {
         );
         assert!(!err.contains(&wrong_hex));
         // A database from before the check row: checked against its sealed values.
-        crate::store::sql::query("DELETE FROM secret_key_check")
+        sql::query("DELETE FROM secret_key_check")
             .execute(&pool)
             .await
             .unwrap();
@@ -331,7 +379,7 @@ mod tests {
         assert_ne!(old_file, new_file);
         assert!(!pending_file(&file).exists());
         let new = open_checked(&pool, &source).await.unwrap();
-        let row = crate::store::sql::query("SELECT secrets, api_password FROM sources")
+        let row = sql::query("SELECT secrets, api_password FROM sources")
             .fetch_one(&pool)
             .await
             .unwrap();
@@ -341,23 +389,23 @@ mod tests {
         );
         assert!(old.open(row.get("secrets")).is_err());
         // A value that does not open aborts everything: nothing is half re-sealed.
-        crate::store::sql::query("UPDATE sources SET api_password = ?")
+        sql::query("UPDATE sources SET api_password = ?")
             .bind(Sealer::from_key(&[1; 32]).seal("foreign"))
             .execute(&pool)
             .await
             .unwrap();
-        crate::store::sql::query("DELETE FROM secret_key_check")
+        sql::query("DELETE FROM secret_key_check")
             .execute(&pool)
             .await
             .unwrap();
-        let before: String = crate::store::sql::query_scalar("SELECT secrets FROM sources")
+        let before: String = sql::query_scalar("SELECT secrets FROM sources")
             .fetch_one(&pool)
             .await
             .unwrap();
         assert!(reseal(&pool, &new, &Sealer::from_key(&[2; 32]))
             .await
             .is_err());
-        let after: String = crate::store::sql::query_scalar("SELECT secrets FROM sources")
+        let after: String = sql::query_scalar("SELECT secrets FROM sources")
             .fetch_one(&pool)
             .await
             .unwrap();
@@ -383,7 +431,7 @@ mod tests {
             .unwrap();
         let sealer = open_checked(&pool, &source).await.unwrap();
         assert_eq!(std::fs::read_to_string(&file).unwrap(), new_hex);
-        let row = crate::store::sql::query("SELECT api_password FROM sources")
+        let row = sql::query("SELECT api_password FROM sources")
             .fetch_one(&pool)
             .await
             .unwrap();

@@ -213,8 +213,8 @@ pub async fn delete(pool: &Pool, id: ConnectionId) -> anyhow::Result<Vec<String>
         .execute(&mut tx)
         .await?;
     crate::store::sql::query(
-        "UPDATE connections SET deleted_at = ?1, removed_at = COALESCE(removed_at, ?1), enabled = 0,
-             name = name || '~deleted~' || id, updated_at = MAX(?1, updated_at + 1) WHERE id = ?2",
+        "UPDATE connections SET deleted_at = ?1, removed_at = COALESCE(removed_at, ?1), enabled = FALSE,
+             name = name || '~deleted~' || id, updated_at = CASE WHEN ?1 > updated_at THEN ?1 ELSE updated_at + 1 END WHERE id = ?2",
     )
     .bind(now)
     .bind(id)
@@ -241,10 +241,11 @@ pub async fn set_enabled(pool: &Pool, name: &str, enabled: bool) -> anyhow::Resu
 /// pending jobs pause; nothing is deleted). Returns their names.
 pub async fn mark_removed(pool: &Pool, declared: &[String]) -> anyhow::Result<Vec<String>> {
     let names = serde_json::to_string(declared)?;
-    let rows: Vec<String> = crate::store::sql::query_scalar(
+    let rows: Vec<String> = crate::store::sql::query_scalar(format!(
         "UPDATE connections SET removed_at = ?1, updated_at = ?1
-         WHERE removed_at IS NULL AND owner = 'file' AND name NOT IN (SELECT value FROM json_each(?2)) RETURNING name",
-    )
+         WHERE removed_at IS NULL AND owner = 'file' AND name NOT IN {} RETURNING name",
+        pool.engine().json_texts("?2")
+    ))
     .bind(now_ms())
     .bind(names)
     .fetch_all(pool)

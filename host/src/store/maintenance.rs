@@ -44,11 +44,15 @@ pub fn spawn(
     limits: Limits,
     stop: CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let mut handles = vec![tokio::spawn(checkpointer(
-        pool.clone(),
-        limits.clone(),
-        stop.clone(),
-    ))];
+    let mut handles = Vec::new();
+    // PostgreSQL manages its own log.
+    if pool.engine() == crate::store::Engine::Sqlite {
+        handles.push(tokio::spawn(checkpointer(
+            pool.clone(),
+            limits.clone(),
+            stop.clone(),
+        )));
+    }
     if let Some(retention) = limits.retention {
         handles.push(tokio::spawn(pruner(pool, retention, stop)));
     }

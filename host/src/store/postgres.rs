@@ -1,7 +1,6 @@
 //! PostgreSQL: the schema of `migrations/postgres/` (the same tables, columns
 //! and indexes as the SQLite one, version for version) and opening a pool on
-//! it. So far only `migrate-data` writes to it; the service itself runs on
-//! SQLite.
+//! it. The service runs on it when `database_url` is `postgres://…`.
 
 use std::time::Duration;
 
@@ -34,6 +33,16 @@ pub fn redacted(url: &str) -> String {
     }
 }
 
+/// A `database_url` as it may be shown: a PostgreSQL one without its
+/// password, a SQLite one as it is.
+pub fn redacted_database_url(url: &str) -> String {
+    if is_postgres_url(url) {
+        redacted(url)
+    } else {
+        url.to_string()
+    }
+}
+
 /// Connects to the database at `url` and applies the migrations.
 pub async fn open(url: &str) -> anyhow::Result<PgPool> {
     let shown = redacted(url);
@@ -41,7 +50,7 @@ pub async fn open(url: &str) -> anyhow::Result<PgPool> {
         .parse()
         .with_context(|| format!("invalid PostgreSQL URL {shown}"))?;
     let pool = PgPoolOptions::new()
-        .max_connections(4)
+        .max_connections(16)
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options)
         .await

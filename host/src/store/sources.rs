@@ -394,8 +394,8 @@ pub async fn set_enabled(pool: &Pool, code: &str, enabled: bool) -> anyhow::Resu
 /// connection uses it.
 pub async fn delete(pool: &Pool, id: SourceId) -> anyhow::Result<()> {
     crate::store::sql::query(
-        "UPDATE sources SET deleted_at = ?1, enabled = 0, code = code || '~deleted~' || id,
-             updated_at = MAX(?1, updated_at + 1) WHERE id = ?2",
+        "UPDATE sources SET deleted_at = ?1, enabled = FALSE, code = code || '~deleted~' || id,
+             updated_at = CASE WHEN ?1 > updated_at THEN ?1 ELSE updated_at + 1 END WHERE id = ?2",
     )
     .bind(now_ms())
     .bind(id)

@@ -37,6 +37,32 @@ pub enum Engine {
     Postgres,
 }
 
+impl Engine {
+    /// A subquery of the texts of the JSON array bound to `param` (`?2`).
+    pub fn json_texts(self, param: &str) -> String {
+        match self {
+            Self::Sqlite => format!("(SELECT value FROM json_each({param}))"),
+            Self::Postgres => format!("(SELECT json_array_elements_text(CAST({param} AS JSON)))"),
+        }
+    }
+
+    /// A bytes column read as text for a search (invalid UTF-8 included).
+    pub fn bytes_as_text(self, column: &str) -> String {
+        match self {
+            Self::Sqlite => format!("CAST({column} AS TEXT)"),
+            Self::Postgres => format!("encode({column}, 'escape')"),
+        }
+    }
+
+    /// The function making a character of a code point.
+    pub fn char_fn(self) -> &'static str {
+        match self {
+            Self::Sqlite => "char",
+            Self::Postgres => "chr",
+        }
+    }
+}
+
 impl Pool {
     pub fn engine(&self) -> Engine {
         match self {

@@ -75,7 +75,7 @@ pub async fn all(pool: &Pool, connection: ConnectionId) -> anyhow::Result<Vec<(S
 /// A connection's state usage: entries, and bytes of keys and values.
 pub async fn usage(pool: &Pool, connection: ConnectionId) -> sqlx::Result<(u64, u64)> {
     let row = crate::store::sql::query(
-        "SELECT count(*) AS n, coalesce(sum(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))), 0) AS bytes
+        "SELECT count(*) AS n, coalesce(sum(octet_length(key) + octet_length(value)), 0) AS bytes
          FROM connection_state WHERE connection_id = ?",
     )
     .bind(connection)
@@ -94,7 +94,7 @@ pub async fn entry_bytes(
     key: &str,
 ) -> sqlx::Result<Option<u64>> {
     let row = crate::store::sql::query(
-        "SELECT length(CAST(key AS BLOB)) + length(CAST(value AS BLOB)) AS bytes
+        "SELECT octet_length(key) + octet_length(value) AS bytes
          FROM connection_state WHERE connection_id = ? AND key = ?",
     )
     .bind(connection)
