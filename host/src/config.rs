@@ -762,7 +762,10 @@ impl Config {
         if let Some(dir) = &self.plugin_cache_dir {
             return Some(dir.clone());
         }
-        let db = self.sqlite_path()?;
+        // On PostgreSQL, beside the secret key file (the local data directory).
+        let db = self
+            .sqlite_path()
+            .or_else(|| crate::store::postgres::is_postgres_url(&self.database_url).then(|| self.secret_key_file.clone()))?;
         Some(match db.parent() {
             Some(parent) => parent.join("plugin-cache"),
             None => PathBuf::from("plugin-cache"),
@@ -984,6 +987,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.plugin_cache_path(), Some(PathBuf::from("plugin-cache")));
+        // On PostgreSQL: beside the secret key file.
+        let c = Config::from_parts(
+            "database_url = \"postgres://rs@db.internal/rs\"\nsecret_key_file = \"/var/lib/rs/secret.key\"",
+            &[],
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.plugin_cache_path(), Some(PathBuf::from("/var/lib/rs/plugin-cache")));
         // Intake writes to the file itself: an in-memory database is refused.
         let err = Config::from_parts(
             "database_url = \"sqlite::memory:\"",

@@ -506,7 +506,7 @@ async fn migrate_data_refuses_a_missing_an_old_or_a_busy_source() {
 }
 
 #[test]
-fn the_service_says_it_does_not_run_on_postgresql_yet() {
+fn an_unreachable_postgresql_is_named_without_its_password_and_other_schemes_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let stderr = cli_support::fails(
         dir.path(),
@@ -519,8 +519,17 @@ fn the_service_says_it_does_not_run_on_postgresql_yet() {
         ],
     );
     assert!(
-        stderr.contains("does not run on PostgreSQL yet"),
+        stderr.contains("cannot connect to postgres://app:***@127.0.0.1:1/recoco"),
         "{stderr}"
     );
     assert!(!stderr.contains("do-not-show"), "{stderr}");
+    let stderr = cli_support::fails(
+        dir.path(),
+        &[],
+        &["--database-url", "mysql://app@127.0.0.1/recoco", "migrate", "--create"],
+    );
+    assert!(
+        stderr.contains("database_url must start with sqlite: or postgres:"),
+        "{stderr}"
+    );
 }

@@ -222,8 +222,8 @@ async fn db_state(svc: &TestService) -> (i64, i64, i64) {
             .unwrap()
     };
     (
-        q("SELECT COUNT(*) FROM sources WHERE enabled = 1").await,
-        q("SELECT COUNT(*) FROM connections WHERE enabled = 1").await,
+        q("SELECT COUNT(*) FROM sources WHERE enabled").await,
+        q("SELECT COUNT(*) FROM connections WHERE enabled").await,
         q("SELECT COUNT(*) FROM jobs").await,
     )
 }

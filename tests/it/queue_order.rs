@@ -231,7 +231,7 @@ async fn fifty_pending_updates_of_one_project_coalesce_into_a_few_runs() {
     let versions: Vec<u64> = hits.iter().map(|h| h.version).collect();
     assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
     // Every update is accounted for: runs plus the jobs folded into them.
-    let coalesced: i64 = recoco_sync::store::sql::query_scalar("SELECT SUM(coalesced) FROM jobs")
+    let coalesced: i64 = recoco_sync::store::sql::query_scalar("SELECT CAST(SUM(coalesced) AS BIGINT) FROM jobs")
         .fetch_one(&svc.pool)
         .await
         .unwrap();

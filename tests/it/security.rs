@@ -344,7 +344,7 @@ async fn every_sandbox_attack_is_contained_while_a_benign_connection_runs() {
         "the secret reached the log"
     );
     let stored_anywhere: i64 = recoco_sync::store::sql::query_scalar(
-        "SELECT count(*) FROM jobs WHERE instr(coalesce(summary, '') || coalesce(last_error, ''), ?) > 0",
+        "SELECT count(*) FROM jobs WHERE coalesce(summary, '') || coalesce(last_error, '') LIKE '%' || ? || '%'",
     )
     .bind(SECRET)
     .fetch_one(&svc.pool)

@@ -24,6 +24,22 @@ poll_interval = "50ms"
 max_attempts = 4
 "#;
 
+/// The database of a service in `dir`: a SQLite file there, or in the
+/// PostgreSQL run a database of its own, named in `dir` so that a restart in
+/// the same directory finds it again.
+async fn database_in(dir: &Path) -> String {
+    if !crate::postgres::on_postgres() {
+        return format!("sqlite://{}", dir.join("recoco-sync.db").display());
+    }
+    let named = dir.join("postgres-url");
+    if let Ok(url) = std::fs::read_to_string(&named) {
+        return url;
+    }
+    let url = crate::postgres::new_database().await;
+    std::fs::write(&named, &url).unwrap();
+    url
+}
+
 /// A running service and what it owns.
 pub struct TestService {
     pub url: String,
@@ -79,7 +95,7 @@ impl TestService {
         for (name, path) in plugins {
             std::fs::copy(path, plugins_dir.join(name)).expect("copy component");
         }
-        let database_url = format!("sqlite://{}", dir.path().join("recoco-sync.db").display());
+        let database_url = database_in(dir.path()).await;
         let text = format!(
             "database_url = {database_url:?}\nplugins_dir = {:?}\nsecret_key_file = {:?}\nlisten = \"127.0.0.1:0\"\n{config_toml}",
             plugins_dir.display().to_string(),

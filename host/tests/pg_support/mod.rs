@@ -140,6 +140,14 @@ impl PgCluster {
 
 impl Drop for PgCluster {
     fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl PgCluster {
+    /// Stops the server (at once: its data is thrown away). Also what a
+    /// cluster kept for a whole test process runs at exit.
+    pub fn stop(&self) {
         let data = self.data();
         let path = self.bin.join("pg_ctl");
         let mut cmd = if self.as_postgres {
