@@ -284,6 +284,13 @@ impl Service {
             self.config.plugins_dir.clone(),
             self.shutdown.clone(),
         ));
+        if let store::Pool::Postgres(pg) = &self.pool {
+            handles.push(tokio::spawn(store::postgres::listen_for_jobs(
+                pg.clone(),
+                self.wake.clone(),
+                self.shutdown.clone(),
+            )));
+        }
         handles.push(replicas::spawn(
             self.pool.clone(),
             self.registry.clone(),

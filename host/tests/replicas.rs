@@ -281,6 +281,50 @@ fn three_replicas_on_postgresql_one_killed_midway_deliver_every_accepted_event_i
     three_replicas_one_killed_midway(Some(&pg.url("replicas")));
 }
 
+/// A replica with no workers stores a webhook; the other replica's idle
+/// workers, polling every 30 s, start it at once: PostgreSQL's NOTIFY woke them.
+#[test]
+fn on_postgresql_a_job_stored_by_one_replica_wakes_the_idle_workers_of_another() {
+    let Some(pg) = PgCluster::start("a_job_stored_by_one_replica_wakes_another") else {
+        return;
+    };
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(pg.create_database("notify"));
+    let url = pg.url("notify");
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let (target, received) =
+        fake_server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+    write_config(cwd, &target);
+    let idle = ["--database-url", &url, "--set", "queue.poll_interval=30s"];
+    let _worker = Served::start(cwd, &ENV, &idle);
+    // Its workers have polled once and now wait (for a wake-up or 30 s).
+    std::thread::sleep(Duration::from_millis(500));
+    let intake_only = ["--database-url", &url, "--set", "queue.workers=0"];
+    let intake = Served::start(cwd, &ENV, &intake_only);
+    std::fs::write(
+        cwd.join("hook.json"),
+        r#"{"topic": "projects.Project/update", "object": {"id": 7, "version": 1}, "object_type": "projects.Project", "webhook_uuid": "00000000-0000-4000-8000-000000000007"}"#,
+    )
+    .unwrap();
+    let sent = Instant::now();
+    let url = format!("http://{}/api/webhook/portal", intake.addr);
+    ok(
+        cwd,
+        &ENV,
+        &["send", "--url", &url, "--secret", "hook-secret-0001", "hook.json"],
+    );
+    while received.lock().unwrap().is_empty() {
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "the job waited for the other replica's poll"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("delivered by the other replica {:?} after the webhook", sent.elapsed());
+}
+
 /// On SQLite (one file in the temp dir) or the PostgreSQL database `database_url`.
 fn three_replicas_one_killed_midway(database_url: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();

@@ -86,6 +86,8 @@ async fn finish_batch(pool: &Pool, batch: Vec<FinishRequest>) {
         for r in &batch {
             done.push(write_finish(&mut tx, r).await?);
         }
+        // A finished job may free the next of its key for another replica.
+        crate::store::postgres::notify_jobs(&mut tx).await?;
         tx.commit().await?;
         Ok::<_, sqlx::Error>(done)
     }

@@ -102,8 +102,11 @@ pub async fn insert(conn: &mut Tx, job: &NewJob) -> sqlx::Result<()> {
         .bind(job.run_at)
         .bind(now_ms())
         .bind(&job.ordering_key)
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
+    if conn.engine() == crate::store::Engine::Postgres {
+        crate::store::postgres::notify_jobs(conn).await?;
+    }
     Ok(())
 }
 

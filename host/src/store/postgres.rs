@@ -11,6 +11,57 @@ use sqlx::PgPool;
 /// PostgreSQL migrations from `migrations/postgres/`, compiled into the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
+/// The channel on which replicas say that jobs may be claimable (see
+/// [`notify_jobs`], [`listen_for_jobs`]).
+pub const JOBS_CHANNEL: &str = "recoco_sync_jobs";
+
+/// Tells every replica, when `tx` commits, that jobs may be claimable: a
+/// new one, or one freed by an outcome (the next of its key). PostgreSQL
+/// sends a notification once per transaction however often it is asked.
+pub async fn notify_jobs(tx: &mut crate::store::sql::Tx) -> sqlx::Result<()> {
+    crate::store::sql::query("SELECT pg_notify(?, '')")
+        .bind(JOBS_CHANNEL)
+        .execute(tx)
+        .await
+        .map(drop)
+}
+
+/// Wakes this replica's idle workers on each notification of
+/// [`JOBS_CHANNEL`], so that a job stored by another replica starts at once
+/// rather than at the next poll. Reconnects after a lost connection (the
+/// workers' polling covers the gap).
+pub async fn listen_for_jobs(
+    pool: PgPool,
+    wake: std::sync::Arc<tokio::sync::Notify>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            Err(err) = wake_on_notifications(&pool, &wake) => {
+                tracing::warn!(error = %err, "lost the job notifications; listening again in 1 s");
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Listens on one connection until it fails.
+async fn wake_on_notifications(
+    pool: &PgPool,
+    wake: &tokio::sync::Notify,
+) -> sqlx::Result<std::convert::Infallible> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+    listener.listen(JOBS_CHANNEL).await?;
+    loop {
+        listener.recv().await?;
+        wake.notify_waiters();
+    }
+}
+
 /// Whether `url` names a PostgreSQL database.
 pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
