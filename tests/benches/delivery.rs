@@ -14,7 +14,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,6 +22,7 @@ use axum::http::HeaderMap;
 use axum::serve::ListenerExt as _;
 use recoco_sync::config::{Config, Overrides};
 use recoco_sync::Service;
+use recoco_sync_tests::nginx::Nginx;
 use recoco_sync_tests::service::{source_block, SECRET, SOURCE};
 use recoco_sync_tests::webhook::{envelope, headers, now_secs};
 
@@ -62,84 +62,6 @@ async fn rust_target(arrivals: Arrivals, count: Arc<AtomicU64>) -> String {
     });
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     format!("http://{addr}/hook")
-}
-
-/// nginx answering 200 to everything, on a free port; killed on drop.
-struct Nginx {
-    child: std::process::Child,
-    conf: std::path::PathBuf,
-    prefix: std::path::PathBuf,
-    url: String,
-}
-
-impl Nginx {
-    fn start(dir: &Path) -> Option<Self> {
-        let binary = Path::new("/usr/sbin/nginx");
-        if !binary.exists() {
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let prefix = dir.join("nginx");
-        std::fs::create_dir_all(prefix.join("logs")).unwrap();
-        let conf = prefix.join("nginx.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "worker_processes 1;\ndaemon off;\npid {p}/nginx.pid;\nerror_log {p}/logs/error.log;\n\
-                 events {{ worker_connections 4096; }}\n\
-                 http {{ access_log off; client_body_temp_path {p}/body; client_body_buffer_size 64k; keepalive_requests 1000000;\n\
-                   server {{ listen 127.0.0.1:{port}; tcp_nodelay on; location / {{ return 200 \"ok\"; }} }} }}\n",
-                p = prefix.display()
-            ),
-        )
-        .unwrap();
-        let child = std::process::Command::new(binary)
-            .arg("-p")
-            .arg(&prefix)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .ok()?;
-        // Wait until it accepts connections (bounded).
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(Self {
-                    child,
-                    conf,
-                    prefix,
-                    url: format!("http://127.0.0.1:{port}/hook"),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-}
-
-impl Drop for Nginx {
-    /// `nginx -s stop` lets the master stop its worker (a killed master
-    /// would leave it behind); kill only if that fails.
-    fn drop(&mut self) {
-        let stopped = std::process::Command::new("/usr/sbin/nginx")
-            .arg("-p")
-            .arg(&self.prefix)
-            .arg("-c")
-            .arg(&self.conf)
-            .args(["-s", "stop"])
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !stopped {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
 }
 
 async fn post(client: &reqwest::Client, url: &str, body: &[u8]) -> String {

@@ -7,6 +7,7 @@
 pub mod components;
 pub mod fakes;
 pub mod logs;
+pub mod nginx;
 pub mod postgres;
 pub mod service;
 pub mod webhook;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
 #[path = "../../host/tests/pg_support/mod.rs"]
-mod cluster;
+pub mod cluster;
 
 pub use cluster::PgCluster;
 

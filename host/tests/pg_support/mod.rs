@@ -1,5 +1,6 @@
 //! A PostgreSQL cluster of the test's own: `initdb` in a temp dir, `pg_ctl`
-//! on a free port of 127.0.0.1 (no Unix socket, trust auth, fsync off), stopped
+//! on a free port of 127.0.0.1 (no Unix socket, trust auth, fsync off unless
+//! durable), stopped
 //! when dropped. The binaries come from PATH or Debian's
 //! `/usr/lib/postgresql/<version>/bin`; as root they run as the `postgres`
 //! user (initdb refuses root). Without PostgreSQL a test says loudly that it
@@ -22,6 +23,16 @@ impl PgCluster {
     /// A running cluster, or None (said on stderr) when PostgreSQL is not
     /// installed and not required.
     pub fn start(test: &str) -> Option<Self> {
+        Self::start_with(test, "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+    }
+
+    /// A cluster that syncs its commits as a production server does, for
+    /// benchmarks set against SQLite's durable commits.
+    pub fn start_durable(test: &str) -> Option<Self> {
+        Self::start_with(test, "")
+    }
+
+    fn start_with(test: &str, durability: &str) -> Option<Self> {
         let Some(bin) = find_bin() else {
             let required = std::env::var("RECOCO_SYNC_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
             assert!(
@@ -70,8 +81,7 @@ impl PgCluster {
             ],
         );
         let options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off \
-             -c synchronous_commit=off -c full_page_writes=off",
+            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' {durability}",
             cluster.port
         );
         let log = format!("{}/server.log", cluster.dir.path().display());
