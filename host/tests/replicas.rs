@@ -78,15 +78,27 @@ const SETTINGS: [&str; 6] = [
 
 /// `rs.toml` in `cwd`: a source and an http-forward connection to `target`.
 fn write_config(cwd: &std::path::Path, target: &str) {
+    write_config_with(cwd, target, "");
+}
+
+/// [`write_config`] and `more` (other connections).
+fn write_config_with(cwd: &std::path::Path, target: &str, more: &str) {
     std::fs::write(
         cwd.join("rs.toml"),
         format!(
             "[[sources]]\ncode = \"portal\"\nsecrets = [\"hook-secret-0001\"]\n\
              [[connections]]\nname = \"crm\"\nsource = \"portal\"\nplugin = \"http-forward\"\n\
-             [connections.config]\nurl = \"http://{target}/hook\"\nsecret = \"whsec_c2VjcmV0LXZhbHVl\"\n"
+             [connections.config]\nurl = \"http://{target}/hook\"\nsecret = \"whsec_c2VjcmV0LXZhbHVl\"\n{more}"
         ),
     )
     .unwrap();
+}
+
+/// Every log line `served` wrote so far (a killed one's included).
+fn all_lines(served: &mut Served) -> Vec<String> {
+    let more: Vec<String> = served.lines.try_iter().collect();
+    served.seen.extend(more);
+    served.seen.clone()
 }
 
 fn replicas(addr: &str) -> Vec<serde_json::Value> {
@@ -331,12 +343,25 @@ fn three_replicas_one_killed_midway(database_url: Option<&str>) {
     let cwd = dir.path();
     let (target, received) =
         fake_server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-    write_config(cwd, &target);
+    // A schedule every second on a connection of its own: each period must
+    // fire once across the three replicas, not once per replica.
+    let (ticks, _) =
+        fake_server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+    write_config_with(
+        cwd,
+        &target,
+        &format!(
+            "[[connections]]\nname = \"ticks\"\nsource = \"portal\"\nplugin = \"http-forward\"\n\
+             schedule = [{{task = \"tick\", every = \"1s\"}}]\n\
+             [connections.config]\nurl = \"http://{ticks}/hook\"\nsecret = \"whsec_c2VjcmV0LXZhbHVl\"\n"
+        ),
+    );
     let env = ENV;
     let mut settings = SETTINGS.to_vec();
     if let Some(url) = database_url {
         settings.extend(["--database-url", url]);
     }
+    let started = Instant::now();
     let mut replicas: Vec<Served> = (0..3)
         .map(|_| Served::start(cwd, &env, &settings))
         .collect();
@@ -417,8 +442,19 @@ fn three_replicas_one_killed_midway(database_url: Option<&str>) {
             "project {project}: {versions:?}"
         );
     }
+    // No period fired twice: at most one fire per second since the first start.
+    let elapsed = started.elapsed().as_secs_f64();
+    let fires = replicas
+        .iter_mut()
+        .flat_map(all_lines)
+        .filter(|l| l.contains("scheduled task queued"))
+        .count();
+    assert!(
+        fires >= 1 && fires as f64 <= elapsed + 1.0,
+        "{fires} schedule fires in {elapsed:.1} s of a 1 s schedule"
+    );
     eprintln!(
-        "{} webhooks accepted by 3 replicas (one killed midway), {} deliveries",
+        "{} webhooks accepted by 3 replicas (one killed midway), {} deliveries; {fires} schedule fires in {elapsed:.1} s",
         accepted.len(),
         got.len()
     );
