@@ -12,6 +12,8 @@ fn main() -> anyhow::Result<()> {
     // `plugin new` embeds the templates (include_dir): a file added there must
     // rebuild the binary, which include_dir cannot tell cargo on stable.
     println!("cargo:rerun-if-changed=templates");
+    // `sqlx::migrate!` embeds migrations/: a file added there must rebuild too.
+    println!("cargo:rerun-if-changed=../migrations");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", dir.display()))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))

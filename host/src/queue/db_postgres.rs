@@ -78,10 +78,22 @@ pub(super) async fn run(pool: Pool, mut rx: mpsc::Receiver<Request>, flow: Arc<F
     }
 }
 
+/// A transaction of the queue. Its commit does not wait for the WAL flush,
+/// which is the promise the SQLite queue thread makes with `synchronous =
+/// NORMAL`: a crash may forget the last outcomes or claims, and those jobs
+/// run again (at least once). Intake's commits stay durable.
+async fn begin(pool: &Pool) -> sqlx::Result<Tx> {
+    let mut tx = pool.begin().await?;
+    sql::query("SET LOCAL synchronous_commit TO OFF")
+        .execute(&mut tx)
+        .await?;
+    Ok(tx)
+}
+
 /// Writes a batch of outcomes in one transaction; when it fails, each alone.
 async fn finish_batch(pool: &Pool, batch: Vec<FinishRequest>) {
     let all = async {
-        let mut tx = pool.begin().await?;
+        let mut tx = begin(pool).await?;
         let mut done = Vec::with_capacity(batch.len());
         for r in &batch {
             done.push(write_finish(&mut tx, r).await?);
@@ -102,7 +114,7 @@ async fn finish_batch(pool: &Pool, batch: Vec<FinishRequest>) {
             tracing::warn!(error = %err, size = batch.len(), "recording a batch of outcomes failed; recording one by one");
             for r in batch {
                 let one = async {
-                    let mut tx = pool.begin().await?;
+                    let mut tx = begin(pool).await?;
                     let ours = write_finish(&mut tx, &r).await?;
                     tx.commit().await?;
                     Ok::<_, sqlx::Error>(ours)
@@ -145,7 +157,7 @@ async fn claim_batch(pool: &Pool, flow: &FlowControl, batch: Vec<ClaimRequest>) 
     let mut claimed: Vec<Option<Claimed>> = Vec::with_capacity(batch.len());
     let mut folded: Vec<(ConnectionId, u64)> = Vec::new();
     let result = async {
-        let mut tx = pool.begin().await?;
+        let mut tx = begin(pool).await?;
         for request in &batch {
             let job = claim_one(&mut tx, flow, request, &mut folded).await?;
             let empty = job.is_none();
