@@ -763,9 +763,10 @@ impl Config {
             return Some(dir.clone());
         }
         // On PostgreSQL, beside the secret key file (the local data directory).
-        let db = self
-            .sqlite_path()
-            .or_else(|| crate::store::postgres::is_postgres_url(&self.database_url).then(|| self.secret_key_file.clone()))?;
+        let db = self.sqlite_path().or_else(|| {
+            crate::store::postgres::is_postgres_url(&self.database_url)
+                .then(|| self.secret_key_file.clone())
+        })?;
         Some(match db.parent() {
             Some(parent) => parent.join("plugin-cache"),
             None => PathBuf::from("plugin-cache"),
@@ -994,7 +995,10 @@ mod tests {
             &Overrides::default(),
         )
         .unwrap();
-        assert_eq!(c.plugin_cache_path(), Some(PathBuf::from("/var/lib/rs/plugin-cache")));
+        assert_eq!(
+            c.plugin_cache_path(),
+            Some(PathBuf::from("/var/lib/rs/plugin-cache"))
+        );
         // Intake writes to the file itself: an in-memory database is refused.
         let err = Config::from_parts(
             "database_url = \"sqlite::memory:\"",

@@ -526,7 +526,12 @@ fn an_unreachable_postgresql_is_named_without_its_password_and_other_schemes_are
     let stderr = cli_support::fails(
         dir.path(),
         &[],
-        &["--database-url", "mysql://app@127.0.0.1/recoco", "migrate", "--create"],
+        &[
+            "--database-url",
+            "mysql://app@127.0.0.1/recoco",
+            "migrate",
+            "--create",
+        ],
     );
     assert!(
         stderr.contains("database_url must start with sqlite: or postgres:"),

@@ -325,7 +325,14 @@ fn on_postgresql_a_job_stored_by_one_replica_wakes_the_idle_workers_of_another()
     ok(
         cwd,
         &ENV,
-        &["send", "--url", &url, "--secret", "hook-secret-0001", "hook.json"],
+        &[
+            "send",
+            "--url",
+            &url,
+            "--secret",
+            "hook-secret-0001",
+            "hook.json",
+        ],
     );
     while received.lock().unwrap().is_empty() {
         assert!(
@@ -334,7 +341,10 @@ fn on_postgresql_a_job_stored_by_one_replica_wakes_the_idle_workers_of_another()
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    eprintln!("delivered by the other replica {:?} after the webhook", sent.elapsed());
+    eprintln!(
+        "delivered by the other replica {:?} after the webhook",
+        sent.elapsed()
+    );
 }
 
 /// On SQLite (one file in the temp dir) or the PostgreSQL database `database_url`.

@@ -76,10 +76,12 @@ async fn post(client: &reqwest::Client, url: &str, body: &[u8]) -> String {
 }
 
 async fn succeeded(pool: &recoco_sync::store::Pool) -> u64 {
-    recoco_sync::store::sql::query_scalar::<i64>("SELECT COUNT(*) FROM jobs WHERE state = 'succeeded'")
-        .fetch_one(pool)
-        .await
-        .unwrap() as u64
+    recoco_sync::store::sql::query_scalar::<i64>(
+        "SELECT COUNT(*) FROM jobs WHERE state = 'succeeded'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap() as u64
 }
 
 /// CPU time this process has used (user + system, every thread).

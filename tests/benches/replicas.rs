@@ -61,7 +61,11 @@ async fn start(
     database_url: &str,
     replicas: usize,
     target: &str,
-) -> (Vec<String>, recoco_sync::store::Pool, Vec<tokio_util::sync::CancellationToken>) {
+) -> (
+    Vec<String>,
+    recoco_sync::store::Pool,
+    Vec<tokio_util::sync::CancellationToken>,
+) {
     let d = dir.display();
     let text = format!(
         "database_url = {database_url:?}\nplugins_dir = \"{d}/connectors\"\nsecret_key_file = \"{d}/secret.key\"\n\
@@ -87,13 +91,7 @@ async fn start(
     (urls, pool.unwrap(), stops)
 }
 
-fn run(
-    label: &str,
-    database_url: &str,
-    replicas: usize,
-    target: &str,
-    events: usize,
-) -> Figures {
+fn run(label: &str, database_url: &str, replicas: usize, target: &str, events: usize) -> Figures {
     let dir = tempfile::tempdir().unwrap();
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -206,7 +204,10 @@ fn main() {
     for replicas in 1..=3 {
         let db = format!("bench{replicas}");
         rt.block_on(pg.create_database(&db));
-        let label = format!("PostgreSQL, {replicas} replica{}", if replicas > 1 { "s" } else { "" });
+        let label = format!(
+            "PostgreSQL, {replicas} replica{}",
+            if replicas > 1 { "s" } else { "" }
+        );
         on_pg.push(run(&label, &pg.url(&db), replicas, &target, events));
     }
     println!("  ratios (intake, delivery):");

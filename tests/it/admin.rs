@@ -241,10 +241,11 @@ async fn every_route_refuses_missing_wrong_and_revoked_keys_and_read_only_writes
         .unwrap();
     assert!(admin_key.starts_with("rsk_") && admin_key.len() > 40);
     // Only hashes are stored.
-    let stored: Vec<String> = recoco_sync::store::sql::query_scalar("SELECT key_hash FROM admin_keys")
-        .fetch_all(&svc.pool)
-        .await
-        .unwrap();
+    let stored: Vec<String> =
+        recoco_sync::store::sql::query_scalar("SELECT key_hash FROM admin_keys")
+            .fetch_all(&svc.pool)
+            .await
+            .unwrap();
     assert!(stored.iter().all(|h| h.len() == 64 && *h != admin_key));
     let (old_cookie, old_csrf, _) = sign_in(&svc, &revoked).await;
     assert!(keys::revoke(&svc.pool, "old-laptop").await.unwrap());

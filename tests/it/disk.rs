@@ -179,10 +179,11 @@ async fn event(pool: &recoco_sync::store::Pool, id: &str, status: &str, days_ago
 
 async fn ids(pool: &recoco_sync::store::Pool, table: &str) -> Vec<String> {
     let column = if table == "attempts" { "job_id" } else { "id" };
-    let mut ids: Vec<String> = recoco_sync::store::sql::query_scalar(&format!("SELECT {column} FROM {table}"))
-        .fetch_all(pool)
-        .await
-        .unwrap();
+    let mut ids: Vec<String> =
+        recoco_sync::store::sql::query_scalar(format!("SELECT {column} FROM {table}"))
+            .fetch_all(pool)
+            .await
+            .unwrap();
     ids.sort();
     ids.dedup();
     ids

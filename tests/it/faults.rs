@@ -123,10 +123,11 @@ async fn a_failed_batch_is_written_row_by_row_so_one_bad_event_fails_alone() {
         stored, 19,
         "every other event of the failed batch is stored"
     );
-    let poisoned: i64 = recoco_sync::store::sql::query_scalar("SELECT COUNT(*) FROM events WHERE topic = 'poison'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let poisoned: i64 =
+        recoco_sync::store::sql::query_scalar("SELECT COUNT(*) FROM events WHERE topic = 'poison'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(poisoned, 0);
 }
 

@@ -189,12 +189,14 @@ async fn a_worker_that_lost_its_lease_stops_and_records_nothing() {
     state_of_event_jobs(&svc, &event_id, "running").await;
     let job_id = svc.jobs_of_event(&event_id).await[0].id.clone();
     // Another process takes the job over (as after a lease expiry).
-    recoco_sync::store::sql::query("UPDATE jobs SET lease_owner = 'thief:1:1:w0', lease_until = ? WHERE id = ?")
-        .bind(i64::MAX / 2)
-        .bind(&job_id)
-        .execute(&svc.pool)
-        .await
-        .unwrap();
+    recoco_sync::store::sql::query(
+        "UPDATE jobs SET lease_owner = 'thief:1:1:w0', lease_until = ? WHERE id = ?",
+    )
+    .bind(i64::MAX / 2)
+    .bind(&job_id)
+    .execute(&svc.pool)
+    .await
+    .unwrap();
     // The first worker's next heartbeat (every 500 ms) finds out, and its run
     // would have ended by 4 s: wait past both.
     tokio::time::sleep(Duration::from_millis(5000)).await;
@@ -204,18 +206,21 @@ async fn a_worker_that_lost_its_lease_stops_and_records_nothing() {
         .unwrap()
         .unwrap();
     assert_eq!(job.state, "running", "the new owner's run is untouched");
-    let owner: String = recoco_sync::store::sql::query_scalar("SELECT lease_owner FROM jobs WHERE id = ?")
-        .bind(&job_id)
-        .fetch_one(&svc.pool)
-        .await
-        .unwrap();
+    let owner: String =
+        recoco_sync::store::sql::query_scalar("SELECT lease_owner FROM jobs WHERE id = ?")
+            .bind(&job_id)
+            .fetch_one(&svc.pool)
+            .await
+            .unwrap();
     assert_eq!(owner, "thief:1:1:w0");
     // Clean up the stolen job so the service stops at once.
-    recoco_sync::store::sql::query("UPDATE jobs SET state = 'failed', lease_owner = NULL WHERE id = ?")
-        .bind(&job_id)
-        .execute(&svc.pool)
-        .await
-        .unwrap();
+    recoco_sync::store::sql::query(
+        "UPDATE jobs SET state = 'failed', lease_owner = NULL WHERE id = ?",
+    )
+    .bind(&job_id)
+    .execute(&svc.pool)
+    .await
+    .unwrap();
     svc.stop().await;
 }
 
@@ -299,10 +304,11 @@ async fn a_periodic_schedule_fires_once_per_period_and_survives_a_restart() {
     );
     assert!(runs.iter().all(|j| j.task_name.as_deref() == Some("echo")
         && j.payload.as_deref() == Some(r#"{"full":true}"#)));
-    let next_before: i64 = recoco_sync::store::sql::query_scalar("SELECT next_run_at FROM schedules")
-        .fetch_one(&svc.pool)
-        .await
-        .unwrap();
+    let next_before: i64 =
+        recoco_sync::store::sql::query_scalar("SELECT next_run_at FROM schedules")
+            .fetch_one(&svc.pool)
+            .await
+            .unwrap();
     let dir = svc.stop().await;
     // Down for 3 periods: one run at restart, not three, and the grid is kept.
     tokio::time::sleep(Duration::from_millis(3000)).await;
@@ -320,10 +326,11 @@ async fn a_periodic_schedule_fires_once_per_period_and_survives_a_restart() {
         (1..=2).contains(&fired),
         "fired {fired} times after the restart"
     );
-    let next_after: i64 = recoco_sync::store::sql::query_scalar("SELECT next_run_at FROM schedules")
-        .fetch_one(&svc.pool)
-        .await
-        .unwrap();
+    let next_after: i64 =
+        recoco_sync::store::sql::query_scalar("SELECT next_run_at FROM schedules")
+            .fetch_one(&svc.pool)
+            .await
+            .unwrap();
     assert_eq!((next_after - next_before) % 1000, 0, "same grid");
     let listed = svc.admin(reqwest::Method::GET, "/schedules").await;
     assert!(listed.json["schedules"][0]["last_job_id"].is_string());

@@ -214,10 +214,12 @@ async fn fifty_pending_updates_of_one_project_coalesce_into_a_few_runs() {
     .await;
     // The target answers before the last job is recorded: wait for that too.
     recoco_sync_tests::wait_for("every event processed", WAIT, || async {
-        let n: i64 = recoco_sync::store::sql::query_scalar("SELECT COUNT(*) FROM events WHERE status = 'processed'")
-            .fetch_one(&svc.pool)
-            .await
-            .unwrap();
+        let n: i64 = recoco_sync::store::sql::query_scalar(
+            "SELECT COUNT(*) FROM events WHERE status = 'processed'",
+        )
+        .fetch_one(&svc.pool)
+        .await
+        .unwrap();
         (n == 50).then_some(())
     })
     .await;
@@ -231,14 +233,17 @@ async fn fifty_pending_updates_of_one_project_coalesce_into_a_few_runs() {
     let versions: Vec<u64> = hits.iter().map(|h| h.version).collect();
     assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
     // Every update is accounted for: runs plus the jobs folded into them.
-    let coalesced: i64 = recoco_sync::store::sql::query_scalar("SELECT CAST(SUM(coalesced) AS BIGINT) FROM jobs")
-        .fetch_one(&svc.pool)
-        .await
-        .unwrap();
-    let folded: i64 = recoco_sync::store::sql::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = 'coalesced'")
-        .fetch_one(&svc.pool)
-        .await
-        .unwrap();
+    let coalesced: i64 =
+        recoco_sync::store::sql::query_scalar("SELECT CAST(SUM(coalesced) AS BIGINT) FROM jobs")
+            .fetch_one(&svc.pool)
+            .await
+            .unwrap();
+    let folded: i64 = recoco_sync::store::sql::query_scalar(
+        "SELECT COUNT(*) FROM jobs WHERE state = 'coalesced'",
+    )
+    .fetch_one(&svc.pool)
+    .await
+    .unwrap();
     assert_eq!(coalesced, folded);
     assert_eq!(coalesced as usize + hits.len(), 50);
     // `/metrics` counts the folded jobs (the recorder is process-wide; the
@@ -256,10 +261,12 @@ async fn fifty_pending_updates_of_one_project_coalesce_into_a_few_runs() {
         })
         .await;
     assert!(shown.iter().any(|j| j.coalesced > 0), "the count is shown");
-    let events: i64 = recoco_sync::store::sql::query_scalar("SELECT COUNT(*) FROM events WHERE status = 'processed'")
-        .fetch_one(&svc.pool)
-        .await
-        .unwrap();
+    let events: i64 = recoco_sync::store::sql::query_scalar(
+        "SELECT COUNT(*) FROM events WHERE status = 'processed'",
+    )
+    .fetch_one(&svc.pool)
+    .await
+    .unwrap();
     assert_eq!(events, 50);
     svc.stop().await;
 }

@@ -81,4 +81,3 @@ impl Drop for Nginx {
         let _ = self.child.wait();
     }
 }
-

@@ -55,7 +55,9 @@ fn cluster() -> &'static PgCluster {
 /// The URL of a new, empty database for one test service.
 pub async fn new_database() -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let cluster = tokio::task::spawn_blocking(cluster).await.expect("cluster starts");
+    let cluster = tokio::task::spawn_blocking(cluster)
+        .await
+        .expect("cluster starts");
     let name = format!("t{}", NEXT.fetch_add(1, Ordering::Relaxed));
     cluster.create_database(&name).await;
     cluster.url(&name)

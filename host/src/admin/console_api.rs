@@ -395,7 +395,10 @@ fn push_event_filters(
             .push_bind(text.to_string())
             .push(" OR e.error LIKE ")
             .push_bind(pattern.clone())
-            .push(format!(" ESCAPE '\\' OR {} LIKE ", engine.bytes_as_text("e.body")))
+            .push(format!(
+                " ESCAPE '\\' OR {} LIKE ",
+                engine.bytes_as_text("e.body")
+            ))
             .push_bind(pattern)
             .push(" ESCAPE '\\')");
     }

@@ -177,15 +177,15 @@ pub async fn resolve(pool: &Pool, connection_id: i64) -> anyhow::Result<Option<I
 
 /// Connections with an open incident.
 pub async fn open_connections(pool: &Pool) -> anyhow::Result<Vec<i64>> {
-    Ok(
-        crate::store::sql::query_scalar("SELECT connection_id FROM alert_incidents WHERE resolved_at IS NULL")
-            .fetch_all(pool)
-            .await?,
+    Ok(crate::store::sql::query_scalar(
+        "SELECT connection_id FROM alert_incidents WHERE resolved_at IS NULL",
     )
+    .fetch_all(pool)
+    .await?)
 }
 
 pub async fn get(pool: &Pool, id: i64) -> anyhow::Result<Option<Incident>> {
-    Ok(crate::store::sql::query(&format!("{SELECT} WHERE id = ?"))
+    Ok(crate::store::sql::query(format!("{SELECT} WHERE id = ?"))
         .bind(id)
         .fetch_optional(pool)
         .await?
@@ -236,7 +236,7 @@ pub async fn notified(
         "opened_notified_at"
     };
     let sent = error.is_none().then(now_ms);
-    crate::store::sql::query(&format!(
+    crate::store::sql::query(format!(
         "UPDATE alert_incidents SET {column} = COALESCE(?, {column}), notify_error = ? WHERE id = ?"
     ))
     .bind(sent)

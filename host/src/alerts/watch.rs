@@ -41,9 +41,10 @@ impl Watcher {
         flow: Arc<FlowControl>,
         config: &AlertsConfig,
     ) -> anyhow::Result<Self> {
-        let cursor: i64 = crate::store::sql::query_scalar("SELECT COALESCE(MAX(id), 0) FROM attempts")
-            .fetch_one(&pool)
-            .await?;
+        let cursor: i64 =
+            crate::store::sql::query_scalar("SELECT COALESCE(MAX(id), 0) FROM attempts")
+                .fetch_one(&pool)
+                .await?;
         let circuits = flow
             .views()
             .into_iter()

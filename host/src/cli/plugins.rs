@@ -66,10 +66,11 @@ async fn listed(backend: &Backend) -> anyhow::Result<Vec<Value>> {
             (plugins, replicas)
         }
         Backend::Db(db) => {
-            let rows: Vec<(String, String, String, String)> =
-                crate::store::sql::query_as("SELECT name, version, hash, manifest FROM plugins ORDER BY name")
-                    .fetch_all(&db.pool)
-                    .await?;
+            let rows: Vec<(String, String, String, String)> = crate::store::sql::query_as(
+                "SELECT name, version, hash, manifest FROM plugins ORDER BY name",
+            )
+            .fetch_all(&db.pool)
+            .await?;
             let plugins = rows
                 .into_iter()
                 .map(|(name, version, hash, manifest)| {

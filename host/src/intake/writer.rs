@@ -141,7 +141,12 @@ impl EventWriter {
     /// transaction through `pool` (see [`super::writer_postgres`]).
     pub fn start_postgres(pool: crate::store::Pool, max_batch: usize, wake: Arc<Notify>) -> Self {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        tokio::spawn(super::writer_postgres::run(pool, rx, max_batch.max(1), wake));
+        tokio::spawn(super::writer_postgres::run(
+            pool,
+            rx,
+            max_batch.max(1),
+            wake,
+        ));
         Self { tx }
     }
 
@@ -175,13 +180,7 @@ fn run(
     let mut batch = Vec::with_capacity(max_batch);
     let mut pruned = std::time::Instant::now();
     while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
-        while batch.len() < max_batch {
-            match rx.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
+        fill(&mut batch, first, &mut rx, max_batch);
         if pruned.elapsed() >= PRUNE_EVERY {
             pruned = std::time::Instant::now();
             let expired_before = batch[0].0.claim.expired_before;
@@ -224,6 +223,22 @@ fn run(
             .is_err()
         {
             return;
+        }
+    }
+}
+
+/// `first` and whatever else is waiting, up to `max_batch` requests.
+pub(super) fn fill(
+    batch: &mut Vec<Request>,
+    first: Request,
+    rx: &mut mpsc::Receiver<Request>,
+    max_batch: usize,
+) {
+    batch.push(first);
+    while batch.len() < max_batch {
+        match rx.try_recv() {
+            Ok(next) => batch.push(next),
+            Err(_) => break,
         }
     }
 }

@@ -25,13 +25,7 @@ pub(super) async fn run(
     let mut batch: Vec<Request> = Vec::with_capacity(max_batch);
     let mut pruned = std::time::Instant::now();
     while let Some(first) = rx.recv().await {
-        batch.push(first);
-        while batch.len() < max_batch {
-            match rx.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
+        super::writer::fill(&mut batch, first, &mut rx, max_batch);
         if pruned.elapsed() >= PRUNE_EVERY {
             pruned = std::time::Instant::now();
             if let Err(err) = dedup::prune_in(&pool, batch[0].0.claim.expired_before).await {
@@ -85,7 +79,11 @@ async fn write_all<'a>(
 }
 
 async fn write_one(tx: &mut Tx, write: &Write, now: i64) -> sqlx::Result<Stored> {
-    let Write { event: e, jobs, claim } = write;
+    let Write {
+        event: e,
+        jobs,
+        claim,
+    } = write;
     if !claim.keys.is_empty() {
         if let Some(original) = dedup::claim_in(tx, e.source_id, e.id.as_str(), now, claim).await? {
             return Ok(Stored::Duplicate(original));

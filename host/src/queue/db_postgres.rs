@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::db::{ClaimRequest, EventToDeliver, FinishColumns, FinishRequest, Request, FINISH, MAX_BATCH};
+use super::db::{
+    ClaimRequest, EventToDeliver, FinishColumns, FinishRequest, Request, FINISH, MAX_BATCH,
+};
 use super::jobs::JobKind;
 use super::lease::Claimed;
 use crate::flow::{FlowControl, Outcome};
@@ -306,9 +308,15 @@ async fn load_event(tx: &mut Tx, id: &str) -> sqlx::Result<Option<EventToDeliver
     Ok(Some(EventToDeliver {
         id: row.try_get(0usize)?,
         source: row.try_get(1usize)?,
-        topic: row.try_get::<Option<String>, _>(2usize)?.unwrap_or_default(),
-        object_type: row.try_get::<Option<String>, _>(3usize)?.unwrap_or_default(),
-        action: row.try_get::<Option<String>, _>(4usize)?.unwrap_or_default(),
+        topic: row
+            .try_get::<Option<String>, _>(2usize)?
+            .unwrap_or_default(),
+        object_type: row
+            .try_get::<Option<String>, _>(3usize)?
+            .unwrap_or_default(),
+        action: row
+            .try_get::<Option<String>, _>(4usize)?
+            .unwrap_or_default(),
         object_id: row.try_get(5usize)?,
         body: row.try_get(6usize)?,
         received_at: row.try_get(7usize)?,

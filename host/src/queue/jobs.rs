@@ -2,8 +2,8 @@
 //! retry, listings. Claiming and finishing under a lease are in
 //! [`super::lease`] and [`super::db`].
 
-use serde::Serialize;
 use crate::store::sql::Tx;
+use serde::Serialize;
 
 pub use super::lease::{heartbeat, reclaim_expired, release_owned, Claimed, Finish};
 use crate::ids::{now_ms, ConnectionId, JobId};
@@ -360,7 +360,7 @@ fn view(row: crate::store::sql::Row) -> JobView {
 }
 
 pub async fn get(pool: &Pool, id: &str) -> anyhow::Result<Option<JobView>> {
-    let row = crate::store::sql::query(&format!("{SELECT_VIEW} WHERE j.id = ?"))
+    let row = crate::store::sql::query(format!("{SELECT_VIEW} WHERE j.id = ?"))
         .bind(id)
         .fetch_optional(pool)
         .await?;
@@ -394,9 +394,11 @@ pub async fn list(pool: &Pool, f: &JobFilter) -> anyhow::Result<Vec<JobView>> {
 
 /// Number of jobs per state.
 pub async fn count_by_state(pool: &Pool) -> anyhow::Result<Vec<(String, i64)>> {
-    let rows = crate::store::sql::query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state ORDER BY state")
-        .fetch_all(pool)
-        .await?;
+    let rows = crate::store::sql::query(
+        "SELECT state, COUNT(*) AS n FROM jobs GROUP BY state ORDER BY state",
+    )
+    .fetch_all(pool)
+    .await?;
     Ok(rows
         .into_iter()
         .map(|r| (r.get("state"), r.get("n")))

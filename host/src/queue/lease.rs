@@ -10,7 +10,6 @@
 //! the lease is still the worker's: a worker whose lease was taken over
 //! records nothing.
 
-
 use super::jobs::JobKind;
 use crate::ids::{now_ms, ConnectionId, JobId};
 use crate::store::{attempts, attempts::Attempt, Pool};
@@ -84,7 +83,7 @@ pub async fn heartbeat(pool: &Pool, id: &JobId, owner: &str, lease_ms: i64) -> s
 async fn requeue_running(pool: &Pool, condition: &str, bind: &str, why: &str) -> sqlx::Result<u64> {
     let now = now_ms();
     let mut tx = pool.begin().await?;
-    let rows = crate::store::sql::query(&format!(
+    let rows = crate::store::sql::query(format!(
         "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_until = NULL, run_at = ?1, updated_at = ?1,
              last_error = ?3
          WHERE state = 'running' AND {condition}

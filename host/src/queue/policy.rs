@@ -191,10 +191,11 @@ impl RetryPolicy {
 pub async fn apply(pool: &Pool, connections: &[ConnectionDecl]) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
     for decl in connections {
-        let Some(id) = crate::store::sql::query_scalar::<i64>("SELECT id FROM connections WHERE name = ?")
-            .bind(&decl.name)
-            .fetch_optional(&mut tx)
-            .await?
+        let Some(id) =
+            crate::store::sql::query_scalar::<i64>("SELECT id FROM connections WHERE name = ?")
+                .bind(&decl.name)
+                .fetch_optional(&mut tx)
+                .await?
         else {
             continue;
         };

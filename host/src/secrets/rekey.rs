@@ -208,7 +208,10 @@ pub async fn reseal(pool: &Pool, old: &Sealer, new: &Sealer) -> anyhow::Result<u
             let Some(columns) = rows.remove(&(cell.table.clone(), shown(&cell.row))) else {
                 continue;
             };
-            let set: Vec<String> = columns.iter().map(|(c, _)| format!("{} = ?", quote(c))).collect();
+            let set: Vec<String> = columns
+                .iter()
+                .map(|(c, _)| format!("{} = ?", quote(c)))
+                .collect();
             let mut update = sql::query(format!(
                 "UPDATE {} SET {} WHERE {address}",
                 quote(&cell.table),

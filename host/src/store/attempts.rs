@@ -1,7 +1,7 @@
 //! `attempts`: one row per run of a job, naming the exact plugin build that ran.
 
-use serde::Serialize;
 use crate::store::sql::Tx;
+use serde::Serialize;
 
 use super::Pool;
 

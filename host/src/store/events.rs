@@ -1,8 +1,8 @@
 //! `events`: every webhook that passed the signature check, stored byte for byte
 //! with what we parsed from it and where its processing stands.
 
-use serde::Serialize;
 use crate::store::sql::Tx;
+use serde::Serialize;
 
 use super::Pool;
 use crate::ids::{now_ms, EventId, SourceId};
@@ -114,7 +114,7 @@ fn from_row(row: crate::store::sql::Row) -> Event {
 }
 
 pub async fn get(pool: &Pool, id: &str) -> anyhow::Result<Option<Event>> {
-    let row = crate::store::sql::query(&format!("{SELECT} WHERE e.id = ?"))
+    let row = crate::store::sql::query(format!("{SELECT} WHERE e.id = ?"))
         .bind(id)
         .fetch_optional(pool)
         .await?;
@@ -179,11 +179,7 @@ pub async fn refresh_status(conn: &mut Tx, id: &str) -> sqlx::Result<()> {
 
 /// Sets an event's status directly (replay of a skipped event that finds no
 /// subscriber, for instance).
-pub async fn set_status(
-    conn: &mut Tx,
-    id: &str,
-    status: EventStatus,
-) -> sqlx::Result<()> {
+pub async fn set_status(conn: &mut Tx, id: &str, status: EventStatus) -> sqlx::Result<()> {
     crate::store::sql::query("UPDATE events SET status = ?, updated_at = ? WHERE id = ?")
         .bind(status.as_str())
         .bind(now_ms())
@@ -194,11 +190,7 @@ pub async fn set_status(
 }
 
 /// Records which connection filters dropped an event (after a replay).
-pub async fn set_filtered(
-    conn: &mut Tx,
-    id: &str,
-    filtered: Option<&str>,
-) -> sqlx::Result<()> {
+pub async fn set_filtered(conn: &mut Tx, id: &str, filtered: Option<&str>) -> sqlx::Result<()> {
     crate::store::sql::query("UPDATE events SET filtered = ? WHERE id = ?")
         .bind(filtered)
         .bind(id)
@@ -209,10 +201,11 @@ pub async fn set_filtered(
 
 /// Number of events per status, for the admin overview.
 pub async fn count_by_status(pool: &Pool) -> anyhow::Result<Vec<(String, i64)>> {
-    let rows =
-        crate::store::sql::query("SELECT status, COUNT(*) AS n FROM events GROUP BY status ORDER BY status")
-            .fetch_all(pool)
-            .await?;
+    let rows = crate::store::sql::query(
+        "SELECT status, COUNT(*) AS n FROM events GROUP BY status ORDER BY status",
+    )
+    .fetch_all(pool)
+    .await?;
     Ok(rows
         .into_iter()
         .map(|r| (r.get("status"), r.get("n")))

@@ -137,11 +137,12 @@ pub async fn list(pool: &Pool) -> anyhow::Result<Vec<KeyInfo>> {
 /// Revokes the active key `name`, and ends its sessions. False when there is none.
 pub async fn revoke(pool: &Pool, name: &str) -> anyhow::Result<bool> {
     let mut tx = pool.begin().await?;
-    let hash: Option<String> =
-        crate::store::sql::query_scalar("SELECT key_hash FROM admin_keys WHERE name = ? AND revoked_at IS NULL")
-            .bind(name)
-            .fetch_optional(&mut tx)
-            .await?;
+    let hash: Option<String> = crate::store::sql::query_scalar(
+        "SELECT key_hash FROM admin_keys WHERE name = ? AND revoked_at IS NULL",
+    )
+    .bind(name)
+    .fetch_optional(&mut tx)
+    .await?;
     let Some(hash) = hash else {
         return Ok(false);
     };

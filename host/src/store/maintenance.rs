@@ -130,7 +130,7 @@ async fn checkpointer(pool: Pool, limits: Limits, stop: CancellationToken) {
 /// Runs one checkpoint; true when it could not complete (a reader or writer
 /// was busy), in which case the next round tries again.
 async fn checkpoint(pool: &Pool, mode: &str) -> sqlx::Result<bool> {
-    let row = crate::store::sql::query(&format!("PRAGMA wal_checkpoint({mode})"))
+    let row = crate::store::sql::query(format!("PRAGMA wal_checkpoint({mode})"))
         .fetch_one(pool)
         .await?;
     Ok(row.get::<i64, _>(0) != 0)
@@ -182,15 +182,14 @@ pub async fn prune(
     const OLD_JOBS: &str = "SELECT id FROM jobs WHERE state IN ('succeeded', 'coalesced', 'skipped', 'cancelled') AND finished_at < ?1 ORDER BY finished_at, id LIMIT ?2";
     loop {
         let mut tx = pool.begin().await?;
-        let attempts = crate::store::sql::query(&format!(
-            "DELETE FROM attempts WHERE job_id IN ({OLD_JOBS})"
-        ))
-        .bind(cutoff_ms)
-        .bind(batch)
-        .execute(&mut tx)
-        .await?
-        .rows_affected();
-        let jobs = crate::store::sql::query(&format!("DELETE FROM jobs WHERE id IN ({OLD_JOBS})"))
+        let attempts =
+            crate::store::sql::query(format!("DELETE FROM attempts WHERE job_id IN ({OLD_JOBS})"))
+                .bind(cutoff_ms)
+                .bind(batch)
+                .execute(&mut tx)
+                .await?
+                .rows_affected();
+        let jobs = crate::store::sql::query(format!("DELETE FROM jobs WHERE id IN ({OLD_JOBS})"))
             .bind(cutoff_ms)
             .bind(batch)
             .execute(&mut tx)

@@ -1,7 +1,6 @@
 //! `plugins`: the last manifest seen per plugin, so that events are still routed
 //! (and wait) while a plugin is briefly absent.
 
-
 use super::Pool;
 use crate::ids::now_ms;
 

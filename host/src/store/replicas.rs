@@ -1,7 +1,6 @@
 //! `replicas`: the processes serving this database and their heartbeats (see
 //! [`crate::replicas`]).
 
-
 use super::Pool;
 
 /// A plugin as one replica serves it.
@@ -55,12 +54,13 @@ pub async fn beat(pool: &Pool, r: &Replica) -> sqlx::Result<()> {
 /// Marks a replica stopped (a clean stop, or lost and its leases released).
 /// False when it was already stopped or unknown.
 pub async fn stop(pool: &Pool, id: &str, at: i64) -> sqlx::Result<bool> {
-    let done =
-        crate::store::sql::query("UPDATE replicas SET stopped_at = ?2 WHERE id = ?1 AND stopped_at IS NULL")
-            .bind(id)
-            .bind(at)
-            .execute(pool)
-            .await?;
+    let done = crate::store::sql::query(
+        "UPDATE replicas SET stopped_at = ?2 WHERE id = ?1 AND stopped_at IS NULL",
+    )
+    .bind(id)
+    .bind(at)
+    .execute(pool)
+    .await?;
     Ok(done.rows_affected() > 0)
 }
 
@@ -91,9 +91,11 @@ pub async fn list(pool: &Pool) -> sqlx::Result<Vec<Replica>> {
 
 /// Forgets replicas stopped (or last seen) before `before`.
 pub async fn prune(pool: &Pool, before: i64) -> sqlx::Result<u64> {
-    let done = crate::store::sql::query("DELETE FROM replicas WHERE COALESCE(stopped_at, last_seen_at) < ?1")
-        .bind(before)
-        .execute(pool)
-        .await?;
+    let done = crate::store::sql::query(
+        "DELETE FROM replicas WHERE COALESCE(stopped_at, last_seen_at) < ?1",
+    )
+    .bind(before)
+    .execute(pool)
+    .await?;
     Ok(done.rows_affected())
 }

@@ -586,16 +586,16 @@ impl Query {
     }
 
     pub fn scalar<T: for<'r> Decode<'r>>(self) -> Scalar<T> {
-        Scalar {
+        Typed {
             query: self,
-            _t: std::marker::PhantomData,
+            read: |row| row.try_get(0usize),
         }
     }
 
     pub fn rows_as<T: FromRow>(self) -> As<T> {
-        As {
+        Typed {
             query: self,
-            _t: std::marker::PhantomData,
+            read: T::from_row,
         }
     }
 
@@ -645,7 +645,9 @@ impl Query {
     }
 
     pub async fn fetch_one<'e>(self, on: impl Executor<'e>) -> sqlx::Result<Row> {
-        self.fetch_optional(on).await?.ok_or(sqlx::Error::RowNotFound)
+        self.fetch_optional(on)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)
     }
 
     fn sqlite(&self) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
@@ -762,7 +764,10 @@ fn pg_value(row: &PgRow, i: usize) -> sqlx::Result<Value> {
     let kind = raw.type_info().name().to_string();
     let null = raw.is_null();
     let (k, v) = match kind.as_str() {
-        "INT8" => (Kind::Int, (!null).then(|| row.try_get::<i64, _>(i).map(Value::Int))),
+        "INT8" => (
+            Kind::Int,
+            (!null).then(|| row.try_get::<i64, _>(i).map(Value::Int)),
+        ),
         "INT4" => (
             Kind::Int,
             (!null).then(|| row.try_get::<i32, _>(i).map(|v| Value::Int(v.into()))),
@@ -780,7 +785,10 @@ fn pg_value(row: &PgRow, i: usize) -> sqlx::Result<Value> {
         "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" => {
             (Kind::Text, (!null).then(|| row.try_get(i).map(Value::Text)))
         }
-        "BYTEA" => (Kind::Bytes, (!null).then(|| row.try_get(i).map(Value::Bytes))),
+        "BYTEA" => (
+            Kind::Bytes,
+            (!null).then(|| row.try_get(i).map(Value::Bytes)),
+        ),
         other => {
             return Err(sqlx::Error::ColumnDecode {
                 index: row.columns()[i].name().to_string(),
@@ -798,46 +806,18 @@ fn pg_value(row: &PgRow, i: usize) -> sqlx::Result<Value> {
     }
 }
 
+/// A query whose rows are each read as one `T` by `read`.
+pub struct Typed<T> {
+    query: Query,
+    read: fn(&Row) -> sqlx::Result<T>,
+}
+
 /// A query whose rows are one column of type `T`.
-pub struct Scalar<T> {
-    query: Query,
-    _t: std::marker::PhantomData<fn() -> T>,
-}
-
-impl<T: for<'r> Decode<'r>> Scalar<T> {
-    pub fn bind(mut self, value: impl Bind) -> Self {
-        self.query = self.query.bind(value);
-        self
-    }
-
-    pub async fn fetch_all<'e>(self, on: impl Executor<'e>) -> sqlx::Result<Vec<T>> {
-        self.query
-            .fetch_all(on)
-            .await?
-            .iter()
-            .map(|r| r.try_get(0usize))
-            .collect()
-    }
-
-    pub async fn fetch_optional<'e>(self, on: impl Executor<'e>) -> sqlx::Result<Option<T>> {
-        match self.query.fetch_optional(on).await? {
-            Some(r) => r.try_get(0usize).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    pub async fn fetch_one<'e>(self, on: impl Executor<'e>) -> sqlx::Result<T> {
-        self.query.fetch_one(on).await?.try_get(0usize)
-    }
-}
-
+pub type Scalar<T> = Typed<T>;
 /// A query whose rows are tuples `T`.
-pub struct As<T> {
-    query: Query,
-    _t: std::marker::PhantomData<fn() -> T>,
-}
+pub type As<T> = Typed<T>;
 
-impl<T: FromRow> As<T> {
+impl<T> Typed<T> {
     pub fn bind(mut self, value: impl Bind) -> Self {
         self.query = self.query.bind(value);
         self
@@ -848,19 +828,20 @@ impl<T: FromRow> As<T> {
             .fetch_all(on)
             .await?
             .iter()
-            .map(T::from_row)
+            .map(self.read)
             .collect()
     }
 
     pub async fn fetch_optional<'e>(self, on: impl Executor<'e>) -> sqlx::Result<Option<T>> {
-        match self.query.fetch_optional(on).await? {
-            Some(r) => T::from_row(&r).map(Some),
-            None => Ok(None),
-        }
+        self.query
+            .fetch_optional(on)
+            .await?
+            .map(|r| (self.read)(&r))
+            .transpose()
     }
 
     pub async fn fetch_one<'e>(self, on: impl Executor<'e>) -> sqlx::Result<T> {
-        T::from_row(&self.query.fetch_one(on).await?)
+        (self.read)(&self.query.fetch_one(on).await?)
     }
 }
 
@@ -874,7 +855,10 @@ mod tests {
             numbered("SELECT '?', \"a?\" FROM t WHERE a = ? AND b IN (?, ?)"),
             "SELECT '?', \"a?\" FROM t WHERE a = $1 AND b IN ($2, $3)"
         );
-        assert_eq!(numbered("SELECT 'it''s ?' WHERE x = ?"), "SELECT 'it''s ?' WHERE x = $1");
+        assert_eq!(
+            numbered("SELECT 'it''s ?' WHERE x = ?"),
+            "SELECT 'it''s ?' WHERE x = $1"
+        );
         assert_eq!(
             numbered("UPDATE t SET a = ?2, b = ?10 WHERE id = ?1 AND c = ?"),
             "UPDATE t SET a = $2, b = $10 WHERE id = $1 AND c = $11"
@@ -925,10 +909,17 @@ mod tests {
             rows[0].try_get::<i64, _>("nope"),
             Err(sqlx::Error::ColumnNotFound(_))
         ));
-        let n: i64 = query_scalar("SELECT count(*) FROM t").fetch_one(&pool).await.unwrap();
+        let n: i64 = query_scalar("SELECT count(*) FROM t")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         assert_eq!(n, 2);
         let mut tx = pool.begin().await.unwrap();
-        query("DELETE FROM t WHERE i = ?").bind(7).execute(&mut tx).await.unwrap();
+        query("DELETE FROM t WHERE i = ?")
+            .bind(7)
+            .execute(&mut tx)
+            .await
+            .unwrap();
         tx.rollback().await.unwrap();
         let pairs: Vec<(Option<i64>, bool)> = query_as("SELECT i, flag FROM t ORDER BY i")
             .fetch_all(&pool)

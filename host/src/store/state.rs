@@ -1,15 +1,16 @@
 //! `connection_state`: the key-value store behind the WIT `state` interface.
 
-
 use super::Pool;
 use crate::ids::{now_ms, ConnectionId};
 
 pub async fn get(pool: &Pool, connection: ConnectionId, key: &str) -> sqlx::Result<Option<String>> {
-    let row = crate::store::sql::query("SELECT value FROM connection_state WHERE connection_id = ? AND key = ?")
-        .bind(connection)
-        .bind(key)
-        .fetch_optional(pool)
-        .await?;
+    let row = crate::store::sql::query(
+        "SELECT value FROM connection_state WHERE connection_id = ? AND key = ?",
+    )
+    .bind(connection)
+    .bind(key)
+    .fetch_optional(pool)
+    .await?;
     Ok(row.map(|r| r.get("value")))
 }
 
@@ -61,11 +62,12 @@ pub async fn keys(
 
 /// Every entry of a connection, for the admin API.
 pub async fn all(pool: &Pool, connection: ConnectionId) -> anyhow::Result<Vec<(String, String)>> {
-    let rows =
-        crate::store::sql::query("SELECT key, value FROM connection_state WHERE connection_id = ? ORDER BY key")
-            .bind(connection)
-            .fetch_all(pool)
-            .await?;
+    let rows = crate::store::sql::query(
+        "SELECT key, value FROM connection_state WHERE connection_id = ? ORDER BY key",
+    )
+    .bind(connection)
+    .fetch_all(pool)
+    .await?;
     Ok(rows
         .into_iter()
         .map(|r| (r.get("key"), r.get("value")))

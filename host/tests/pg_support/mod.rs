@@ -23,7 +23,10 @@ impl PgCluster {
     /// A running cluster, or None (said on stderr) when PostgreSQL is not
     /// installed and not required.
     pub fn start(test: &str) -> Option<Self> {
-        Self::start_with(test, "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+        Self::start_with(
+            test,
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+        )
     }
 
     /// A cluster that syncs its commits as a production server does, for
