@@ -24,7 +24,8 @@ use recoco_sync::config::{Config, Overrides};
 use recoco_sync::Service;
 use recoco_sync_tests::nginx::Nginx;
 use recoco_sync_tests::service::{source_block, SECRET, SOURCE};
-use recoco_sync_tests::webhook::{envelope, headers, now_secs};
+use recoco_sync_tests::succeeded;
+use recoco_sync_tests::webhook::{envelope, post_signed as post};
 
 /// Webhooks of the throughput run (`BENCH_EVENTS` to change), and how many
 /// senders send them.
@@ -64,26 +65,6 @@ async fn rust_target(arrivals: Arrivals, count: Arc<AtomicU64>) -> String {
     format!("http://{addr}/hook")
 }
 
-async fn post(client: &reqwest::Client, url: &str, body: &[u8]) -> String {
-    let mut request = client.post(url).body(body.to_vec());
-    for (k, v) in headers(body, &[SECRET], now_secs()) {
-        request = request.header(k, v);
-    }
-    let response = request.send().await.expect("webhook request");
-    assert_eq!(response.status(), 200);
-    let answer: serde_json::Value = response.json().await.unwrap();
-    answer["id"].as_str().unwrap().to_string()
-}
-
-async fn succeeded(pool: &recoco_sync::store::Pool) -> u64 {
-    recoco_sync::store::sql::query_scalar::<i64>(
-        "SELECT COUNT(*) FROM jobs WHERE state = 'succeeded'",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap() as u64
-}
-
 /// CPU time this process has used (user + system, every thread).
 fn cpu_time() -> Duration {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -103,21 +84,9 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(EVENTS);
     let dir = tempfile::tempdir().unwrap();
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let client_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let target_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let server_rt = recoco_sync_tests::runtime(2);
+    let client_rt = recoco_sync_tests::runtime(2);
+    let target_rt = recoco_sync_tests::runtime(1);
     let arrivals: Arrivals = Arc::default();
     let at_rust_target = Arc::new(AtomicU64::new(0));
     let rust_url = target_rt.block_on(rust_target(arrivals.clone(), at_rust_target.clone()));

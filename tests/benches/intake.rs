@@ -117,16 +117,8 @@ fn fsync_latency(dir: &std::path::Path) -> Duration {
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let client_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let server_rt = recoco_sync_tests::runtime(2);
+    let client_rt = recoco_sync_tests::runtime(2);
     let text = format!(
         "database_url = \"sqlite://{d}/bench.db\"\nplugins_dir = \"{d}/connectors\"\nsecret_key_file = \"{d}/secret.key\"\n\
          [intake]\nrate_limit_per_second = 1000000.0\nrate_limit_burst = 1000000\n\

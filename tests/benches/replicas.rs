@@ -21,8 +21,9 @@ use recoco_sync::config::{Config, Overrides};
 use recoco_sync::Service;
 use recoco_sync_tests::nginx::Nginx;
 use recoco_sync_tests::postgres::PgCluster;
-use recoco_sync_tests::service::{source_block, SECRET, SOURCE};
-use recoco_sync_tests::webhook::{envelope, headers, now_secs};
+use recoco_sync_tests::service::{source_block, SOURCE};
+use recoco_sync_tests::succeeded;
+use recoco_sync_tests::webhook::{envelope, post_signed as post};
 
 const EVENTS: usize = 6000;
 const SENDERS: usize = 48;
@@ -35,24 +36,6 @@ struct Figures {
     end_to_end: f64,
     delivered: u64,
     sent: u64,
-}
-
-async fn post(client: &reqwest::Client, url: &str, body: &[u8]) {
-    let mut request = client.post(url).body(body.to_vec());
-    for (k, v) in headers(body, &[SECRET], now_secs()) {
-        request = request.header(k, v);
-    }
-    let response = request.send().await.expect("webhook request");
-    assert_eq!(response.status(), 200);
-}
-
-async fn succeeded(pool: &recoco_sync::store::Pool) -> u64 {
-    recoco_sync::store::sql::query_scalar::<i64>(
-        "SELECT COUNT(*) FROM jobs WHERE state = 'succeeded'",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap() as u64
 }
 
 /// `replicas` services on `database_url`; returns their webhook URLs and a pool.
@@ -93,16 +76,8 @@ async fn start(
 
 fn run(label: &str, database_url: &str, replicas: usize, target: &str, events: usize) -> Figures {
     let dir = tempfile::tempdir().unwrap();
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let client_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let server_rt = recoco_sync_tests::runtime(2);
+    let client_rt = recoco_sync_tests::runtime(2);
     let (urls, pool, stops) = server_rt.block_on(start(dir.path(), database_url, replicas, target));
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
@@ -174,11 +149,7 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(EVENTS);
     let scratch = tempfile::tempdir().unwrap();
-    let target_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let target_rt = recoco_sync_tests::runtime(1);
     let nginx = Nginx::start(scratch.path());
     let (target, target_name) = match &nginx {
         Some(n) => (n.url.clone(), "nginx-light".to_string()),

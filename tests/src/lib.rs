@@ -15,6 +15,26 @@ pub mod webhook;
 use std::future::Future;
 use std::time::Duration;
 
+/// A multi-thread tokio runtime of `threads` workers (the benchmarks run
+/// the service, the senders and the target on runtimes of their own).
+pub fn runtime(threads: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// Jobs that succeeded so far (the benchmarks' delivered count).
+pub async fn succeeded(pool: &recoco_sync::store::Pool) -> u64 {
+    recoco_sync::store::sql::query_scalar::<i64>(
+        "SELECT COUNT(*) FROM jobs WHERE state = 'succeeded'",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("count succeeded jobs") as u64
+}
+
 /// Polls `check` until it yields `Some`, or panics after `timeout` with `what`.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where

@@ -31,6 +31,19 @@ pub fn headers(body: &[u8], secrets: &[&str], timestamp: i64) -> Vec<(String, St
 
 /// A Recoco envelope for `object_type`/`action` with `object`, serialised like
 /// Python's `json.dumps` (`", "` and `": "` separators, ASCII only).
+/// POSTs `body` signed with [`crate::service::SECRET`] to `url`, expects 200,
+/// and returns the stored event's id.
+pub async fn post_signed(client: &reqwest::Client, url: &str, body: &[u8]) -> String {
+    let mut request = client.post(url).body(body.to_vec());
+    for (k, v) in headers(body, &[crate::service::SECRET], now_secs()) {
+        request = request.header(k, v);
+    }
+    let response = request.send().await.expect("webhook request");
+    assert_eq!(response.status(), 200);
+    let answer: serde_json::Value = response.json().await.expect("a JSON answer");
+    answer["id"].as_str().expect("an event id").to_string()
+}
+
 pub fn envelope(object_type: &str, action: &str, object: serde_json::Value) -> Vec<u8> {
     let value = serde_json::json!({
         "topic": format!("{object_type}/{action}"),

@@ -124,6 +124,7 @@ pub async fn replay_event(
         events::set_status(&mut tx, &event.id, EventStatus::Ignored).await?;
     } else {
         events::refresh_status(&mut tx, &event.id).await?;
+        jobs::announce(&mut tx).await?;
     }
     tx.commit().await?;
     Ok(Replayed {

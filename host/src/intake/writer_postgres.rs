@@ -70,9 +70,15 @@ async fn write_all<'a>(
 ) -> sqlx::Result<Vec<Stored>> {
     let mut tx = pool.begin().await?;
     let mut stored = Vec::new();
+    let mut queued = false;
     let now = now_ms();
     for write in writes {
-        stored.push(write_one(&mut tx, write, now).await?);
+        let s = write_one(&mut tx, write, now).await?;
+        queued |= s == Stored::New && !write.jobs.is_empty();
+        stored.push(s);
+    }
+    if queued {
+        jobs::announce(&mut tx).await?;
     }
     tx.commit().await?;
     Ok(stored)

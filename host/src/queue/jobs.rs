@@ -102,10 +102,18 @@ pub async fn insert(conn: &mut Tx, job: &NewJob) -> sqlx::Result<()> {
         .bind(job.run_at)
         .bind(now_ms())
         .bind(&job.ordering_key)
-        .execute(&mut *conn)
+        .execute(conn)
         .await?;
-    if conn.engine() == crate::store::Engine::Postgres {
-        crate::store::postgres::notify_jobs(conn).await?;
+    Ok(())
+}
+
+/// Says, once per transaction that inserted jobs, that they are there: on
+/// PostgreSQL every replica's idle workers wake when `tx` commits (one
+/// statement per transaction, not per job); nothing to do on SQLite, whose
+/// replicas share this machine's wake-up.
+pub async fn announce(tx: &mut Tx) -> sqlx::Result<()> {
+    if tx.engine() == crate::store::Engine::Postgres {
+        crate::store::postgres::notify_jobs(tx).await?;
     }
     Ok(())
 }
@@ -144,6 +152,7 @@ pub async fn enqueue_task_in(conn: &mut Tx, job: &NewJob) -> anyhow::Result<JobI
         }
     }
     insert(conn, job).await?;
+    announce(conn).await?;
     Ok(job.id.clone())
 }
 

@@ -17,7 +17,6 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Column as _, PgConnection, PgPool, Row as _, SqliteConnection, SqlitePool};
@@ -89,14 +88,6 @@ impl Pool {
         })
     }
 
-    /// One connection of the pool, held until dropped.
-    pub async fn acquire(&self) -> sqlx::Result<Conn> {
-        Ok(match self {
-            Self::Sqlite(p) => Conn::Sqlite(p.acquire().await?),
-            Self::Postgres(p) => Conn::Postgres(p.acquire().await?),
-        })
-    }
-
     pub async fn close(&self) {
         match self {
             Self::Sqlite(p) => p.close().await,
@@ -146,22 +137,7 @@ impl Tx {
     }
 }
 
-/// A connection taken from a [`Pool`].
-pub enum Conn {
-    Sqlite(PoolConnection<sqlx::Sqlite>),
-    Postgres(PoolConnection<sqlx::Postgres>),
-}
-
-impl Conn {
-    pub fn engine(&self) -> Engine {
-        match self {
-            Self::Sqlite(_) => Engine::Sqlite,
-            Self::Postgres(_) => Engine::Postgres,
-        }
-    }
-}
-
-/// Where a query runs: a pool, or one connection (a transaction's included).
+/// Where a query runs: a pool, or a transaction's connection.
 pub enum Target<'e> {
     SqlitePool(&'e SqlitePool),
     PgPool(&'e PgPool),
@@ -169,7 +145,7 @@ pub enum Target<'e> {
     Postgres(&'e mut PgConnection),
 }
 
-/// What a [`Query`] can run on: `&Pool`, `&mut Tx`, `&mut Conn`.
+/// What a [`Query`] can run on: `&Pool` or `&mut Tx`.
 pub trait Executor<'e>: Send {
     fn target(self) -> Target<'e>;
 }
@@ -188,15 +164,6 @@ impl<'e> Executor<'e> for &'e mut Tx {
         match self {
             Tx::Sqlite(t) => Target::Sqlite(t),
             Tx::Postgres(t) => Target::Postgres(t),
-        }
-    }
-}
-
-impl<'e> Executor<'e> for &'e mut Conn {
-    fn target(self) -> Target<'e> {
-        match self {
-            Conn::Sqlite(c) => Target::Sqlite(c),
-            Conn::Postgres(c) => Target::Postgres(c),
         }
     }
 }
@@ -473,22 +440,6 @@ impl Row {
             source: e.into(),
         })
     }
-
-    pub fn len(&self) -> usize {
-        self.values.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
-    }
-
-    pub fn names(&self) -> &[String] {
-        &self.names
-    }
-
-    pub fn values(&self) -> &[Value] {
-        &self.values
-    }
 }
 
 /// A row read as a tuple (`query_as`).
@@ -579,10 +530,6 @@ impl Query {
 
     pub fn build_query_scalar<T: for<'r> Decode<'r>>(&self) -> Scalar<T> {
         self.clone().scalar()
-    }
-
-    pub fn sql(&self) -> &str {
-        &self.sql
     }
 
     pub fn scalar<T: for<'r> Decode<'r>>(self) -> Scalar<T> {
