@@ -30,6 +30,33 @@ pub enum Outcome {
     Neutral,
 }
 
+/// A running job's place in its connection's count: given back with the
+/// run's outcome when dropped, however the run ends. The queue drops it as
+/// soon as it has written the outcome, before the claims served with it, so
+/// they may take the place.
+pub struct Slot {
+    flow: Arc<FlowControl>,
+    connection: ConnectionId,
+    pub outcome: Outcome,
+}
+
+impl Slot {
+    /// The place of a job [`FlowControl::started`] counted.
+    pub fn of_started(flow: Arc<FlowControl>, connection: ConnectionId) -> Self {
+        Self {
+            flow,
+            connection,
+            outcome: Outcome::Neutral,
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.flow.finished(self.connection, self.outcome);
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Circuit {
     Closed,

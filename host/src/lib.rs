@@ -71,6 +71,8 @@ pub struct Service {
     pub flow: Arc<flow::FlowControl>,
     /// The queue workers, once spawned (checked by `/readyz`).
     pub workers: Arc<health::Workers>,
+    /// Turns at SQLite's write lock for intake's writer and the queue's.
+    pub write_turn: Arc<store::write_turn::WriteTurn>,
 }
 
 impl Service {
@@ -131,6 +133,7 @@ impl Service {
             shutdown: CancellationToken::new(),
             flow,
             workers: Arc::default(),
+            write_turn: Arc::default(),
         };
         service.check_connections();
         // Jobs parked for a config fixed in the file since the last run.
@@ -215,6 +218,7 @@ impl Service {
             self.config.intake.max_batch,
             self.config.storage.wal_max_bytes,
             self.wake.clone(),
+            self.write_turn.clone(),
         )?))
     }
 
@@ -241,6 +245,7 @@ impl Service {
                     &database,
                     self.config.storage.wal_max_bytes,
                     self.flow.clone(),
+                    self.write_turn.clone(),
                 )?
             }
         };

@@ -15,6 +15,7 @@ pub mod replicas;
 pub mod sources;
 pub mod sql;
 pub mod state;
+pub mod write_turn;
 
 use std::str::FromStr;
 use std::time::Duration;

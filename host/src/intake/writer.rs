@@ -29,6 +29,7 @@ use crate::ids::now_ms;
 use crate::queue::{jobs, NewJob};
 use crate::store::events::{self, NewEvent};
 use crate::store::maintenance;
+use crate::store::write_turn::WriteTurn;
 
 /// Pending writes the channel holds before requests wait for room.
 const CHANNEL_CAPACITY: usize = 4096;
@@ -100,13 +101,15 @@ impl EventWriter {
     /// Opens `database` (a SQLite file, already migrated) and starts the writer
     /// thread. `wake` is notified after a durable batch that queued jobs.
     /// `wal_max_bytes` bounds the log (see [`crate::store::maintenance::bound_wal`]).
+    /// Each batch is written in its `turn` (see [`WriteTurn`]).
     pub fn start(
         database: &Path,
         max_batch: usize,
         wal_max_bytes: u64,
         wake: Arc<Notify>,
+        turn: Arc<WriteTurn>,
     ) -> anyhow::Result<Self> {
-        Self::start_with_flush(database, max_batch, wal_max_bytes, wake, sync)
+        Self::start_with_flush(database, max_batch, wal_max_bytes, wake, turn, sync)
     }
 
     /// [`EventWriter::start`] with another WAL flush (fault-injection seam).
@@ -115,6 +118,7 @@ impl EventWriter {
         max_batch: usize,
         wal_max_bytes: u64,
         wake: Arc<Notify>,
+        turn: Arc<WriteTurn>,
         sync: FlushFn,
     ) -> anyhow::Result<Self> {
         let conn = crate::store::open_own_connection(database, "intake writer")?;
@@ -125,7 +129,7 @@ impl EventWriter {
         std::thread::Builder::new()
             .name("intake-writer".into())
             .spawn(move || {
-                run(conn, rx, max_batch.max(1), &committed, |conn| {
+                run(conn, rx, max_batch.max(1), &committed, &turn, |conn| {
                     maintenance::bound_wal(conn, &file, wal_max_bytes)
                 })
             })
@@ -175,11 +179,14 @@ fn run(
     mut rx: mpsc::Receiver<(Write, Reply)>,
     max_batch: usize,
     committed: &std::sync::mpsc::Sender<Committed>,
+    turn: &WriteTurn,
     after_commit: impl Fn(&rusqlite::Connection),
 ) {
     let mut batch = Vec::with_capacity(max_batch);
     let mut pruned = std::time::Instant::now();
     while let Some(first) = rx.blocking_recv() {
+        // What arrived while the turn was the queue's joins this batch.
+        let my_turn = turn.take();
         fill(&mut batch, first, &mut rx, max_batch);
         if pruned.elapsed() >= PRUNE_EVERY {
             pruned = std::time::Instant::now();
@@ -206,6 +213,7 @@ fn run(
             }
         };
         after_commit(&conn);
+        drop(my_turn);
         let queued_jobs = batch
             .iter()
             .zip(&results)

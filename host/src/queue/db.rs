@@ -25,8 +25,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::jobs::{JobKind, JobState};
 use super::lease::{Claimed, Finish, CLAIM};
-use crate::flow::{FlowControl, Outcome};
+use crate::flow::{FlowControl, Outcome, Slot};
 use crate::ids::{now_ms, ConnectionId, JobId};
+use crate::store::write_turn::WriteTurn;
 use crate::store::{attempts, attempts::Attempt, events, maintenance};
 
 /// Requests the channel holds before workers wait for room (there are never
@@ -65,6 +66,35 @@ pub(super) struct FinishRequest {
     pub(super) finish: Finish,
     pub(super) attempt: Attempt,
     pub(super) reply: oneshot::Sender<Result<bool, String>>,
+    /// The run's place in flow control, given back once the outcome is
+    /// written (see [`Slot`]).
+    pub(super) slot: Option<Slot>,
+    /// The worker's next claim, served after the outcome (one round trip).
+    pub(super) next: Option<ClaimRequest>,
+}
+
+impl FinishRequest {
+    /// Drops the slots of `batch` (their outcomes are written, or failed to
+    /// be: either way the runs are over).
+    pub(super) fn release_slots(batch: &mut [FinishRequest]) {
+        for r in batch {
+            r.slot = None;
+        }
+    }
+}
+
+/// A worker's request for its next job, sent with its last outcome.
+pub struct NextClaim {
+    pub owner: String,
+    pub lease_ms: i64,
+    pub coalescing: Vec<ConnectionId>,
+}
+
+/// What [`QueueDb::finish_and_claim`] answers: whether the outcome was
+/// recorded (see [`QueueDb::finish`]), and the next job, if one was asked for.
+pub struct FinishedAndNext {
+    pub finished: anyhow::Result<bool>,
+    pub next: anyhow::Result<Option<Claimed>>,
 }
 
 pub(super) enum Request {
@@ -87,6 +117,7 @@ impl QueueDb {
         database: &Path,
         wal_max_bytes: u64,
         flow: Arc<FlowControl>,
+        turn: Arc<WriteTurn>,
     ) -> anyhow::Result<Self> {
         let conn = crate::store::open_own_connection(database, "queue")?;
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
@@ -95,7 +126,7 @@ impl QueueDb {
             .spawn({
                 let file = database.to_path_buf();
                 move || {
-                    run(conn, rx, &flow, |conn| {
+                    run(conn, rx, &flow, &turn, |conn| {
                         maintenance::bound_wal(conn, &file, wal_max_bytes)
                     })
                 }
@@ -142,21 +173,70 @@ impl QueueDb {
         finish: &Finish,
         attempt: Attempt,
     ) -> anyhow::Result<bool> {
-        let event_id = match &job.kind {
-            JobKind::Event { event_id } => Some(event_id.clone()),
-            JobKind::Task { .. } => None,
-        };
         self.ask(|reply| {
             Request::Finish(Box::new(FinishRequest {
                 id: job.id.clone(),
                 owner: job.owner.clone(),
-                event_id,
+                event_id: job.own_event_id(),
                 finish: finish.clone(),
                 attempt,
                 reply,
+                slot: None,
+                next: None,
             }))
         })
         .await
+    }
+
+    /// [`Self::finish`] and [`Self::claim`] in one round trip: the queue
+    /// serves the claim right after writing the outcome, in the same
+    /// transaction when it can, and gives the run's `slot` back in between,
+    /// so a worker goes from one job to the next with one wait.
+    pub async fn finish_and_claim(
+        &self,
+        job: &Claimed,
+        finish: &Finish,
+        attempt: Attempt,
+        slot: Slot,
+        next: Option<NextClaim>,
+    ) -> FinishedAndNext {
+        let (reply, finished) = oneshot::channel();
+        let (next, claimed) = match next {
+            Some(n) => {
+                let (reply, answer) = oneshot::channel();
+                let claim = ClaimRequest {
+                    owner: n.owner,
+                    lease_ms: n.lease_ms,
+                    coalescing: n.coalescing,
+                    reply,
+                };
+                (Some(claim), Some(answer))
+            }
+            None => (None, None),
+        };
+        let request = Request::Finish(Box::new(FinishRequest {
+            id: job.id.clone(),
+            owner: job.owner.clone(),
+            event_id: job.own_event_id(),
+            finish: finish.clone(),
+            attempt,
+            reply,
+            slot: Some(slot),
+            next,
+        }));
+        if self.tx.send(request).await.is_err() {
+            let stopped = || anyhow::anyhow!("the queue thread stopped");
+            return FinishedAndNext {
+                finished: Err(stopped()),
+                next: Err(stopped()),
+            };
+        }
+        let finished = answer(finished.await);
+        let next = match claimed {
+            Some(claimed) => answer(claimed.await),
+            None => Ok(None),
+        };
+        FinishedAndNext { finished, next }
     }
 
     /// Sends the request `make` builds around its reply channel, and waits
@@ -165,32 +245,36 @@ impl QueueDb {
         &self,
         make: impl FnOnce(oneshot::Sender<Result<T, String>>) -> Request,
     ) -> anyhow::Result<T> {
-        let (reply, answer) = oneshot::channel();
+        let (reply, reply_to) = oneshot::channel();
         self.tx
             .send(make(reply))
             .await
             .map_err(|_| anyhow::anyhow!("the queue thread stopped"))?;
-        answer
-            .await
-            .context("the queue thread stopped")?
-            .map_err(anyhow::Error::msg)
+        answer(reply_to.await)
     }
+}
+
+/// A reply of the queue thread, or why there is none.
+fn answer<T>(reply: Result<Result<T, String>, oneshot::error::RecvError>) -> anyhow::Result<T> {
+    reply
+        .context("the queue thread stopped")?
+        .map_err(anyhow::Error::msg)
 }
 
 fn run(
     mut conn: rusqlite::Connection,
     mut rx: mpsc::Receiver<Request>,
     flow: &FlowControl,
+    turn: &WriteTurn,
     after_commit: impl Fn(&rusqlite::Connection),
 ) {
     let mut claims = Vec::new();
     let mut finishes = Vec::new();
     while let Some(first) = rx.blocking_recv() {
-        let mut push = |request| match request {
-            Request::Claim(c) => claims.push(c),
-            Request::Finish(f) => finishes.push(*f),
-        };
+        let mut push = |request| push_request(&mut claims, &mut finishes, request);
         push(first);
+        // What arrived while the turn was intake's joins this batch.
+        let my_turn = turn.take();
         for _ in 1..MAX_BATCH {
             match rx.try_recv() {
                 Ok(next) => push(next),
@@ -204,6 +288,23 @@ fn run(
             std::mem::take(&mut claims),
         );
         after_commit(&conn);
+        drop(my_turn);
+    }
+}
+
+/// Sorts a request into the loop's outcomes and claims (an outcome's next
+/// claim among the claims).
+pub(super) fn push_request(
+    claims: &mut Vec<ClaimRequest>,
+    finishes: &mut Vec<FinishRequest>,
+    request: Request,
+) {
+    match request {
+        Request::Claim(c) => claims.push(c),
+        Request::Finish(mut f) => {
+            claims.extend(f.next.take());
+            finishes.push(*f);
+        }
     }
 }
 
@@ -215,12 +316,13 @@ fn run(
 fn serve(
     conn: &mut rusqlite::Connection,
     flow: &FlowControl,
-    finishes: Vec<FinishRequest>,
+    mut finishes: Vec<FinishRequest>,
     claims: Vec<ClaimRequest>,
 ) {
     if finishes.is_empty() || claims.is_empty() {
         if !finishes.is_empty() {
-            finish_batch(conn, finishes);
+            let results = finish_batch(conn, &mut finishes);
+            answer_finishes(finishes, results);
         }
         if !claims.is_empty() {
             claim_batch(conn, flow, claims);
@@ -231,14 +333,16 @@ fn serve(
     let mut folded = Vec::new();
     let result = (|| {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let done = write_finishes(&tx, &finishes)?;
+        let done = write_finishes(&tx, &finishes);
+        FinishRequest::release_slots(&mut finishes);
+        let done = done?;
         claim_in(&tx, flow, &claims, &mut claimed, &mut folded)?;
         tx.commit()?;
         Ok::<_, rusqlite::Error>(done)
     })();
     match result {
         Ok(done) => {
-            answer_finishes(finishes, done);
+            answer_finishes(finishes, done.into_iter().map(Ok).collect());
             answer_claims(conn, claims, claimed, folded);
         }
         Err(err) => {
@@ -246,8 +350,9 @@ fn serve(
             for job in claimed.into_iter().flatten() {
                 flow.finished(job.connection_id, Outcome::Neutral);
             }
-            finish_batch(conn, finishes);
+            let results = finish_batch(conn, &mut finishes);
             claim_batch(conn, flow, claims);
+            answer_finishes(finishes, results);
         }
     }
 }
@@ -255,29 +360,36 @@ fn serve(
 // ---- outcomes ----------------------------------------------------------------
 
 /// Writes a batch of outcomes in one transaction; when it fails, each alone,
-/// so one bad row cannot fail the others.
-fn finish_batch(conn: &mut rusqlite::Connection, batch: Vec<FinishRequest>) {
+/// so one bad row cannot fail the others. Gives the slots back; the results
+/// are for [`answer_finishes`].
+fn finish_batch(
+    conn: &mut rusqlite::Connection,
+    batch: &mut [FinishRequest],
+) -> Vec<Result<bool, String>> {
     let all = (|| {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let done = write_finishes(&tx, &batch)?;
+        let done = write_finishes(&tx, batch)?;
         tx.commit()?;
         Ok::<_, rusqlite::Error>(done)
     })();
-    match all {
-        Ok(done) => answer_finishes(batch, done),
+    let results = match all {
+        Ok(done) => done.into_iter().map(Ok).collect(),
         Err(err) => {
             tracing::warn!(error = %err, size = batch.len(), "recording a batch of outcomes failed; recording one by one");
-            for r in batch {
-                let one = (|| {
+            batch
+                .iter()
+                .map(|r| {
                     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                    let ours = write_finish(&tx, &r)?;
+                    let ours = write_finish(&tx, r)?;
                     tx.commit()?;
                     Ok::<_, rusqlite::Error>(ours)
-                })();
-                let _ = r.reply.send(one.map_err(|e| e.to_string()));
-            }
+                })
+                .map(|one| one.map_err(|e| e.to_string()))
+                .collect()
         }
-    }
+    };
+    FinishRequest::release_slots(batch);
+    results
 }
 
 /// Writes each outcome of `batch` in `tx`; whether each lease was ours.
@@ -285,10 +397,10 @@ fn write_finishes(tx: &Transaction, batch: &[FinishRequest]) -> rusqlite::Result
     batch.iter().map(|r| write_finish(tx, r)).collect()
 }
 
-/// Answers committed outcomes.
-fn answer_finishes(batch: Vec<FinishRequest>, done: Vec<bool>) {
-    for (r, ours) in batch.into_iter().zip(done) {
-        let _ = r.reply.send(Ok(ours));
+/// Answers outcomes: whether each lease was ours, or why it was not recorded.
+pub(super) fn answer_finishes(batch: Vec<FinishRequest>, results: Vec<Result<bool, String>>) {
+    for (r, result) in batch.into_iter().zip(results) {
+        let _ = r.reply.send(result);
     }
 }
 
@@ -626,8 +738,13 @@ mod tests {
             max_concurrency: Some(concurrency),
             ..Default::default()
         }));
-        let queue =
-            QueueDb::start(&path, crate::store::DEFAULT_WAL_MAX_BYTES, flow.clone()).unwrap();
+        let queue = QueueDb::start(
+            &path,
+            crate::store::DEFAULT_WAL_MAX_BYTES,
+            flow.clone(),
+            Arc::default(),
+        )
+        .unwrap();
         Db {
             _dir: dir,
             path,
@@ -766,6 +883,39 @@ mod tests {
         assert_eq!(got.len(), 1, "one slot, one claim");
     }
 
+    #[tokio::test]
+    async fn an_outcome_gives_its_slot_back_to_the_claim_sent_with_it() {
+        // One job of the connection at a time: the claim sent with the first
+        // job's outcome can only get the second if the outcome's slot is
+        // given back before the claim is served.
+        let db = open(1).await;
+        task(&db.pool, "job_x", None).await;
+        task(&db.pool, "job_y", None).await;
+        let q = &db.queue;
+        let first = q.claim("me:w0", 60_000, vec![]).await.unwrap().unwrap();
+        assert!(
+            q.claim("me:w1", 60_000, vec![]).await.unwrap().is_none(),
+            "the connection's one slot is taken"
+        );
+        let slot = Slot::of_started(db.flow.clone(), first.connection_id);
+        let next = NextClaim {
+            owner: "me:w0".into(),
+            lease_ms: 60_000,
+            coalescing: vec![],
+        };
+        let answer = q
+            .finish_and_claim(&first, &done(), attempt(&first), slot, Some(next))
+            .await;
+        assert!(answer.finished.unwrap(), "the outcome is recorded");
+        let second = answer
+            .next
+            .unwrap()
+            .expect("the next job, in the same round trip");
+        assert_eq!((first.id.as_str(), second.id.as_str()), ("job_x", "job_y"));
+        // The second run holds the slot now.
+        assert!(q.claim("me:w1", 60_000, vec![]).await.unwrap().is_none());
+    }
+
     type Answer<T> = oneshot::Receiver<Result<T, String>>;
 
     /// One loop's outcome and claim, as the queue thread would get them.
@@ -787,6 +937,8 @@ mod tests {
             finish: done(),
             attempt,
             reply: finish_reply,
+            slot: None,
+            next: None,
         };
         let claim = ClaimRequest {
             owner: "me:w1".into(),

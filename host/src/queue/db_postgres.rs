@@ -14,7 +14,8 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::db::{
-    ClaimRequest, EventToDeliver, FinishColumns, FinishRequest, Request, FINISH, MAX_BATCH,
+    answer_finishes, push_request, ClaimRequest, EventToDeliver, FinishColumns, FinishRequest,
+    Request, FINISH, MAX_BATCH,
 };
 use super::jobs::JobKind;
 use super::lease::Claimed;
@@ -59,10 +60,7 @@ pub(super) async fn run(pool: Pool, mut rx: mpsc::Receiver<Request>, flow: Arc<F
     while let Some(first) = rx.recv().await {
         let mut claims = Vec::new();
         let mut finishes = Vec::new();
-        let mut push = |request| match request {
-            Request::Claim(c) => claims.push(c),
-            Request::Finish(f) => finishes.push(*f),
-        };
+        let mut push = |request| push_request(&mut claims, &mut finishes, request);
         push(first);
         for _ in 1..MAX_BATCH {
             match rx.try_recv() {
@@ -93,7 +91,8 @@ async fn begin(pool: &Pool) -> sqlx::Result<Tx> {
 }
 
 /// Writes a batch of outcomes in one transaction; when it fails, each alone.
-async fn finish_batch(pool: &Pool, batch: Vec<FinishRequest>) {
+/// Gives the slots back before answering.
+async fn finish_batch(pool: &Pool, mut batch: Vec<FinishRequest>) {
     let all = async {
         let mut tx = begin(pool).await?;
         let mut done = Vec::with_capacity(batch.len());
@@ -106,26 +105,26 @@ async fn finish_batch(pool: &Pool, batch: Vec<FinishRequest>) {
         Ok::<_, sqlx::Error>(done)
     }
     .await;
-    match all {
-        Ok(done) => {
-            for (r, ours) in batch.into_iter().zip(done) {
-                let _ = r.reply.send(Ok(ours));
-            }
-        }
+    let results = match all {
+        Ok(done) => done.into_iter().map(Ok).collect(),
         Err(err) => {
             tracing::warn!(error = %err, size = batch.len(), "recording a batch of outcomes failed; recording one by one");
-            for r in batch {
+            let mut results = Vec::with_capacity(batch.len());
+            for r in &batch {
                 let one = async {
                     let mut tx = begin(pool).await?;
-                    let ours = write_finish(&mut tx, &r).await?;
+                    let ours = write_finish(&mut tx, r).await?;
                     tx.commit().await?;
                     Ok::<_, sqlx::Error>(ours)
                 }
                 .await;
-                let _ = r.reply.send(one.map_err(|e| e.to_string()));
+                results.push(one.map_err(|e| e.to_string()));
             }
+            results
         }
-    }
+    };
+    FinishRequest::release_slots(&mut batch);
+    answer_finishes(batch, results);
 }
 
 async fn write_finish(tx: &mut Tx, r: &FinishRequest) -> sqlx::Result<bool> {

@@ -39,6 +39,14 @@ pub struct Claimed {
 }
 
 impl Claimed {
+    /// The job's own event (whose status follows the job's outcome).
+    pub fn own_event_id(&self) -> Option<String> {
+        match &self.kind {
+            JobKind::Event { event_id } => Some(event_id.clone()),
+            JobKind::Task { .. } => None,
+        }
+    }
+
     /// The event the connector receives: the latest one folded in, else the job's own.
     pub fn event_to_deliver(&self) -> Option<&str> {
         match &self.kind {

@@ -9,15 +9,15 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use super::db::QueueDb;
+use super::db::{NextClaim, QueueDb};
 use super::decide::{self, Decision};
 use super::jobs::{self, Claimed, Finish, JobKind};
 use super::policy::RetryPolicy;
 use crate::catalog::CatalogHandle;
 use crate::config::{QueueConfig, RuntimeConfig};
 use crate::connection_check;
-use crate::flow::{FlowControl, Outcome};
-use crate::ids::{now_ms, rfc3339};
+use crate::flow::{FlowControl, Outcome, Slot};
+use crate::ids::{now_ms, rfc3339, ConnectionId};
 use crate::outbound::{allow, AllowList};
 use crate::registry::{Plugin, Registry};
 use crate::runtime::{types, Call, Runtime, Scope};
@@ -40,19 +40,6 @@ pub struct Workers {
     pub db: QueueDb,
 }
 
-/// Gives the connection's slot back to flow control however a run ends.
-struct Slot<'a> {
-    flow: &'a FlowControl,
-    connection: i64,
-    outcome: Outcome,
-}
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        self.flow.finished(self.connection, self.outcome);
-    }
-}
-
 impl Workers {
     /// Starts `queue.workers` loops plus the lease reaper.
     pub fn spawn(self: Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
@@ -72,7 +59,13 @@ impl Workers {
 
     async fn run(&self, owner: String) {
         let lease_ms = self.queue.lease.as_millis() as i64;
+        // The job claimed with the last outcome, if any.
+        let mut next: Option<Claimed> = None;
         loop {
+            if let Some(job) = next.take() {
+                next = self.process(job, &owner).await;
+                continue;
+            }
             if self.shutdown.is_cancelled() {
                 return;
             }
@@ -80,14 +73,7 @@ impl Workers {
             // wait is not lost.
             let notified = self.wake.notified();
             match self.claim(&owner, lease_ms).await {
-                Ok(Some(job)) => {
-                    let slot = Slot {
-                        flow: &self.flow,
-                        connection: job.connection_id,
-                        outcome: Outcome::Neutral,
-                    };
-                    self.process(job, slot).await
-                }
+                Ok(Some(job)) => next = Some(job),
                 Ok(None) => {
                     tokio::select! {
                         _ = notified => {}
@@ -107,8 +93,12 @@ impl Workers {
     /// open circuit are left alone, see [`super::db`]); coalescing follows
     /// the plugins' manifests.
     async fn claim(&self, owner: &str, lease_ms: i64) -> anyhow::Result<Option<Claimed>> {
-        let coalescing = self
-            .catalog
+        self.db.claim(owner, lease_ms, self.coalescing()).await
+    }
+
+    /// Connections whose plugin declares `coalesce`.
+    fn coalescing(&self) -> Vec<ConnectionId> {
+        self.catalog
             .get()
             .connections()
             .filter(|c| {
@@ -117,8 +107,16 @@ impl Workers {
                     .is_some_and(|p| p.manifest.coalesce)
             })
             .map(|c| c.id)
-            .collect();
-        self.db.claim(owner, lease_ms, coalescing).await
+            .collect()
+    }
+
+    /// The claim sent with an outcome: none once the service is stopping.
+    fn next_claim(&self, owner: &str) -> Option<NextClaim> {
+        (!self.shutdown.is_cancelled()).then(|| NextClaim {
+            owner: owner.to_string(),
+            lease_ms: self.queue.lease.as_millis() as i64,
+            coalescing: self.coalescing(),
+        })
     }
 
     async fn reap_expired_leases(&self) {
@@ -139,7 +137,10 @@ impl Workers {
         }
     }
 
-    async fn process(&self, job: Claimed, slot: Slot<'_>) {
+    /// Runs `job` and records its outcome; the job claimed with the outcome,
+    /// if any, comes back. (`owner`: this worker, for that claim.)
+    async fn process(&self, job: Claimed, owner: &str) -> Option<Claimed> {
+        let slot = Slot::of_started(self.flow.clone(), job.connection_id);
         let span = tracing::info_span!(
             "queue.job",
             job_id = %job.id,
@@ -148,20 +149,22 @@ impl Workers {
             attempt = job.attempt,
             coalesced = job.coalesced,
         );
-        self.process_inner(job, slot).instrument(span).await
+        self.process_inner(job, slot, owner).instrument(span).await
     }
 
-    async fn process_inner(&self, job: Claimed, mut slot: Slot<'_>) {
+    async fn process_inner(&self, job: Claimed, mut slot: Slot, owner: &str) -> Option<Claimed> {
         let started_at = now_ms();
         let clock = Instant::now();
         let prepared = match self.prepare(&job).await {
             Ok(Some(p)) => p,
-            Ok(None) => return, // parked (waiting, paused) or skipped
+            Ok(None) => return None, // parked (waiting, paused) or skipped
             Err(error) => {
                 let attempt =
                     self.attempt(&job, None, started_at, clock, "failed", Some(&error), None);
                 tracing::error!(error = %error, "job failed before running");
-                return self.record(&job, Finish::Failed { error }, attempt).await;
+                return self
+                    .record(&job, Finish::Failed { error }, attempt, slot, owner)
+                    .await;
             }
         };
         tracing::Span::current().record("connection", prepared.scope.connection.as_str());
@@ -182,7 +185,7 @@ impl Workers {
             _ = lost.cancelled() => {
                 // Another worker runs the job now: stop, and record nothing.
                 tracing::warn!("the job's lease was taken over; stopped without recording");
-                return;
+                return None;
             }
         };
         heartbeat.cancel();
@@ -219,7 +222,7 @@ impl Workers {
             &attempt.outcome,
             attempt.duration_ms,
         );
-        self.record(&job, finish, attempt).await;
+        self.record(&job, finish, attempt, slot, owner).await
     }
 
     /// Says once in the log what happens to a failed job.
@@ -258,28 +261,46 @@ impl Workers {
         }
     }
 
-    async fn record(&self, job: &Claimed, finish: Finish, attempt: Attempt) {
+    /// Records the outcome and claims this worker's next job in the same
+    /// round trip; returns that job.
+    async fn record(
+        &self,
+        job: &Claimed,
+        finish: Finish,
+        attempt: Attempt,
+        slot: Slot,
+        owner: &str,
+    ) -> Option<Claimed> {
+        let answer = self
+            .db
+            .finish_and_claim(job, &finish, attempt.clone(), slot, self.next_claim(owner))
+            .await;
+        let next = answer
+            .next
+            .inspect_err(|err| tracing::warn!(error = %err, "cannot claim a job"))
+            .ok()
+            .flatten();
+        let mut result = answer.finished;
         // The outcome must not be lost to a busy database: retry a few times.
-        for wait in [0u64, 100, 500, 2000, 5000] {
-            // Not even a zero sleep on the first try: tokio's timer would
-            // round it up to its next millisecond tick.
-            if wait > 0 {
-                tokio::time::sleep(Duration::from_millis(wait)).await;
-            }
-            match self.db.finish(job, &finish, attempt.clone()).await {
-                Ok(true) => return,
+        for wait in [100u64, 500, 2000, 5000, 0] {
+            match result {
+                Ok(true) => return next,
                 Ok(false) => {
                     tracing::warn!("the job's lease was taken over; its outcome is not recorded");
-                    return;
+                    return next;
                 }
-                Err(err) => {
+                Err(err) if wait > 0 => {
                     tracing::warn!(error = %err, "cannot record the job's outcome; retrying")
                 }
+                Err(_) => break,
             }
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            result = self.db.finish(job, &finish, attempt.clone()).await;
         }
         tracing::error!(
             "giving up recording the job's outcome; its lease will expire and it will run again"
         );
+        next
     }
 
     /// Renews the lease while the invocation runs. The second token fires when
