@@ -123,8 +123,10 @@ impl Default for IntakeConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
-    /// Jobs run at the same time by this process (default 16). 0 disables
-    /// the workers (intake only).
+    /// Jobs run at the same time by this process (default 32: connectors
+    /// mostly wait on the network, and the queue's batches grow with the
+    /// jobs in flight; measured by the delivery benchmark). 0 disables the
+    /// workers (intake only).
     pub workers: usize,
     /// Attempts before a job that keeps failing with retryable errors is dead.
     pub max_attempts: u32,
@@ -178,7 +180,7 @@ impl Default for QueueConfig {
             // Workers are tasks that mostly wait on the network: 4 of them
             // (2 per connection) capped delivery near 700 events/s, 16 give
             // 2.4 times that (delivery benchmark).
-            workers: 16,
+            workers: 32,
             max_attempts: 1 + crate::queue::policy::DEFAULT_SCHEDULE.len() as u32,
             retry_schedule: crate::queue::policy::DEFAULT_SCHEDULE.to_vec(),
             backoff_base: None,

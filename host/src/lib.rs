@@ -71,8 +71,9 @@ pub struct Service {
     pub flow: Arc<flow::FlowControl>,
     /// The queue workers, once spawned (checked by `/readyz`).
     pub workers: Arc<health::Workers>,
-    /// Turns at SQLite's write lock for intake's writer and the queue's.
-    pub write_turn: Arc<store::write_turn::WriteTurn>,
+    /// On SQLite, the connection intake's writer and the queue's thread
+    /// share (opened by the first of them).
+    write_turn: std::sync::OnceLock<Arc<store::write_turn::WriteTurn>>,
 }
 
 impl Service {
@@ -133,7 +134,7 @@ impl Service {
             shutdown: CancellationToken::new(),
             flow,
             workers: Arc::default(),
-            write_turn: Arc::default(),
+            write_turn: std::sync::OnceLock::new(),
         };
         service.check_connections();
         // Jobs parked for a config fixed in the file since the last run.
@@ -200,6 +201,19 @@ impl Service {
             .layer(tower_http::trace::TraceLayer::new_for_http())
     }
 
+    /// The SQLite connection intake's writer and the queue's thread share.
+    pub fn write_turn(&self) -> anyhow::Result<Arc<store::write_turn::WriteTurn>> {
+        if let Some(turn) = self.write_turn.get() {
+            return Ok(turn.clone());
+        }
+        let database = self
+            .config
+            .sqlite_path()
+            .context("the intake writer and the queue need a SQLite file")?;
+        let turn = Arc::new(store::write_turn::WriteTurn::open(&database)?);
+        Ok(self.write_turn.get_or_init(|| turn).clone())
+    }
+
     /// The durable event sink (the group-commit writer thread).
     pub fn event_writer(&self) -> anyhow::Result<EventSink> {
         if let store::Pool::Postgres(_) = &self.pool {
@@ -218,7 +232,7 @@ impl Service {
             self.config.intake.max_batch,
             self.config.storage.wal_max_bytes,
             self.wake.clone(),
-            self.write_turn.clone(),
+            self.write_turn()?,
         )?))
     }
 
@@ -245,7 +259,7 @@ impl Service {
                     &database,
                     self.config.storage.wal_max_bytes,
                     self.flow.clone(),
-                    self.write_turn.clone(),
+                    self.write_turn()?,
                 )?
             }
         };

@@ -66,7 +66,7 @@ async fn a_failed_batch_is_written_row_by_row_so_one_bad_event_fails_alone() {
         256,
         recoco_sync::store::DEFAULT_WAL_MAX_BYTES,
         Arc::new(tokio::sync::Notify::new()),
-        Arc::default(),
+        Arc::new(recoco_sync::store::write_turn::WriteTurn::open(&path).unwrap()),
     )
     .unwrap();
 
@@ -176,7 +176,7 @@ async fn a_failed_wal_flush_is_answered_503_so_the_sender_retries() {
             256,
             recoco_sync::store::DEFAULT_WAL_MAX_BYTES,
             service.wake.clone(),
-            service.write_turn.clone(),
+            service.write_turn().unwrap(),
             failing_flush,
         )
         .unwrap(),

@@ -1,7 +1,7 @@
 //! Replays and duplicates: each accepted webhook claims keys (digests of what
 //! its sender signed) in `intake_dedup`, inside the intake writer's batch
 //! transaction, so the check costs no round trip: it is one indexed insert on
-//! the writer's own connection. A key already claimed inside the window makes
+//! the writer's connection. A key already claimed inside the window makes
 //! the request a duplicate of the event that claimed it.
 //!
 //! Keys per scheme (see [`recoco_keys`], [`standard_webhooks_keys`]):

@@ -1,9 +1,10 @@
 //! Group commit for intake: concurrent webhooks are written together by one
-//! thread that owns its own SQLite connection, one transaction per batch, and
-//! each request is answered only once its batch is on disk. A batch that fails
-//! is retried row by row so one bad event cannot fail the others.
+//! thread on a plain SQLite connection (shared with the queue's thread, in
+//! turns: see [`WriteTurn`]), one transaction per batch, and each request is
+//! answered only once its batch is on disk. A batch that fails is retried row
+//! by row so one bad event cannot fail the others.
 //!
-//! Why a thread and its own connection: the hot path of the service is here, and
+//! Why a thread and a plain connection: the hot path of the service is here, and
 //! going through the async pool costs a channel round trip per statement. With
 //! cached prepared statements on a plain connection a batch is a few
 //! microseconds per row.
@@ -101,7 +102,8 @@ impl EventWriter {
     /// Opens `database` (a SQLite file, already migrated) and starts the writer
     /// thread. `wake` is notified after a durable batch that queued jobs.
     /// `wal_max_bytes` bounds the log (see [`crate::store::maintenance::bound_wal`]).
-    /// Each batch is written in its `turn` (see [`WriteTurn`]).
+    /// Batches are written on the connection of `turn`, in turns with the
+    /// queue (see [`WriteTurn`]).
     pub fn start(
         database: &Path,
         max_batch: usize,
@@ -121,7 +123,6 @@ impl EventWriter {
         turn: Arc<WriteTurn>,
         sync: FlushFn,
     ) -> anyhow::Result<Self> {
-        let conn = crate::store::open_own_connection(database, "intake writer")?;
         let file = database.to_path_buf();
         let wal = PathBuf::from(format!("{}-wal", database.display()));
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
@@ -129,7 +130,7 @@ impl EventWriter {
         std::thread::Builder::new()
             .name("intake-writer".into())
             .spawn(move || {
-                run(conn, rx, max_batch.max(1), &committed, &turn, |conn| {
+                run(rx, max_batch.max(1), &committed, &turn, |conn| {
                     maintenance::bound_wal(conn, &file, wal_max_bytes)
                 })
             })
@@ -175,7 +176,6 @@ struct Committed {
 
 /// The writer thread: batch and commit, until every sender is gone.
 fn run(
-    mut conn: rusqlite::Connection,
     mut rx: mpsc::Receiver<(Write, Reply)>,
     max_batch: usize,
     committed: &std::sync::mpsc::Sender<Committed>,
@@ -186,7 +186,7 @@ fn run(
     let mut pruned = std::time::Instant::now();
     while let Some(first) = rx.blocking_recv() {
         // What arrived while the turn was the queue's joins this batch.
-        let my_turn = turn.take();
+        let mut conn = turn.take();
         fill(&mut batch, first, &mut rx, max_batch);
         if pruned.elapsed() >= PRUNE_EVERY {
             pruned = std::time::Instant::now();
@@ -213,7 +213,7 @@ fn run(
             }
         };
         after_commit(&conn);
-        drop(my_turn);
+        drop(conn);
         let queued_jobs = batch
             .iter()
             .zip(&results)

@@ -1,7 +1,8 @@
-//! The queue's hot path on a connection of its own: claims and outcomes are
-//! sent to one thread that owns a SQLite connection and serves whatever has
-//! piled up in one transaction — every finished run of the batch, then every
-//! waiting claim — like intake's writer does for webhooks.
+//! The queue's hot path off the pool: claims and outcomes are sent to one
+//! thread that writes on a plain SQLite connection (intake's writer's, in
+//! turns: see [`WriteTurn`]) and serves whatever has piled up in one
+//! transaction — every finished run of the batch, then every waiting claim —
+//! like intake's writer does for webhooks.
 //!
 //! Why: through the async pool each statement is a round trip to one of
 //! sqlx's per-connection threads, and a job took about ten of them (claim,
@@ -74,6 +75,27 @@ pub(super) struct FinishRequest {
 }
 
 impl FinishRequest {
+    /// The request recording `finish` for `job`.
+    fn of(
+        job: &Claimed,
+        finish: &Finish,
+        attempt: Attempt,
+        reply: oneshot::Sender<Result<bool, String>>,
+        slot: Option<Slot>,
+        next: Option<ClaimRequest>,
+    ) -> Request {
+        Request::Finish(Box::new(FinishRequest {
+            id: job.id.clone(),
+            owner: job.owner.clone(),
+            event_id: job.own_event_id(),
+            finish: finish.clone(),
+            attempt,
+            reply,
+            slot,
+            next,
+        }))
+    }
+
     /// Drops the slots of `batch` (their outcomes are written, or failed to
     /// be: either way the runs are over).
     pub(super) fn release_slots(batch: &mut [FinishRequest]) {
@@ -119,14 +141,13 @@ impl QueueDb {
         flow: Arc<FlowControl>,
         turn: Arc<WriteTurn>,
     ) -> anyhow::Result<Self> {
-        let conn = crate::store::open_own_connection(database, "queue")?;
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         std::thread::Builder::new()
             .name("queue-db".into())
             .spawn({
                 let file = database.to_path_buf();
                 move || {
-                    run(conn, rx, &flow, &turn, |conn| {
+                    run(rx, &flow, &turn, |conn| {
                         maintenance::bound_wal(conn, &file, wal_max_bytes)
                     })
                 }
@@ -173,19 +194,8 @@ impl QueueDb {
         finish: &Finish,
         attempt: Attempt,
     ) -> anyhow::Result<bool> {
-        self.ask(|reply| {
-            Request::Finish(Box::new(FinishRequest {
-                id: job.id.clone(),
-                owner: job.owner.clone(),
-                event_id: job.own_event_id(),
-                finish: finish.clone(),
-                attempt,
-                reply,
-                slot: None,
-                next: None,
-            }))
-        })
-        .await
+        self.ask(|reply| FinishRequest::of(job, finish, attempt, reply, None, None))
+            .await
     }
 
     /// [`Self::finish`] and [`Self::claim`] in one round trip: the queue
@@ -214,16 +224,7 @@ impl QueueDb {
             }
             None => (None, None),
         };
-        let request = Request::Finish(Box::new(FinishRequest {
-            id: job.id.clone(),
-            owner: job.owner.clone(),
-            event_id: job.own_event_id(),
-            finish: finish.clone(),
-            attempt,
-            reply,
-            slot: Some(slot),
-            next,
-        }));
+        let request = FinishRequest::of(job, finish, attempt, reply, Some(slot), next);
         if self.tx.send(request).await.is_err() {
             let stopped = || anyhow::anyhow!("the queue thread stopped");
             return FinishedAndNext {
@@ -262,7 +263,6 @@ fn answer<T>(reply: Result<Result<T, String>, oneshot::error::RecvError>) -> any
 }
 
 fn run(
-    mut conn: rusqlite::Connection,
     mut rx: mpsc::Receiver<Request>,
     flow: &FlowControl,
     turn: &WriteTurn,
@@ -274,7 +274,7 @@ fn run(
         let mut push = |request| push_request(&mut claims, &mut finishes, request);
         push(first);
         // What arrived while the turn was intake's joins this batch.
-        let my_turn = turn.take();
+        let mut conn = turn.take();
         for _ in 1..MAX_BATCH {
             match rx.try_recv() {
                 Ok(next) => push(next),
@@ -288,7 +288,7 @@ fn run(
             std::mem::take(&mut claims),
         );
         after_commit(&conn);
-        drop(my_turn);
+        drop(conn);
     }
 }
 
@@ -742,7 +742,7 @@ mod tests {
             &path,
             crate::store::DEFAULT_WAL_MAX_BYTES,
             flow.clone(),
-            Arc::default(),
+            Arc::new(WriteTurn::open(&path).unwrap()),
         )
         .unwrap();
         Db {

@@ -36,7 +36,7 @@ pub struct Workers {
     pub wake: Arc<Notify>,
     pub shutdown: CancellationToken,
     pub flow: Arc<FlowControl>,
-    /// Claims and outcomes, on the queue's own connection.
+    /// Claims and outcomes, on the queue's thread.
     pub db: QueueDb,
 }
 

@@ -21,7 +21,7 @@ pub struct Attempt {
 }
 
 /// Inserts one attempt; parameters in the order of [`Attempt`]'s fields.
-/// Shared by the pool and the queue's own connection.
+/// Shared by the pool and the queue's thread.
 pub const INSERT: &str = "INSERT INTO attempts (job_id, number, plugin, plugin_version, plugin_hash, started_at, duration_ms, outcome, error, summary)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 

@@ -157,7 +157,7 @@ pub async fn list(pool: &Pool, f: &EventFilter) -> anyhow::Result<Vec<Event>> {
 /// pending, failed when any failed, processed when the others succeeded (or
 /// were coalesced into a later run), ignored when every job was cancelled or
 /// skipped (nothing delivered it). Parameters: event id, now. Shared by the
-/// pool and the queue's own connection.
+/// pool and the queue's thread.
 pub const REFRESH_STATUS: &str = "UPDATE events SET status = CASE
          WHEN EXISTS (SELECT 1 FROM jobs WHERE event_id = ?1 AND state IN ('queued', 'running', 'waiting', 'paused')) THEN 'queued'
          WHEN EXISTS (SELECT 1 FROM jobs WHERE event_id = ?1 AND state IN ('failed', 'dead')) THEN 'failed'
