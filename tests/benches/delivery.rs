@@ -186,7 +186,10 @@ fn main() {
         if done >= sent || started.elapsed() > DRAIN_LIMIT {
             break (done, started.elapsed().as_secs_f64());
         }
-        std::thread::sleep(Duration::from_millis(20));
+        // Counting is a query over the jobs the service is writing: rarely
+        // until the end is near (it took 8 % of the drain's CPU every 20 ms).
+        let near = done * 20 >= sent * 19;
+        std::thread::sleep(Duration::from_millis(if near { 10 } else { 100 }));
     };
     let drain_cpu = cpu_time() - drain_cpu;
     let drain_clock = drain_clock.elapsed().as_secs_f64();
