@@ -1121,6 +1121,10 @@ mod tests {
         assert_eq!(c.queue.retry_schedule, d.queue.retry_schedule);
         assert_eq!(c.queue.max_attempts, d.queue.max_attempts);
         assert_eq!(
+            c.queue.workers, d.queue.workers,
+            "the example shows the default"
+        );
+        assert_eq!(
             (c.queue.retry_after_max, c.queue.max_throttles),
             (d.queue.retry_after_max, d.queue.max_throttles)
         );

@@ -40,6 +40,34 @@ async fn summary_of_event(svc: &TestService, event_id: &str) -> Value {
 }
 
 #[tokio::test]
+async fn each_invocation_starts_from_a_clean_memory_even_in_a_reused_slot() {
+    // Freed instance slots keep their pages mapped and are reset by copying
+    // the image back over what the guest dirtied: a static counter written
+    // by one invocation must read 0 again in the next, on whichever slot.
+    let recoco = FakeRecoco::start().await;
+    recoco.add_project(project_fixture());
+    let target = Target::start().await;
+    let svc = start(&echo_config(&recoco, &target, "")).await;
+    for n in 0..6 {
+        let answer = svc
+            .send(envelope(
+                "projects.Project",
+                "update",
+                json!({"id": 1312, "n": n}),
+            ))
+            .await;
+        let event_id = answer.json["id"].as_str().unwrap().to_string();
+        let summary = summary_of_event(&svc, &event_id).await;
+        assert_eq!(
+            summary["calls_in_this_instance"], 1,
+            "invocation {n}: {summary}"
+        );
+        // The host's state store, unlike memory, carries over.
+        assert_eq!(summary["state"]["count_before"], n, "{summary}");
+    }
+}
+
+#[tokio::test]
 async fn every_host_import_works_for_a_connector() {
     let recoco = FakeRecoco::start().await;
     recoco.add_project(project_fixture());

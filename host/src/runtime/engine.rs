@@ -30,10 +30,11 @@ const MAX_TABLES_PER_COMPONENT: u32 = 8;
 /// module's image back over the pages the guest dirtied (found with Linux's
 /// `PAGEMAP_SCAN`) instead of `madvise`. Why: unmapping pages after every
 /// invocation flushed every core's TLB (IPIs) and the next invocation took a
-/// copy-on-write fault per page it touched again, a third of the delivery
-/// path's CPU. A Rust connector's working set fits; a larger one (Python's
-/// 12.5 MiB) has the rest decommitted as before. At most the slots in use at
-/// once stay warm, so this costs about `workers` × these bytes of RSS.
+/// copy-on-write fault per page it touched again: a quarter of the delivery
+/// benchmark's CPU samples. A Rust connector's working set fits; a larger
+/// one (Python's 12.5 MiB) has the rest decommitted as before. Warm slots are
+/// reused first, so about as many stay resident as ran at once: some
+/// `workers` × these bytes of RSS.
 const MEMORY_KEEP_RESIDENT: usize = 2 << 20;
 const TABLE_KEEP_RESIDENT: usize = 64 << 10;
 

@@ -15,9 +15,14 @@
 //! 7. fails with "asked to fail" if the config's `fail` says so, honouring
 //!    `retry_after_ms`; otherwise returns the summary.
 //!
+//! The summary also says how many calls this instance's memory has seen
+//! (`calls_in_this_instance`, a static counter): 1 every time, since each
+//! invocation must start from the module's clean image.
+//!
 //! Host-call failures are recorded in the summary (`{"error": …}`), never
 //! returned, so one test can look at all of them.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use recoco_connector_sdk::http::{Request, Response};
@@ -142,7 +147,11 @@ impl Connector for Echo {
     }
 }
 
+/// Calls this instance's linear memory has seen (in a data segment).
+static CALLS: AtomicU32 = AtomicU32::new(0);
+
 fn echo(ctx: &Context, invocation: Invocation<'_>) -> Result<String, Error> {
+    let calls = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
     let config: Config = ctx.config()?;
     let (kind, label, details) = match &invocation {
         Invocation::Event(event) => ("handle-event", event.id.as_str(), event_json(event)),
@@ -198,6 +207,7 @@ fn echo(ctx: &Context, invocation: Invocation<'_>) -> Result<String, Error> {
     let summary = json!({
         "connector": "test-echo",
         "invocation": kind,
+        "calls_in_this_instance": calls,
         "context": {
             "connection": ctx.connection,
             "source": ctx.source,
