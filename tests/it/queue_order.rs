@@ -38,8 +38,12 @@ struct Inner {
     in_flight_total: usize,
     max_in_flight_total: usize,
     count: u64,
-    /// Every n-th request answers 503 (0: never).
+    /// Every n-th request answers 503 (0: never), but not a version's third
+    /// try: with as many jobs in flight as `n`, running in lock-step, one job
+    /// could take every n-th place and die after `max_attempts`.
     fail_every: u64,
+    /// 503s answered so far, per (project, version).
+    failed: HashMap<(u64, u64), u32>,
     /// Status of every answer when set (a failing target).
     status: Option<u16>,
     delay: Duration,
@@ -116,7 +120,13 @@ async fn record(State(inner): State<Arc<Mutex<Inner>>>, body: Bytes) -> (StatusC
         i.max_in_flight_total = i.max_in_flight_total.max(i.in_flight_total);
         let status = match i.status {
             Some(s) => s,
-            None if i.fail_every > 0 && i.count % i.fail_every == 0 => 503,
+            None if i.fail_every > 0
+                && i.count % i.fail_every == 0
+                && i.failed.get(&(project, version)).copied().unwrap_or(0) < 2 =>
+            {
+                *i.failed.entry((project, version)).or_default() += 1;
+                503
+            }
             None => 200,
         };
         (i.delay, status)
