@@ -103,6 +103,14 @@ pub struct IntakeConfig {
     pub rate_limit_per_second: f64,
     /// Webhooks a source may send at once before the rate applies.
     pub rate_limit_burst: u32,
+    /// While the CPU is saturated and jobs wait for workers, intake accepts
+    /// at most 1/ratio webhook jobs per delivered job, delaying the answers
+    /// of the others (see [`crate::pacing`]): delivery keeps this share of
+    /// intake's rate. 0 = no pacing.
+    pub pacing_min_delivered_ratio: f64,
+    /// Longest delay pacing adds to a webhook's answer; it is then accepted anyway.
+    #[serde(with = "humantime_serde")]
+    pub pacing_max_wait: Duration,
 }
 
 impl Default for IntakeConfig {
@@ -116,6 +124,8 @@ impl Default for IntakeConfig {
             max_header_bytes: 16 * 1024,
             rate_limit_per_second: 100.0,
             rate_limit_burst: 5000,
+            pacing_min_delivered_ratio: 0.8,
+            pacing_max_wait: Duration::from_secs(1),
         }
     }
 }
@@ -702,6 +712,10 @@ impl Config {
         if !rate.is_finite() || rate < 0.0 {
             bail!("intake.rate_limit_per_second must be a positive number of webhooks per second (0 = unlimited)");
         }
+        let pacing = self.intake.pacing_min_delivered_ratio;
+        if !(0.0..=1.0).contains(&pacing) {
+            bail!("intake.pacing_min_delivered_ratio must be between 0 (no pacing) and 1");
+        }
         let mut codes = std::collections::HashSet::new();
         for (i, source) in self.sources.iter().enumerate() {
             if source.code.is_empty()
@@ -1167,6 +1181,16 @@ mod tests {
         assert_eq!(c.intake.dedup_window, d.intake.dedup_window);
         assert_eq!(c.intake.max_header_bytes, d.intake.max_header_bytes);
         assert_eq!(c.intake.rate_limit_burst, d.intake.rate_limit_burst);
+        assert_eq!(
+            (
+                c.intake.pacing_min_delivered_ratio,
+                c.intake.pacing_max_wait
+            ),
+            (
+                d.intake.pacing_min_delivered_ratio,
+                d.intake.pacing_max_wait
+            )
+        );
         assert_eq!(c.sources[0].scheme, Scheme::Recoco);
     }
 
@@ -1214,6 +1238,8 @@ mod tests {
             max_header_bytes = 8192
             rate_limit_per_second = 5.5
             rate_limit_burst = 10
+            pacing_min_delivered_ratio = 0.5
+            pacing_max_wait = "250ms"
             [[sources]]
             code = "portal"
             secrets = ["current-secret-0001", { value = "previous-secret-01", expires_at = "2027-01-31T12:00:00Z" }]
@@ -1225,11 +1251,27 @@ mod tests {
             secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
         "#;
         let c = Config::from_parts(text, &[], &Overrides::default()).unwrap();
+        let over = text.replace(
+            "pacing_min_delivered_ratio = 0.5",
+            "pacing_min_delivered_ratio = 1.5",
+        );
+        let err = Config::from_parts(&over, &[], &Overrides::default()).unwrap_err();
+        assert!(
+            err.to_string().contains("pacing_min_delivered_ratio"),
+            "{err}"
+        );
         assert_eq!(c.intake.dedup_window, Duration::from_secs(3600));
         assert_eq!(c.intake.max_header_bytes, 8192);
         assert_eq!(
             (c.intake.rate_limit_per_second, c.intake.rate_limit_burst),
             (5.5, 10)
+        );
+        assert_eq!(
+            (
+                c.intake.pacing_min_delivered_ratio,
+                c.intake.pacing_max_wait
+            ),
+            (0.5, Duration::from_millis(250))
         );
         let portal = &c.sources[0];
         assert_eq!(portal.scheme, Scheme::Recoco);

@@ -37,6 +37,8 @@ pub struct IntakeState {
     pub catalog: Arc<CatalogHandle>,
     pub registry: Arc<Registry>,
     pub sink: EventSink,
+    /// Delays answers while delivery falls behind on a saturated CPU.
+    pub pacing: Arc<crate::pacing::Pacing>,
     pub config: IntakeConfig,
     /// Attempts given to the jobs an event creates.
     pub max_attempts: u32,

@@ -19,6 +19,7 @@ pub mod managed;
 pub mod metrics;
 pub mod migrate_data;
 pub mod outbound;
+pub mod pacing;
 pub mod queue;
 pub mod registry;
 pub mod replicas;
@@ -69,6 +70,8 @@ pub struct Service {
     pub shutdown: CancellationToken,
     /// Per-connection concurrency, rate limits and circuit breakers.
     pub flow: Arc<flow::FlowControl>,
+    /// Intake's pacing against delivery (fed by the workers).
+    pub pacing: Arc<pacing::Pacing>,
     /// The queue workers, once spawned (checked by `/readyz`).
     pub workers: Arc<health::Workers>,
     /// On SQLite, the connection intake's writer and the queue's thread
@@ -124,6 +127,7 @@ impl Service {
                     config.plugins_dir.display()
                 )
             })?;
+        let pacing = Arc::new(pacing::Pacing::from_config(&config.intake));
         let service = Self {
             config,
             pool,
@@ -133,6 +137,7 @@ impl Service {
             wake,
             shutdown: CancellationToken::new(),
             flow,
+            pacing,
             workers: Arc::default(),
             write_turn: std::sync::OnceLock::new(),
         };
@@ -174,6 +179,7 @@ impl Service {
             catalog: self.catalog.clone(),
             registry: self.registry.clone(),
             sink,
+            pacing: self.pacing.clone(),
             config: self.config.intake.clone(),
             max_attempts: self.config.queue.max_attempts,
         });
@@ -273,6 +279,7 @@ impl Service {
             wake: self.wake.clone(),
             shutdown: self.shutdown.clone(),
             flow: self.flow.clone(),
+            pacing: self.pacing.clone(),
             db,
         });
         let mut handles = workers.spawn();

@@ -80,6 +80,19 @@ pub fn plugin_invocation(plugin: &str, started: Instant) {
         .record(started.elapsed().as_secs_f64());
 }
 
+/// A webhook whose answer pacing delayed (`overdue`: accepted after the
+/// longest wait, without credit), and for how long.
+pub fn paced(admission: crate::pacing::Admission) {
+    let (how, waited) = match admission {
+        crate::pacing::Admission::Free => return,
+        crate::pacing::Admission::Paced(waited) => ("paced", waited),
+        crate::pacing::Admission::Overdue(waited) => ("overdue", waited),
+    };
+    metrics::counter!("recoco_intake_paced_total", "how" => how).increment(1);
+    metrics::counter!("recoco_intake_pacing_wait_milliseconds_total")
+        .increment(waited.as_millis() as u64);
+}
+
 /// An outbound HTTP request answered, by host and status.
 pub fn outbound(host: Option<&str>, status: u16) {
     let labels = [
@@ -183,4 +196,39 @@ async fn queue_gauges(scrape: &Scrape) -> sqlx::Result<()> {
         .map_or(0.0, |t| (now - t).max(0) as f64 / 1000.0);
     metrics::gauge!("recoco_queue_oldest_due_age_seconds").set(age);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pacing::Admission;
+
+    fn counter(text: &str, series: &str) -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn paced_webhooks_are_counted_by_how_with_their_wait() {
+        let before = handle().render();
+        paced(Admission::Free);
+        paced(Admission::Paced(Duration::from_millis(7)));
+        paced(Admission::Overdue(Duration::from_millis(1000)));
+        let after = handle().render();
+        let grew = |series: &str| counter(&after, series) - counter(&before, series);
+        // Other tests of this process may pace webhooks too: at least ours.
+        assert!(
+            grew(r#"recoco_intake_paced_total{how="paced"} "#) >= 1,
+            "{after}"
+        );
+        assert!(
+            grew(r#"recoco_intake_paced_total{how="overdue"} "#) >= 1,
+            "{after}"
+        );
+        assert!(
+            grew("recoco_intake_pacing_wait_milliseconds_total ") >= 1007,
+            "{after}"
+        );
+    }
 }

@@ -10,7 +10,10 @@
 //! hyper server with TCP_NODELAY; the latency target is always the in-process
 //! one (it timestamps arrivals). Everything runs on 127.0.0.1, bounded.
 //!
-//! Run: `cargo bench -p recoco-sync-tests --bench delivery`
+//! Run: `cargo bench -p recoco-sync-tests --bench delivery`. Settings:
+//! `BENCH_EVENTS` (webhooks of the throughput run), `BENCH_WORKERS` (queue
+//! workers; default: the service's), `BENCH_PACING` (intake's
+//! `pacing_min_delivered_ratio`; 0 = off, to compare against the default).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -105,8 +108,17 @@ fn main() {
         ),
         Err(_) => String::new(),
     };
+    // Intake's pacing against delivery: the default unless `BENCH_PACING`
+    // gives another ratio (0 = off, to compare).
+    let pacing = match std::env::var("BENCH_PACING") {
+        Ok(r) => format!(
+            "pacing_min_delivered_ratio = {}\n",
+            r.parse::<f64>().expect("BENCH_PACING")
+        ),
+        Err(_) => String::new(),
+    };
     let text = format!(
-        "database_url = \"sqlite://{d}/bench.db\"\nplugins_dir = \"{d}/connectors\"\nsecret_key_file = \"{d}/secret.key\"\n[intake]\nrate_limit_per_second = 0.0\n{queue}\
+        "database_url = \"sqlite://{d}/bench.db\"\nplugins_dir = \"{d}/connectors\"\nsecret_key_file = \"{d}/secret.key\"\n[intake]\nrate_limit_per_second = 0.0\n{pacing}{queue}\
          {}\
          [[sources]]\ncode = {LATENCY_SOURCE:?}\nsecrets = [{SECRET:?}]\n\
          [[connections]]\nname = \"fwd\"\nsource = {SOURCE:?}\nplugin = \"http-forward\"\n\
@@ -118,6 +130,7 @@ fn main() {
     std::fs::create_dir_all(dir.path().join("connectors")).unwrap();
     let config = Config::from_parts(&text, &[], &Overrides::default()).unwrap();
     let workers = config.queue.workers;
+    let pacing = config.intake.pacing_min_delivered_ratio;
     let (base, pool) = server_rt.block_on(async {
         let service = Service::start(config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -141,7 +154,7 @@ fn main() {
         )
     };
     println!(
-        "delivery benchmark: http-forward to {target_name}, {workers} workers, 2 server threads, {SENDERS} senders"
+        "delivery benchmark: http-forward to {target_name}, {workers} workers, 2 server threads, {SENDERS} senders, intake pacing {pacing}"
     );
 
     // Warm-up: connections, compiled connector, SQLite pages.
@@ -239,8 +252,17 @@ fn main() {
         }
         out
     });
+    // The throughput run's events are in `arrivals` too when it used the
+    // in-process target: count only the latency run's.
+    let latency_arrived = || {
+        let arrived = arrivals.lock().unwrap();
+        sent_at
+            .iter()
+            .filter(|(id, _)| arrived.contains_key(id))
+            .count()
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while arrivals.lock().unwrap().len() < sent_at.len() && Instant::now() < deadline {
+    while latency_arrived() < sent_at.len() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     let arrived = arrivals.lock().unwrap().clone();

@@ -237,6 +237,7 @@ pub async fn receive(
         }
     };
     let status = event.status;
+    crate::metrics::paced(state.pacing.admit(jobs.len()).await);
     match state.sink.write(Write { event, jobs, claim }).await {
         Err(err) => {
             tracing::error!(error = %err, "webhook not stored");

@@ -36,6 +36,8 @@ pub struct Workers {
     pub wake: Arc<Notify>,
     pub shutdown: CancellationToken,
     pub flow: Arc<FlowControl>,
+    /// Told of each delivery, and whether more jobs were waiting.
+    pub pacing: Arc<crate::pacing::Pacing>,
     /// Claims and outcomes, on the queue's thread.
     pub db: QueueDb,
 }
@@ -280,6 +282,7 @@ impl Workers {
             .inspect_err(|err| tracing::warn!(error = %err, "cannot claim a job"))
             .ok()
             .flatten();
+        self.pacing.delivered(next.is_some());
         let mut result = answer.finished;
         // The outcome must not be lost to a busy database: retry a few times.
         for wait in [100u64, 500, 2000, 5000, 0] {
