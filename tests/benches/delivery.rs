@@ -288,5 +288,18 @@ fn main() {
         sent_at.len(),
         "every latency event arrived"
     );
+    // The whole process (service, senders, in-process target): compare runs.
+    let peak = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(str::to_owned)
+        });
+    println!(
+        "  peak memory of the process: {}",
+        peak.as_deref()
+            .map_or("unknown", |l| l["VmHWM:".len()..].trim())
+    );
     drop(nginx);
 }
