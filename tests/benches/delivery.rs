@@ -11,7 +11,8 @@
 //! one (it timestamps arrivals). Everything runs on 127.0.0.1, bounded.
 //!
 //! Run: `cargo bench -p recoco-sync-tests --bench delivery`. Settings:
-//! `BENCH_EVENTS` (webhooks of the throughput run), `BENCH_WORKERS` (queue
+//! `BENCH_EVENTS` (webhooks of the throughput run), `BENCH_SENDERS` (how many
+//! send them at once, 64 by default), `BENCH_WORKERS` (queue
 //! workers; default: the service's), `BENCH_PACING` (intake's
 //! `pacing_min_delivered_ratio`; 0 = off, to compare against the default).
 
@@ -31,7 +32,7 @@ use recoco_sync_tests::succeeded;
 use recoco_sync_tests::webhook::{envelope, post_signed as post};
 
 /// Webhooks of the throughput run (`BENCH_EVENTS` to change), and how many
-/// senders send them.
+/// senders send them (`BENCH_SENDERS`).
 const EVENTS: usize = 20_000;
 const SENDERS: usize = 64;
 /// Projects the webhooks update, round robin.
@@ -86,10 +87,14 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(EVENTS);
+    let senders: usize = std::env::var("BENCH_SENDERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(SENDERS);
     let dir = tempfile::tempdir().unwrap();
-    let server_rt = recoco_sync_tests::runtime(2);
-    let client_rt = recoco_sync_tests::runtime(2);
-    let target_rt = recoco_sync_tests::runtime(1);
+    let server_rt = recoco_sync_tests::named_runtime("service", 2);
+    let client_rt = recoco_sync_tests::named_runtime("senders", 2);
+    let target_rt = recoco_sync_tests::named_runtime("target", 1);
     let arrivals: Arrivals = Arc::default();
     let at_rust_target = Arc::new(AtomicU64::new(0));
     let rust_url = target_rt.block_on(rust_target(arrivals.clone(), at_rust_target.clone()));
@@ -154,7 +159,7 @@ fn main() {
         )
     };
     println!(
-        "delivery benchmark: http-forward to {target_name}, {workers} workers, 2 server threads, {SENDERS} senders, intake pacing {pacing}"
+        "delivery benchmark: http-forward to {target_name}, {workers} workers, 2 server threads, {senders} senders, intake pacing {pacing}"
     );
 
     // Warm-up: connections, compiled connector, SQLite pages.
@@ -169,15 +174,15 @@ fn main() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    // Throughput: EVENTS webhooks as fast as SENDERS clients can send them.
+    // Throughput: EVENTS webhooks as fast as `senders` clients can send them.
     let started = Instant::now();
     client_rt.block_on(async {
-        let tasks: Vec<_> = (0..SENDERS)
+        let tasks: Vec<_> = (0..senders)
             .map(|sender| {
                 let (client, url) = (client.clone(), throughput_in.clone());
                 tokio::spawn(async move {
-                    for i in 0..events / SENDERS {
-                        post(&client, &url, &body(200 + i * SENDERS + sender)).await;
+                    for i in 0..events / senders {
+                        post(&client, &url, &body(200 + i * senders + sender)).await;
                     }
                 })
             })
@@ -193,7 +198,7 @@ fn main() {
     // The backlog's drain, with nothing else running in this process: the
     // service's own delivery rate and CPU per delivered event.
     let (drain_cpu, drain_clock) = (cpu_time(), Instant::now());
-    let sent = (events / SENDERS * SENDERS) as u64;
+    let sent = (events / senders * senders) as u64;
     let (delivered, drain_secs) = loop {
         let done = server_rt.block_on(succeeded(&pool)) - warm;
         if done >= sent || started.elapsed() > DRAIN_LIMIT {

@@ -18,8 +18,15 @@ use std::time::Duration;
 /// A multi-thread tokio runtime of `threads` workers (the benchmarks run
 /// the service, the senders and the target on runtimes of their own).
 pub fn runtime(threads: usize) -> tokio::runtime::Runtime {
+    named_runtime("tokio-rt-worker", threads)
+}
+
+/// The same, its threads named `name` (so `top -H` or `perf` tells the
+/// service's threads from the load generator's).
+pub fn named_runtime(name: &str, threads: usize) -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
+        .thread_name(name)
         .enable_all()
         .build()
         .expect("a tokio runtime")
