@@ -22,8 +22,8 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// With a 1 MiB webhook, one invocation peaks at 15 MiB (Python) and 21 MiB (JS)
 /// of the 64 MiB default `memory_limit`. The pool's total of core instances
 /// (8 per slot) is what Python uses up first: 1,024 slots hold 73 live Python
-/// instances (the default 256 slots about 18: raise `max_instances` for
-/// Python connectors).
+/// instances (the default 256 slots proportionally fewer: raise
+/// `max_instances` for Python connectors).
 const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 50;
 const MAX_MEMORIES_PER_COMPONENT: u32 = 4;
 const MAX_TABLES_PER_COMPONENT: u32 = 8;
