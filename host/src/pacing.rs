@@ -121,7 +121,10 @@ impl Pacing {
             state.backlog_seen = Some(Instant::now());
         }
         drop(state);
-        self.credit_added.notify_waiters();
+        // One waiter at a time: a delivery earns about one admission, and
+        // waking every waiting webhook per delivery would be a herd on the
+        // hot path. A waiter leaving credit behind wakes the next.
+        self.credit_added.notify_one();
     }
 
     /// Waits until intake may store a webhook creating `jobs` jobs.
@@ -132,8 +135,8 @@ impl Pacing {
         let started = Instant::now();
         let deadline = started + self.max_wait;
         loop {
-            // Registered before the credit is looked at, so a delivery in
-            // between is not missed.
+            // A delivery between the look at the credit and the wait is not
+            // missed: `notify_one` then leaves a permit for this wait.
             let added = self.credit_added.notified();
             {
                 let mut state = self.state.lock();
@@ -142,6 +145,9 @@ impl Pacing {
                 }
                 if state.credit >= 1.0 {
                     state.credit -= jobs as f64;
+                    if state.credit >= 1.0 {
+                        self.credit_added.notify_one();
+                    }
                     return Admission::Paced(started.elapsed());
                 }
             }
@@ -273,6 +279,32 @@ mod tests {
         p.delivered(true);
         waiting.await.unwrap();
         assert_eq!(admitted.load(Ordering::SeqCst), 11);
+    }
+
+    #[tokio::test]
+    async fn credit_of_one_delivery_admits_every_webhook_it_covers() {
+        // At 0.25 one delivery earns 4 admissions: the 4 waiting webhooks all
+        // go, not only the one the delivery woke.
+        let p = Arc::new(pacing(0.25, Duration::from_secs(5), Arc::new(true.into())));
+        p.delivered(true);
+        for _ in 0..MAX_CREDIT as usize {
+            assert!(matches!(p.admit(1).await, Admission::Paced(_)));
+        }
+        let waiting: Vec<_> = (0..4)
+            .map(|_| {
+                let p = p.clone();
+                tokio::spawn(async move { p.admit(1).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        p.delivered(true);
+        for w in waiting {
+            let admission = tokio::time::timeout(Duration::from_secs(2), w)
+                .await
+                .expect("admitted by the delivery's credit, before max_wait")
+                .unwrap();
+            assert!(matches!(admission, Admission::Paced(_)), "{admission:?}");
+        }
     }
 
     #[tokio::test]

@@ -82,15 +82,20 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
 }
 
+/// A `BENCH_…` setting, if given (a value that does not parse stops the run
+/// rather than measuring something else).
+fn setting<T: std::str::FromStr>(name: &str) -> Option<T> {
+    let value = std::env::var(name).ok()?;
+    Some(
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={value:?} is not a number")),
+    )
+}
+
 fn main() {
-    let events: usize = std::env::var("BENCH_EVENTS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(EVENTS);
-    let senders: usize = std::env::var("BENCH_SENDERS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(SENDERS);
+    let events: usize = setting("BENCH_EVENTS").unwrap_or(EVENTS);
+    let senders: usize = setting("BENCH_SENDERS").unwrap_or(SENDERS);
     let dir = tempfile::tempdir().unwrap();
     let server_rt = recoco_sync_tests::named_runtime("service", 2);
     let client_rt = recoco_sync_tests::named_runtime("senders", 2);
@@ -106,22 +111,13 @@ fn main() {
 
     let d = dir.path().display();
     // The service's default worker count unless `BENCH_WORKERS` says otherwise.
-    let queue = match std::env::var("BENCH_WORKERS") {
-        Ok(n) => format!(
-            "[queue]\nworkers = {}\n",
-            n.parse::<usize>().expect("BENCH_WORKERS")
-        ),
-        Err(_) => String::new(),
-    };
+    let queue = setting::<usize>("BENCH_WORKERS")
+        .map_or_else(String::new, |n| format!("[queue]\nworkers = {n}\n"));
     // Intake's pacing against delivery: the default unless `BENCH_PACING`
     // gives another ratio (0 = off, to compare).
-    let pacing = match std::env::var("BENCH_PACING") {
-        Ok(r) => format!(
-            "pacing_min_delivered_ratio = {}\n",
-            r.parse::<f64>().expect("BENCH_PACING")
-        ),
-        Err(_) => String::new(),
-    };
+    let pacing = setting::<f64>("BENCH_PACING").map_or_else(String::new, |r| {
+        format!("pacing_min_delivered_ratio = {r}\n")
+    });
     let text = format!(
         "database_url = \"sqlite://{d}/bench.db\"\nplugins_dir = \"{d}/connectors\"\nsecret_key_file = \"{d}/secret.key\"\n[intake]\nrate_limit_per_second = 0.0\n{pacing}{queue}\
          {}\
